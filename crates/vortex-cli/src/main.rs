@@ -1,0 +1,53 @@
+//! The `vortex` command.
+//!
+//! For now it holds one job, `vortex demo`: the same export run twice, eager (collect, then
+//! process) and streaming (a vortex pipeline), each in its own child process so that each
+//! one's peak memory is its own, and a table comparing them.
+
+mod demo;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Constant-memory streaming data pipelines: stream, don't store.
+#[derive(Debug, Parser)]
+#[command(name = "vortex", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Export generated orders to CSV twice, eager and streaming, and compare memory and time.
+    Demo(demo::DemoArgs),
+    /// Run one side of the demo in this process and print its figures (used by `demo`).
+    #[command(hide = true)]
+    DemoWorker(demo::WorkerArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
+        Command::DemoWorker(args) => demo::worker(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vortex: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A closed stdout (`vortex ... | head`) is a normal way for a run to end.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

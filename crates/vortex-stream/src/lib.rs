@@ -1,0 +1,63 @@
+//! Constant-memory streaming data pipelines: stream, don't store.
+//!
+//! Services get OOM-killed when they *collect, then process*: every row of a query, record
+//! of a CSV file or line of a log read into a `Vec` before the work starts. vortex makes the
+//! other way the easy way. A [`Pipeline`] pulls one item at a time from its source through
+//! its stages to its sink, and drops it: memory stays flat whatever the data size, the first
+//! result leaves at once, and dropping the pipeline stops all of its work.
+//!
+//! # A short tour
+//!
+//! ```
+//! use std::num::NonZeroUsize;
+//! use vortex_stream::{ErrorPolicy, Pipeline};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> vortex_stream::Result<()> {
+//! let lines = ["id,amount", "1,9.50", "2,oops", "3,120.00", "4,31.25"];
+//! let policy = ErrorPolicy::skip().max_errors(100);
+//!
+//! let batches = Pipeline::from_iter(lines)
+//!     .skip(1)                                              // the header
+//!     .try_map(|line| {                                     // errors become items...
+//!         let (id, amount) = line.split_once(',').ok_or("no comma")?;
+//!         Ok::<_, Box<dyn std::error::Error + Send + Sync>>((id.parse::<u32>()?, amount.parse::<f64>()?))
+//!     })
+//!     .on_error(policy.clone())                             // ...which a policy handles
+//!     .filter(|(_, amount)| *amount > 10.0)
+//!     .chunk(NonZeroUsize::new(2).unwrap())                 // bounded batches
+//!     .collect::<Vec<_>>()
+//!     .await?;
+//!
+//! assert_eq!(batches, [vec![(3, 120.0), (4, 31.25)]]);
+//! assert_eq!(policy.report().skipped(), 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - **Items are `Result<T>`.** Errors travel in the stream with the data. Operators act on
+//!   values and pass errors on untouched, so an error keeps the operation and [`Position`]
+//!   where it arose. Terminals stop at the first error; an [`ErrorPolicy`] skips errors,
+//!   sends them to a dead-letter sink or enforces an error budget, and keeps a [`Report`].
+//! - **Every buffer is bounded.** Each operator's docs state what it holds; sizes are
+//!   `NonZeroUsize` arguments, never defaults. Only [`Pipeline::collect`] holds everything.
+//! - **Dropping stops work.** A pipeline owns its stages and sources; dropping it drops them.
+//!   [`Pipeline::cancel_on`] and [`Pipeline::deadline`] end a pipeline from outside.
+//! - **It is a [`Stream`](futures_core::Stream).** Operators are inherent methods, so they win
+//!   over `StreamExt`'s when both are in scope, and a pipeline works anywhere a stream does.
+//!   Sync code drives one with [`Pipeline::into_blocking_iter`] or [`Pipeline::run_blocking`].
+
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+
+pub mod core;
+pub mod error;
+mod ops;
+mod pipeline;
+pub mod sources;
+
+pub use crate::core::{ErrorPolicy, Report};
+pub use crate::error::{BoxError, Error, ErrorKind, Position, Result};
+pub use crate::ops::adapters;
+pub use crate::pipeline::{BlockingIter, Pipeline, DEFAULT_READ_CHUNK};

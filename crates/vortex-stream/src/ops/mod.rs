@@ -1,0 +1,95 @@
+//! The stream adapters behind [`Pipeline`](crate::Pipeline)'s operators, one per file.
+//!
+//! Each type here is returned (wrapped in a `Pipeline`) by the method of the same name in
+//! snake case; its documentation, memory bound and examples live on that method. They are
+//! public so that pipeline types can be named, as `futures`' adapters are.
+
+/// Accessors to the stream an adapter wraps, as `futures`' adapters have them.
+macro_rules! delegate_access_inner {
+    ($field:ident, $inner:ty) => {
+        /// Acquires a reference to the underlying stream.
+        pub fn get_ref(&self) -> &$inner {
+            &self.$field
+        }
+
+        /// Acquires a mutable reference to the underlying stream.
+        ///
+        /// Pulling items from it directly skips this adapter.
+        pub fn get_mut(&mut self) -> &mut $inner {
+            &mut self.$field
+        }
+
+        /// Acquires a pinned mutable reference to the underlying stream.
+        pub fn get_pin_mut(self: core::pin::Pin<&mut Self>) -> core::pin::Pin<&mut $inner> {
+            self.project().$field
+        }
+
+        /// Consumes this adapter, returning the underlying stream.
+        pub fn into_inner(self) -> $inner {
+            self.$field
+        }
+    };
+}
+
+mod cancel_on;
+mod chain;
+mod chunk;
+mod chunk_timeout;
+mod deadline;
+mod dedup;
+mod distinct_by;
+mod enumerate;
+mod filter;
+mod filter_map;
+mod flat_map;
+mod group_by_key;
+mod inspect;
+mod map;
+mod merge;
+mod merge_all;
+mod on_error;
+mod scan;
+mod skip;
+mod skip_while;
+mod take;
+mod take_while;
+mod then;
+mod try_filter;
+mod try_map;
+mod try_then;
+mod validate;
+mod window;
+mod zip;
+
+/// Every adapter type, for naming the type of a pipeline.
+pub mod adapters {
+    pub use super::cancel_on::CancelOn;
+    pub use super::chain::Chain;
+    pub use super::chunk::Chunk;
+    pub use super::chunk_timeout::ChunkTimeout;
+    pub use super::deadline::Deadline;
+    pub use super::dedup::Dedup;
+    pub use super::distinct_by::{Distinct, DistinctBy};
+    pub use super::enumerate::Enumerate;
+    pub use super::filter::Filter;
+    pub use super::filter_map::FilterMap;
+    pub use super::flat_map::{FlatMap, Flatten};
+    pub use super::group_by_key::GroupByKey;
+    pub use super::inspect::Inspect;
+    pub use super::map::Map;
+    pub use super::merge::Merge;
+    pub use super::merge_all::MergeAll;
+    pub use super::on_error::OnError;
+    pub use super::scan::Scan;
+    pub use super::skip::Skip;
+    pub use super::skip_while::SkipWhile;
+    pub use super::take::Take;
+    pub use super::take_while::TakeWhile;
+    pub use super::then::Then;
+    pub use super::try_filter::TryFilter;
+    pub use super::try_map::TryMap;
+    pub use super::try_then::TryThen;
+    pub use super::validate::{Validate, ValidateOrElse};
+    pub use super::window::Window;
+    pub use super::zip::Zip;
+}

@@ -1,0 +1,178 @@
+use core::fmt;
+use core::num::NonZeroUsize;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::future::Future;
+use std::io::Read;
+
+use bytes::{Bytes, BytesMut};
+use futures_core::{FusedStream, Stream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::{Error, Result};
+
+type Batch<T> = Vec<Result<T>>;
+type Producer<T> = Box<dyn FnOnce(mpsc::Sender<Batch<T>>) + Send>;
+
+/// Batches in the channel between the blocking thread and the stream.
+const CHANNEL_BATCHES: usize = 1;
+
+/// Stream for the [`from_blocking_iter`](crate::Pipeline::from_blocking_iter) and
+/// [`from_read`](crate::Pipeline::from_read) constructors: a sync iterator run on tokio's
+/// blocking pool, its items handed over in batches.
+///
+/// At most three batches exist at once: one being filled on the blocking thread, one in the
+/// channel and one being yielded. Dropping the stream closes the channel; the blocking thread
+/// stops (and drops the iterator) as soon as its current `next` call returns.
+#[must_use = "streams do nothing unless polled"]
+pub struct Blocking<T> {
+    // The work to start on the blocking pool at the first poll, inside the runtime.
+    producer: Option<Producer<T>>,
+    rx: Option<mpsc::Receiver<Batch<T>>>,
+    batch: std::vec::IntoIter<Result<T>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl<T> fmt::Debug for Blocking<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Blocking")
+            .field("started", &self.producer.is_none())
+            .field("buffered", &self.batch.len())
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> Blocking<T> {
+    pub(crate) fn new<I>(iter: I, batch: NonZeroUsize) -> Self
+    where
+        I: IntoIterator<Item = Result<T>>,
+        I::IntoIter: Send + 'static,
+    {
+        let mut iter = iter.into_iter();
+        let batch = batch.get();
+        let producer: Producer<T> = Box::new(move |tx| loop {
+            let items: Batch<T> = iter.by_ref().take(batch).collect();
+            let last = items.len() < batch;
+            if items.is_empty() || tx.blocking_send(items).is_err() || last {
+                // Ended, or the consumer is gone: stop and drop the iterator.
+                return;
+            }
+        });
+        Blocking {
+            producer: Some(producer),
+            rx: None,
+            batch: Vec::new().into_iter(),
+            task: None,
+        }
+    }
+}
+
+impl<T> Unpin for Blocking<T> {}
+
+impl<T: Send + 'static> Stream for Blocking<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(producer) = this.producer.take() {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return Poll::Ready(Some(Err(Error::internal(
+                    "blocking source",
+                    "polled outside a tokio runtime; drive the pipeline with tokio or run_blocking",
+                ))));
+            };
+            let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+            this.task = Some(runtime.spawn_blocking(move || producer(tx)));
+            this.rx = Some(rx);
+        }
+        loop {
+            if let Some(item) = this.batch.next() {
+                return Poll::Ready(Some(item));
+            }
+            if let Some(rx) = this.rx.as_mut() {
+                match rx.poll_recv(cx) {
+                    Poll::Ready(Some(batch)) => {
+                        this.batch = batch.into_iter();
+                        continue;
+                    }
+                    Poll::Ready(None) => this.rx = None,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            // The channel closed: the producer ended, normally or by a panic.
+            let Some(task) = this.task.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let joined = match Pin::new(task).poll(cx) {
+                Poll::Ready(joined) => joined,
+                Poll::Pending => return Poll::Pending,
+            };
+            this.task = None;
+            return Poll::Ready(match joined {
+                Ok(()) => None,
+                Err(err) if err.is_panic() => Some(Err(Error::internal(
+                    "blocking source",
+                    format!(
+                        "the iterator panicked: {}",
+                        panic_message(&*err.into_panic())
+                    ),
+                ))),
+                Err(err) => Some(Err(Error::internal("blocking source", err.to_string()))),
+            });
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.batch.len(), None)
+    }
+}
+
+impl<T: Send + 'static> FusedStream for Blocking<T> {
+    fn is_terminated(&self) -> bool {
+        self.producer.is_none() && self.rx.is_none() && self.task.is_none() && self.batch.len() == 0
+    }
+}
+
+/// The text of a panic payload, when it has one.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// A sync iterator over chunks of at most `chunk` bytes of `reader`, for [`Blocking`].
+pub(crate) fn read_chunks<R: Read>(
+    mut reader: R,
+    chunk: NonZeroUsize,
+    operation: &'static str,
+) -> impl Iterator<Item = Result<Bytes>> {
+    let mut offset = 0u64;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        let mut buf = BytesMut::zeroed(chunk.get());
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    offset += n as u64;
+                    return Some(Ok(buf.freeze()));
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    failed = true;
+                    return Some(Err(Error::io(operation, err)
+                        .with_position(crate::Position::new().with_byte(offset))));
+                }
+            }
+        }
+    })
+}

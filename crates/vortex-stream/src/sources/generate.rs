@@ -1,0 +1,164 @@
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use crate::{Error, Result};
+
+type Slot<T> = Arc<Mutex<Option<Result<T>>>>;
+
+/// Hands items from a generator closure to its [`Pipeline::generate`](crate::Pipeline::generate)
+/// stream, one at a time.
+///
+/// Written by hand because no well-kept crate offers a `yield` helper as a plain closure
+/// argument without `unsafe` or a macro: the slot holds at most one item, and
+/// [`emit`](Yielder::emit) waits until the consumer has taken it, so the generator never runs
+/// ahead of demand.
+pub struct Yielder<T> {
+    slot: Slot<T>,
+}
+
+impl<T> fmt::Debug for Yielder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Yielder").finish_non_exhaustive()
+    }
+}
+
+impl<T> Yielder<T> {
+    /// Yields a value; completes once the consumer has taken it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes may still deliver the value.
+    pub fn emit(&mut self, value: T) -> Emit<'_, T> {
+        self.emit_item(Ok(value))
+    }
+
+    /// Yields an error item; completes once the consumer has taken it.
+    pub fn emit_err(&mut self, err: Error) -> Emit<'_, T> {
+        self.emit_item(Err(err))
+    }
+
+    /// Yields an item, value or error; completes once the consumer has taken it.
+    pub fn emit_item(&mut self, item: Result<T>) -> Emit<'_, T> {
+        Emit {
+            slot: &self.slot,
+            item: Some(item),
+        }
+    }
+}
+
+/// Future for the [`Yielder::emit`] family of methods.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Emit<'a, T> {
+    slot: &'a Mutex<Option<Result<T>>>,
+    item: Option<Result<T>>,
+}
+
+impl<T> fmt::Debug for Emit<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emit")
+            .field("delivered", &self.item.is_none())
+            .finish()
+    }
+}
+
+// The item is only moved, never pinned.
+impl<T> Unpin for Emit<'_, T> {}
+
+impl<T> Future for Emit<'_, T> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(item) = self.item.take() {
+            // The stream polling this generator takes the item as soon as this returns.
+            *slot = Some(item);
+            return Poll::Pending;
+        }
+        if slot.is_some() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+}
+
+pin_project! {
+    /// Stream for the [`generate`](crate::Pipeline::generate) constructor.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Generate<T, Fut> {
+        slot: Slot<T>,
+        #[pin]
+        fut: Option<Fut>,
+    }
+}
+
+impl<T, Fut> Generate<T, Fut> {
+    pub(crate) fn new<F>(f: F) -> Self
+    where
+        F: FnOnce(Yielder<T>) -> Fut,
+    {
+        let slot: Slot<T> = Arc::new(Mutex::new(None));
+        let fut = f(Yielder {
+            slot: Arc::clone(&slot),
+        });
+        Generate {
+            slot,
+            fut: Some(fut),
+        }
+    }
+}
+
+impl<T, Fut> fmt::Debug for Generate<T, Fut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Generate")
+            .field("done", &self.fut.is_none())
+            .finish()
+    }
+}
+
+impl<T, Fut> Stream for Generate<T, Fut>
+where
+    Fut: Future<Output = Result<()>>,
+{
+    type Item = Result<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        let finished = fut.poll(cx);
+        let item = this
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match (item, finished) {
+            (Some(item), Poll::Pending) => Poll::Ready(Some(item)),
+            (Some(item), Poll::Ready(_)) => {
+                this.fut.set(None);
+                Poll::Ready(Some(item))
+            }
+            (None, Poll::Ready(result)) => {
+                this.fut.set(None);
+                Poll::Ready(result.err().map(Err))
+            }
+            (None, Poll::Pending) => Poll::Pending,
+        }
+    }
+}
+
+impl<T, Fut> FusedStream for Generate<T, Fut>
+where
+    Fut: Future<Output = Result<()>>,
+{
+    fn is_terminated(&self) -> bool {
+        self.fut.is_none()
+    }
+}
