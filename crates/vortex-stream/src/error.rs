@@ -233,6 +233,7 @@ struct Inner {
     position: Option<Position>,
     message: Option<Cow<'static, str>>,
     source: Option<BoxError>,
+    raw: Option<Box<[u8]>>,
 }
 
 impl Error {
@@ -246,6 +247,7 @@ impl Error {
             position: None,
             message: None,
             source: None,
+            raw: None,
         }))
     }
 
@@ -268,6 +270,20 @@ impl Error {
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.0.source = Some(source.into());
         self
+    }
+
+    /// Attaches the raw bytes of the bad record (or a prefix of them), for a dead-letter sink.
+    #[must_use]
+    pub fn with_raw(mut self, raw: impl Into<Box<[u8]>>) -> Self {
+        self.0.raw = Some(raw.into());
+        self
+    }
+
+    /// The raw bytes of the bad record, where the source kept them (decode errors do, up to
+    /// a few KiB).
+    #[must_use]
+    pub fn raw(&self) -> Option<&[u8]> {
+        self.0.raw.as_deref()
     }
 
     /// Wraps an error returned by user code in stage `operation`.
@@ -371,6 +387,10 @@ impl fmt::Debug for Error {
             .field("position", &self.0.position)
             .field("message", &self.0.message)
             .field("source", &self.0.source)
+            .field(
+                "raw",
+                &self.0.raw.as_ref().map(|raw| String::from_utf8_lossy(raw)),
+            )
             .finish()
     }
 }

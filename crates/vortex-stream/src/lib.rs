@@ -53,8 +53,10 @@
 
 pub mod core;
 pub mod error;
+pub mod io;
 mod ops;
 mod pipeline;
+pub mod sinks;
 pub mod sources;
 
 pub use crate::core::{ErrorPolicy, Report};

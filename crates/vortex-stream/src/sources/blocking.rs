@@ -176,3 +176,35 @@ pub(crate) fn read_chunks<R: Read>(
         }
     })
 }
+
+/// The batch size of the format sources: records handed from the decoding thread at once.
+pub(crate) const DEFAULT_BATCH: NonZeroUsize = match NonZeroUsize::new(1024) {
+    Some(n) => n,
+    None => NonZeroUsize::MIN,
+};
+
+/// A format source: opens `input` on the blocking thread, then decodes it with the iterator
+/// `decode` builds from it. An input that cannot be opened is the only item.
+pub(crate) fn from_input<T, I, F>(
+    input: crate::io::Input,
+    operation: &'static str,
+    batch: NonZeroUsize,
+    decode: F,
+) -> crate::Pipeline<Blocking<T>>
+where
+    T: Send + 'static,
+    I: Iterator<Item = Result<T>> + Send + 'static,
+    F: FnOnce(crate::io::OpenedInput) -> I + Send + 'static,
+{
+    let mut decode = Some(decode);
+    let items = std::iter::once_with(move || input.open(operation)).flat_map(
+        move |opened| -> Box<dyn Iterator<Item = Result<T>> + Send> {
+            match (opened, decode.take()) {
+                (Ok(opened), Some(decode)) => Box::new(decode(opened)),
+                (Err(err), _) => Box::new(std::iter::once(Err(err))),
+                (Ok(_), None) => Box::new(std::iter::empty()),
+            }
+        },
+    );
+    crate::Pipeline::from_blocking_iter(items, batch)
+}

@@ -1,17 +1,29 @@
-//! Where items come from: iterators, channels, generator closures, and byte readers, sync or
-//! async. Each source here is wrapped by a [`Pipeline`](crate::Pipeline) constructor, where it
-//! is documented.
+//! Where items come from: iterators, channels, generator closures, byte readers, and the file
+//! formats (lines, CSV, JSON Lines) read from any [`Input`](crate::io::Input).
+//!
+//! The simple sources are wrapped by [`Pipeline`](crate::Pipeline) constructors, where they are
+//! documented; the format sources are builders that end in a pipeline.
 
 mod blocking;
 mod channel;
+#[cfg(feature = "csv")]
+mod csv;
 mod generate;
 mod iter;
+#[cfg(feature = "jsonl")]
+mod jsonl;
+mod lines;
 mod read;
 
 pub use blocking::Blocking;
 pub use channel::Receiver;
+#[cfg(feature = "csv")]
+pub use csv::{CsvSource, Headers, DEFAULT_MAX_RECORD_LEN};
 pub use generate::{Emit, Generate, Yielder};
 pub use iter::Iter;
+#[cfg(feature = "jsonl")]
+pub use jsonl::JsonlSource;
+pub use lines::{LinesSource, DEFAULT_MAX_LINE_LEN};
 pub use read::ReadChunks;
 
 pub(crate) use blocking::read_chunks;

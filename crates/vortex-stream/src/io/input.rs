@@ -1,0 +1,165 @@
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::AsyncRead;
+
+use super::Compression;
+use crate::{Error, ErrorKind, Position, Result};
+
+/// Read buffer size: large enough that a read is rarely a system call per record.
+const BUFFER: usize = 64 * 1024;
+
+/// Where a source reads from: a file, stdin, any reader (sync or async) or bytes in memory.
+///
+/// The input is opened on the source's blocking thread when the pipeline is first polled, so
+/// building a pipeline does no I/O, and an input that cannot be opened is the pipeline's first
+/// (and last) item: an [`Io`](crate::ErrorKind::Io) error naming it.
+///
+/// Its name (the path, `stdin`, or one given with [`name`](Input::name)) is the `source` of
+/// every error position. Compression is detected unless set with
+/// [`compression`](Input::compression).
+///
+/// # Examples
+///
+/// ```
+/// use vortex_stream::io::{Compression, Input};
+///
+/// let a = Input::path("orders.csv.gz"); // gzip, from the extension
+/// let b = Input::bytes("id\n1\n").name("inline");
+/// let c = Input::stdin().compression(Compression::Zstd);
+/// assert_eq!(b.source_name(), "inline");
+/// # let _ = (a, c);
+/// ```
+pub struct Input {
+    kind: InputKind,
+    name: Arc<str>,
+    compression: Compression,
+}
+
+enum InputKind {
+    Path(PathBuf),
+    Stdin,
+    Reader(Box<dyn Read + Send>),
+    AsyncReader(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+impl fmt::Debug for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Input")
+            .field("name", &self.name)
+            .field("compression", &self.compression)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Input {
+    fn new(kind: InputKind, name: impl Into<Arc<str>>) -> Self {
+        Input {
+            kind,
+            name: name.into(),
+            compression: Compression::Auto,
+        }
+    }
+
+    /// A file, opened when the pipeline starts.
+    pub fn path(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let name = path.display().to_string();
+        Input::new(InputKind::Path(path), name)
+    }
+
+    /// The process's standard input.
+    pub fn stdin() -> Self {
+        Input::new(InputKind::Stdin, "stdin")
+    }
+
+    /// Any sync reader; it is read on a blocking thread.
+    pub fn reader(reader: impl Read + Send + 'static) -> Self {
+        Input::new(InputKind::Reader(Box::new(reader)), "reader")
+    }
+
+    /// Any async reader: a socket, an HTTP body, an upload. It is bridged onto the source's
+    /// blocking thread, so the pipeline must run inside a tokio runtime.
+    pub fn async_reader(reader: impl AsyncRead + Send + Unpin + 'static) -> Self {
+        Input::new(InputKind::AsyncReader(Box::new(reader)), "async reader")
+    }
+
+    /// Bytes in memory.
+    pub fn bytes(bytes: impl Into<Bytes>) -> Self {
+        Input::new(
+            InputKind::Reader(Box::new(std::io::Cursor::new(bytes.into()))),
+            "bytes",
+        )
+    }
+
+    /// Names the input in error positions (a URL without credentials, an upload's name).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the compression instead of detecting it.
+    #[must_use]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The name errors give for this input.
+    #[must_use]
+    pub fn source_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Opens the input and its decompressor; blocking, so it runs on the source's thread.
+    pub(crate) fn open(self, operation: &'static str) -> Result<OpenedInput> {
+        let name = self.name;
+        let failed = |e: std::io::Error| {
+            Error::io(operation, e).with_position(Position::new().with_source(Arc::clone(&name)))
+        };
+        let mut compression = self.compression;
+        let reader: Box<dyn BufRead + Send> = match self.kind {
+            InputKind::Path(path) => {
+                if compression == Compression::Auto {
+                    compression = Compression::from_extension(&path).unwrap_or(Compression::Auto);
+                }
+                Box::new(BufReader::with_capacity(
+                    BUFFER,
+                    File::open(&path).map_err(failed)?,
+                ))
+            }
+            InputKind::Stdin => Box::new(BufReader::with_capacity(BUFFER, std::io::stdin())),
+            InputKind::Reader(reader) => Box::new(BufReader::with_capacity(BUFFER, reader)),
+            InputKind::AsyncReader(reader) => {
+                let Ok(_) = tokio::runtime::Handle::try_current() else {
+                    return Err(Error::new(ErrorKind::Internal, operation)
+                        .with_position(Position::new().with_source(name))
+                        .with_message(
+                            "an async reader needs the pipeline to run inside a tokio runtime",
+                        ));
+                };
+                Box::new(BufReader::with_capacity(
+                    BUFFER,
+                    tokio_util::io::SyncIoBridge::new(reader),
+                ))
+            }
+        };
+        let mut reader = reader;
+        if compression == Compression::Auto {
+            compression = Compression::from_magic(reader.fill_buf().map_err(failed)?);
+        }
+        let reader = compression.decoder(reader).map_err(failed)?;
+        Ok(OpenedInput { reader, name })
+    }
+}
+
+/// An opened, decompressing input.
+pub(crate) struct OpenedInput {
+    pub(crate) reader: Box<dyn BufRead + Send>,
+    pub(crate) name: Arc<str>,
+}

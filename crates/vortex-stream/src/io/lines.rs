@@ -1,0 +1,190 @@
+//! The line reader the text sources share: bounded line length, positions, CRLF.
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use crate::{Error, ErrorKind, Position};
+
+/// The longest raw text an error carries for the dead-letter sink.
+pub(crate) const RAW_PREFIX: usize = 4096;
+
+/// Where the line just read starts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LineAt {
+    /// Line number, from 1.
+    pub(crate) line: u64,
+    /// Byte offset of the line's first byte, from 0.
+    pub(crate) byte: u64,
+}
+
+/// Reads lines of at most `max_len` bytes (without the line ending) into a reused buffer.
+///
+/// A longer line is reported as a [`Decode`](ErrorKind::Decode) error and skipped to its end,
+/// without ever holding more than `max_len` bytes of it, so reading goes on with the next line.
+pub(crate) struct LineReader {
+    reader: Box<dyn BufRead + Send>,
+    buf: Vec<u8>,
+    max_len: usize,
+    source: Arc<str>,
+    operation: &'static str,
+    line: u64,
+    byte: u64,
+    failed: bool,
+}
+
+impl LineReader {
+    pub(crate) fn new(
+        reader: Box<dyn BufRead + Send>,
+        max_len: usize,
+        source: Arc<str>,
+        operation: &'static str,
+    ) -> Self {
+        LineReader {
+            reader,
+            buf: Vec::new(),
+            max_len,
+            source,
+            operation,
+            line: 0,
+            byte: 0,
+            failed: false,
+        }
+    }
+
+    /// The position of a line, for errors.
+    pub(crate) fn position(&self, at: LineAt, record: Option<u64>) -> Position {
+        let pos = Position::new()
+            .with_source(Arc::clone(&self.source))
+            .with_line(at.line)
+            .with_byte(at.byte);
+        match record {
+            Some(record) => pos.with_record(record),
+            None => pos,
+        }
+    }
+
+    /// The next line without its ending, or `None` at the end of the input. After an I/O
+    /// error, it returns `None`.
+    pub(crate) fn next_line(&mut self) -> Option<Result<(LineAt, &[u8]), Error>> {
+        if self.failed {
+            return None;
+        }
+        self.buf.clear();
+        let at = LineAt {
+            line: self.line + 1,
+            byte: self.byte,
+        };
+        let mut seen = 0usize;
+        let mut ended = false;
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(Error::io(self.operation, e).with_position(
+                        Position::new()
+                            .with_source(Arc::clone(&self.source))
+                            .with_line(at.line)
+                            .with_byte(self.byte),
+                    )));
+                }
+            };
+            if available.is_empty() {
+                break;
+            }
+            let (take, consume) = match memchr::memchr(b'\n', available) {
+                Some(i) => {
+                    ended = true;
+                    (i, i + 1)
+                }
+                None => (available.len(), available.len()),
+            };
+            let room = self
+                .max_len
+                .saturating_add(1)
+                .saturating_sub(self.buf.len());
+            self.buf.extend_from_slice(&available[..take.min(room)]);
+            seen += take;
+            self.reader.consume(consume);
+            self.byte += consume as u64;
+            if ended {
+                break;
+            }
+        }
+        if !ended && seen == 0 {
+            return None;
+        }
+        self.line += 1;
+        // A CRLF ending: the CR belongs to the ending, not the line.
+        let mut len = seen;
+        if self.buf.len() == seen && self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+            len -= 1;
+        }
+        if len > self.max_len {
+            let raw = self.buf[..self.buf.len().min(RAW_PREFIX)].to_vec();
+            return Some(Err(Error::new(ErrorKind::Decode, self.operation)
+                .with_position(self.position(at, None))
+                .with_message(format!(
+                    "line is {len} bytes long, over the limit of {} bytes",
+                    self.max_len
+                ))
+                .with_raw(raw)));
+        }
+        Some(Ok((at, &self.buf)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(input: &'static [u8], max_len: usize) -> Vec<Result<(u64, u64, String), String>> {
+        let mut reader = LineReader::new(Box::new(input), max_len, Arc::from("t"), "test");
+        let mut out = Vec::new();
+        while let Some(item) = reader.next_line() {
+            out.push(
+                item.map(|(at, line)| {
+                    (at.line, at.byte, String::from_utf8_lossy(line).into_owned())
+                })
+                .map_err(|e| e.to_string()),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn lines_with_lf_crlf_and_no_final_newline() {
+        let out = read_all(b"a\r\nbb\n\nccc", 10);
+        assert_eq!(
+            out,
+            [
+                Ok((1, 0, "a".into())),
+                Ok((2, 3, "bb".into())),
+                Ok((3, 6, String::new())),
+                Ok((4, 7, "ccc".into())),
+            ]
+        );
+        assert!(read_all(b"", 10).is_empty());
+        assert_eq!(read_all(b"x\n", 10), [Ok((1, 0, "x".into()))]);
+    }
+
+    #[test]
+    fn a_long_line_is_an_error_and_reading_goes_on() {
+        let out = read_all(b"ok\n0123456789ABC\nnext\n", 10);
+        assert_eq!(out[0], Ok((1, 0, "ok".into())));
+        assert_eq!(
+            out[1],
+            Err(
+                "test: t: line 2, byte 3: line is 13 bytes long, over the limit of 10 bytes".into()
+            )
+        );
+        assert_eq!(out[2], Ok((3, 17, "next".into())));
+        // Exactly at the limit is fine, CR or not.
+        assert_eq!(
+            read_all(b"0123456789\r\n", 10),
+            [Ok((1, 0, "0123456789".into()))]
+        );
+    }
+}

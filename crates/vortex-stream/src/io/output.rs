@@ -1,0 +1,301 @@
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::io::AsyncWrite;
+
+use super::compression::FinishWrite;
+use super::Compression;
+use crate::{Error, Position, Result};
+
+/// Write buffer size.
+const BUFFER: usize = 64 * 1024;
+
+/// Where a sink writes to: a file, stdout, or any writer (sync or async).
+///
+/// A file is written to a temporary file in the same folder, which is renamed over the final
+/// path only once everything was written and synced: a failed or cancelled pipeline leaves no
+/// half-written file under the final name, and an existing file is only replaced by a
+/// complete one. Compression comes from the extension (`.gz`, `.zst`) unless set with
+/// [`compression`](Output::compression).
+///
+/// # Examples
+///
+/// ```
+/// use vortex_stream::io::{Compression, Output};
+///
+/// let a = Output::path("active.csv.gz"); // gzip, from the extension
+/// let b = Output::stdout().compression(Compression::Gzip);
+/// # let _ = (a, b);
+/// ```
+pub struct Output {
+    kind: OutputKind,
+    name: Arc<str>,
+    compression: Compression,
+}
+
+enum OutputKind {
+    Path(PathBuf),
+    Stdout,
+    Writer(Box<dyn Write + Send>),
+    AsyncWriter(Box<dyn AsyncWrite + Send + Unpin>),
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Output")
+            .field("name", &self.name)
+            .field("compression", &self.compression)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Output {
+    fn new(kind: OutputKind, name: impl Into<Arc<str>>) -> Self {
+        Output {
+            kind,
+            name: name.into(),
+            compression: Compression::Auto,
+        }
+    }
+
+    /// A file, replaced atomically once the pipeline succeeds.
+    pub fn path(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let name = path.display().to_string();
+        Output::new(OutputKind::Path(path), name)
+    }
+
+    /// The process's standard output.
+    pub fn stdout() -> Self {
+        Output::new(OutputKind::Stdout, "stdout")
+    }
+
+    /// Any sync writer; it is written on a blocking thread.
+    pub fn writer(writer: impl Write + Send + 'static) -> Self {
+        Output::new(OutputKind::Writer(Box::new(writer)), "writer")
+    }
+
+    /// Any async writer (a socket, an HTTP body); it is bridged onto the sink's blocking
+    /// thread, so the pipeline must run inside a tokio runtime.
+    pub fn async_writer(writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
+        Output::new(OutputKind::AsyncWriter(Box::new(writer)), "async writer")
+    }
+
+    /// Names the output in errors.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the compression instead of taking it from the extension.
+    #[must_use]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Opens the output (a temporary file for a path); blocking.
+    pub(crate) fn open(self, operation: &'static str) -> Result<OpenedOutput> {
+        let name = self.name;
+        let failed = |e: std::io::Error| {
+            Error::io(operation, e).with_position(Position::new().with_source(Arc::clone(&name)))
+        };
+        let mut compression = self.compression;
+        let mut pending = None;
+        let bytes = Arc::new(AtomicU64::new(0));
+        let raw: Box<dyn Write + Send> = match self.kind {
+            OutputKind::Path(path) => {
+                if compression == Compression::Auto {
+                    compression = Compression::from_extension(&path).unwrap_or(Compression::None);
+                }
+                let (file, temp) = create_temp(&path).map_err(failed)?;
+                let sync = file.try_clone().map_err(failed)?;
+                pending = Some(PendingFile {
+                    temp,
+                    target: path,
+                    file: sync,
+                    committed: false,
+                });
+                Box::new(file)
+            }
+            OutputKind::Stdout => Box::new(std::io::stdout()),
+            OutputKind::Writer(writer) => writer,
+            OutputKind::AsyncWriter(writer) => {
+                let Ok(_) = tokio::runtime::Handle::try_current() else {
+                    return Err(Error::internal(
+                        operation,
+                        "an async writer needs the pipeline to run inside a tokio runtime",
+                    ));
+                };
+                Box::new(tokio_util::io::SyncIoBridge::new(writer))
+            }
+        };
+        if compression == Compression::Auto {
+            compression = Compression::None;
+        }
+        let counted = Counting {
+            inner: raw,
+            bytes: Arc::clone(&bytes),
+        };
+        let compressed = compression
+            .encoder(Box::new(BufWriter::with_capacity(BUFFER, counted)))
+            .map_err(failed)?;
+        Ok(OpenedOutput {
+            writer: SinkWriter {
+                inner: BufWriter::with_capacity(BUFFER, compressed),
+            },
+            commit: Commit {
+                bytes,
+                pending,
+                name,
+                operation,
+            },
+        })
+    }
+}
+
+/// A file being written under a temporary name.
+struct PendingFile {
+    temp: PathBuf,
+    target: PathBuf,
+    file: File,
+    committed: bool,
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Not finished: the partial file goes; the target was never touched.
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Creates `.<name>.<pid>-<n>.tmp` beside `path`.
+fn create_temp(path: &Path) -> std::io::Result<(File, PathBuf)> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
+        })?
+        .to_string_lossy();
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let temp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+        match OpenOptions::new().write(true).create_new(true).open(&temp) {
+            Ok(file) => return Ok((file, temp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Counts the bytes that reach the destination.
+struct Counting {
+    inner: Box<dyn Write + Send>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// An opened output: the writer a format writes to, and what commits it.
+pub(crate) struct OpenedOutput {
+    pub(crate) writer: SinkWriter,
+    pub(crate) commit: Commit,
+}
+
+/// The buffered, compressing writer of an output, handed to a [`Format`](crate::sinks::Format)
+/// and given back by it when done.
+pub struct SinkWriter {
+    inner: BufWriter<Box<dyn FinishWrite>>,
+}
+
+impl fmt::Debug for SinkWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkWriter").finish_non_exhaustive()
+    }
+}
+
+impl Write for SinkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Commits an output once its writer is done. Dropped instead, a file output removes its
+/// temporary file.
+pub(crate) struct Commit {
+    bytes: Arc<AtomicU64>,
+    pending: Option<PendingFile>,
+    name: Arc<str>,
+    operation: &'static str,
+}
+
+impl Commit {
+    /// The error for a failed write to this output.
+    pub(crate) fn write_error(&self, e: std::io::Error) -> Error {
+        Error::io(self.operation, e)
+            .with_position(Position::new().with_source(Arc::clone(&self.name)))
+    }
+
+    /// Flushes, finishes compression, syncs and renames a file into place; returns the bytes
+    /// written to the destination.
+    pub(crate) fn finish(mut self, writer: SinkWriter) -> Result<u64> {
+        let compressed = writer
+            .inner
+            .into_inner()
+            .map_err(|e| self.write_error(e.into_error()))?;
+        compressed.finish().map_err(|e| self.write_error(e))?;
+        if let Some(mut pending) = self.pending.take() {
+            // On failure, dropping `pending` removes the temporary file.
+            pending.file.sync_all().map_err(|e| self.write_error(e))?;
+            std::fs::rename(&pending.temp, &pending.target).map_err(|e| self.write_error(e))?;
+            pending.committed = true;
+        }
+        Ok(self.bytes.load(Ordering::Relaxed))
+    }
+}
+
+/// What a sink wrote: the records, and the bytes that reached the destination (after
+/// compression).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Records written.
+    pub rows: u64,
+    /// Bytes written to the destination.
+    pub bytes: u64,
+}
+
+impl fmt::Display for Written {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} rows, {} bytes", self.rows, self.bytes)
+    }
+}

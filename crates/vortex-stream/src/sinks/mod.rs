@@ -1,0 +1,60 @@
+//! Where items go: file formats (CSV, JSON Lines, lines) written to any
+//! [`Output`](crate::io::Output) by [`Pipeline::write`](crate::Pipeline::write), and the
+//! dead-letter sink for an [`ErrorPolicy`](crate::ErrorPolicy).
+
+#[cfg(feature = "csv")]
+mod csv;
+#[cfg(feature = "jsonl")]
+mod dead_letter;
+#[cfg(feature = "jsonl")]
+mod jsonl;
+mod lines;
+mod write;
+
+#[cfg(feature = "csv")]
+pub use csv::{CsvRecords, CsvRecordsWriter, CsvSink, CsvWriter, RawRecord};
+#[cfg(feature = "jsonl")]
+pub use dead_letter::{DeadLetterCodec, DeadLetters};
+#[cfg(feature = "jsonl")]
+pub use jsonl::{JsonlSink, JsonlWriter};
+pub use lines::{LinesSink, LinesWriter};
+
+pub(crate) use write::write;
+
+use crate::io::SinkWriter;
+use crate::Result;
+
+/// A file format values of type `T` can be written in, by
+/// [`Pipeline::write`](crate::Pipeline::write).
+///
+/// The format's writer runs on the sink's blocking thread: it gets the output's buffered,
+/// compressing [`SinkWriter`], writes each value to it, and gives it back when done so the
+/// output can be committed.
+pub trait Format<T>: Send + 'static {
+    /// The writer of one output.
+    type Writer: FormatWriter<T>;
+
+    /// Starts writing to `out`.
+    ///
+    /// # Errors
+    ///
+    /// When the format cannot start (a header it cannot write).
+    fn writer(self, out: SinkWriter) -> Result<Self::Writer>;
+}
+
+/// Writes values of type `T` in a [`Format`].
+pub trait FormatWriter<T> {
+    /// Writes one value.
+    ///
+    /// # Errors
+    ///
+    /// When the value cannot be encoded or written.
+    fn write(&mut self, value: T) -> Result<()>;
+
+    /// Writes any trailer and gives the output writer back.
+    ///
+    /// # Errors
+    ///
+    /// When the last bytes cannot be written.
+    fn finish(self) -> Result<SinkWriter>;
+}

@@ -1,0 +1,240 @@
+use serde::Deserialize;
+use vortex_stream::io::Input;
+use vortex_stream::sources::{CsvSource, Headers};
+use vortex_stream::{ErrorKind, ErrorPolicy, Position};
+
+use crate::support::{items, only_error, values, Generated};
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Order {
+    id: u32,
+    status: String,
+}
+
+fn order(id: u32, status: &str) -> Order {
+    Order {
+        id,
+        status: status.to_owned(),
+    }
+}
+
+fn src(text: &'static str) -> CsvSource {
+    CsvSource::new(Input::bytes(text).name("t.csv"))
+}
+
+fn fields(record: &csv::StringRecord) -> Vec<String> {
+    record.iter().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn serde_records_match_headers_by_name() {
+    let got = values(items(src("status,id\nactive,1\nshipped,2\n").deserialize::<Order>()).await);
+    assert_eq!(got, [order(1, "active"), order(2, "shipped")]);
+}
+
+#[tokio::test]
+async fn headers_can_be_skipped_or_absent() {
+    let got = values(
+        items(
+            src("x,y\n1,active\n")
+                .headers(Headers::Skip)
+                .deserialize::<Order>(),
+        )
+        .await,
+    );
+    assert_eq!(got, [order(1, "active")]);
+    let got = values(
+        items(
+            src("1,active\n2,new\n")
+                .headers(Headers::None)
+                .deserialize::<Order>(),
+        )
+        .await,
+    );
+    assert_eq!(got, [order(1, "active"), order(2, "new")]);
+}
+
+#[tokio::test]
+async fn options_delimiter_quote_comment_trim() {
+    let input = "id; status\n# a comment\n 1 ;'a;b'\n";
+    let got = values(
+        items(
+            src(input)
+                .delimiter(b';')
+                .quote(b'\'')
+                .comment(Some(b'#'))
+                .trim(true)
+                .records(),
+        )
+        .await,
+    );
+    assert_eq!(got.iter().map(fields).collect::<Vec<_>>(), [["1", "a;b"]]);
+}
+
+#[tokio::test]
+async fn a_wrong_type_names_the_field_record_line_and_byte() {
+    let got = items(src("id,status\n1,a\nx,b\n3,c\n").deserialize::<Order>()).await;
+    assert_eq!(got.len(), 3);
+    let err = only_error(&got);
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    let pos = err.position().unwrap();
+    assert_eq!(
+        (pos.record(), pos.line(), pos.byte()),
+        (Some(1), Some(3), Some(14))
+    );
+    assert_eq!(pos.source(), Some("t.csv"));
+    assert!(
+        err.to_string()
+            .contains("field 0: invalid digit found in string"),
+        "{err}"
+    );
+    assert_eq!(err.raw(), Some(&b"x,b"[..]));
+    assert!(std::error::Error::source(err).is_some());
+}
+
+#[tokio::test]
+async fn ragged_rows_are_errors_unless_flexible() {
+    let text = "a,b\n1,2\n3,4,5\n6,7\n";
+    let got = items(src(text).records()).await;
+    let err = only_error(&got);
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert!(
+        err.to_string().contains("record has 3 fields, expected 2"),
+        "{err}"
+    );
+    assert_eq!(err.position().and_then(Position::line), Some(3));
+    assert_eq!(got.len(), 3, "the next record still decodes");
+    let got = values(items(src(text).flexible(true).records()).await);
+    assert_eq!(
+        got.iter().map(csv::StringRecord::len).collect::<Vec<_>>(),
+        [2, 3, 2]
+    );
+}
+
+#[tokio::test]
+async fn mixed_line_endings_and_embedded_newlines() {
+    let text = "id,note\r\n1,\"two\nlines\"\n2,plain\r\n3,\"x\"\n";
+    let got = values(items(src(text).records()).await);
+    assert_eq!(
+        got.iter().map(fields).collect::<Vec<_>>(),
+        [["1", "two\nlines"], ["2", "plain"], ["3", "x"]]
+    );
+    // Line numbers count the newline inside the quoted field.
+    let got = items(src("id,note\n1,\"a\nb\"\n2,\"c\"d\n").records()).await;
+    let err = only_error(&got);
+    assert_eq!(err.position().and_then(Position::line), Some(4));
+}
+
+#[tokio::test]
+async fn an_unterminated_quote_at_the_end_is_an_error() {
+    let got = items(src("id,note\n1,ok\n2,\"never closed\n3,more\n").records()).await;
+    let err = only_error(&got);
+    assert!(
+        err.to_string()
+            .contains("not closed before the end of the input"),
+        "{err}"
+    );
+    assert_eq!(err.position().and_then(Position::record), Some(1));
+    assert_eq!(err.position().and_then(Position::line), Some(3));
+    // The lenient way reads it as one long field.
+    let got = values(items(src("id,note\n1,\"open\n").strict_quotes(false).records()).await);
+    assert_eq!(fields(&got[0]), ["1", "open\n"]);
+}
+
+#[tokio::test]
+async fn a_quote_inside_an_unquoted_field_is_an_error() {
+    let got = items(src("id,note\n1,say \"hi\"\n2,ok\n").records()).await;
+    let err = only_error(&got);
+    assert!(
+        err.to_string()
+            .contains("quote character inside unquoted field 1"),
+        "{err}"
+    );
+    assert_eq!(err.raw(), Some(&b"1,say \"hi\""[..]));
+    assert_eq!(got.len(), 2);
+}
+
+#[tokio::test]
+async fn a_bom_is_dropped() {
+    let got = values(items(src("\u{feff}id,status\n7,new\n").deserialize::<Order>()).await);
+    assert_eq!(got, [order(7, "new")]);
+}
+
+#[tokio::test]
+async fn empty_and_header_only_inputs_have_no_records() {
+    assert!(items(src("").deserialize::<Order>()).await.is_empty());
+    assert!(items(src("id,status\n").deserialize::<Order>())
+        .await
+        .is_empty());
+    assert!(items(src("id,status").records()).await.is_empty());
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_a_positioned_error() {
+    let bytes: &'static [u8] = b"id,status\n1,ok\n2,\xff\xfe\n3,ok\n";
+    let got = items(CsvSource::new(Input::bytes(bytes)).records()).await;
+    let err = only_error(&got);
+    assert_eq!(
+        err.to_string(),
+        "csv source: decode: bytes: record 1 (line 3, byte 15): invalid UTF-8 in field 1"
+    );
+    let got = items(CsvSource::new(Input::bytes(bytes)).deserialize::<Order>()).await;
+    assert_eq!(
+        only_error(&got).position().and_then(Position::line),
+        Some(3)
+    );
+    assert_eq!(got.len(), 3);
+}
+
+#[tokio::test]
+async fn nul_bytes_are_errors_unless_allowed() {
+    let bytes: &'static [u8] = b"id,status\n1,o\0k\n";
+    let got = items(CsvSource::new(Input::bytes(bytes)).records()).await;
+    assert!(only_error(&got).to_string().contains("NUL byte"));
+    let got = values(
+        items(
+            CsvSource::new(Input::bytes(bytes))
+                .allow_nul(true)
+                .records(),
+        )
+        .await,
+    );
+    assert_eq!(&got[0][1], "o\0k");
+}
+
+#[tokio::test]
+async fn a_100_mb_field_stops_at_the_cap_without_being_held() {
+    let input = Generated {
+        head: b"id,blob\n1,small\n2,".to_vec(),
+        fill: b'x',
+        len: 100 * 1024 * 1024,
+        tail: b"\n3,after\n".to_vec(),
+        pos: 0,
+    };
+    let got = items(CsvSource::new(Input::reader(input).name("huge.csv")).records()).await;
+    assert_eq!(got.len(), 2, "the source ends at the oversized record");
+    assert_eq!(&got[0].as_ref().unwrap()[1], "small");
+    let err = got[1].as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert!(
+        err.to_string()
+            .contains("longer than the limit of 16777216 bytes"),
+        "{err}"
+    );
+    assert_eq!(err.position().and_then(Position::line), Some(3));
+}
+
+#[tokio::test]
+async fn a_record_just_past_a_small_cap_is_reported_and_skipped() {
+    let text = format!("id,blob\n1,{}\n2,ok\n", "y".repeat(200));
+    let policy = ErrorPolicy::skip();
+    let got = CsvSource::new(Input::bytes(text))
+        .max_record_len(100)
+        .records()
+        .on_error(policy.clone())
+        .collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(got.iter().map(fields).collect::<Vec<_>>(), [["2", "ok"]]);
+    assert_eq!(policy.report().errors(ErrorKind::Decode), 1);
+}

@@ -1,0 +1,43 @@
+use vortex_stream::io::Input;
+use vortex_stream::sinks::DeadLetters;
+use vortex_stream::sources::JsonlSource;
+use vortex_stream::ErrorPolicy;
+
+#[derive(serde::Deserialize)]
+struct Log {
+    #[allow(dead_code)] // read only to check that the line decodes
+    level: String,
+}
+
+#[tokio::test]
+async fn bad_records_land_in_the_dead_letter_file_with_position_and_raw_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let text: &[u8] = b"{\"level\":\"a\"}\n{\"level\":\n{\"level\":\"b\"}\n\xff\n";
+    let policy = ErrorPolicy::dead_letter(DeadLetters::create(&dead).await.unwrap());
+    let good = JsonlSource::new(Input::bytes(text.to_vec()).name("logs.jsonl"))
+        .deserialize::<Log>()
+        .on_error(policy.clone())
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(good, 2);
+    assert_eq!(policy.report().dead_lettered(), 2);
+    let letters: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[0]["kind"], "decode");
+    assert_eq!(letters[0]["source"], "logs.jsonl");
+    assert_eq!(letters[0]["record"], 1);
+    assert_eq!(letters[0]["line"], 2);
+    assert_eq!(letters[0]["raw"], "{\"level\":");
+    assert!(letters[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("EOF while parsing"));
+    assert_eq!(letters[1]["line"], 4);
+    assert_eq!(letters[1]["raw"], "\u{fffd}", "raw text is kept, lossily");
+}

@@ -1,0 +1,140 @@
+use serde::Deserialize;
+use vortex_stream::io::{Compression, Input};
+use vortex_stream::sources::JsonlSource;
+use vortex_stream::{ErrorKind, Position};
+
+use crate::support::{items, only_error, values};
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Log {
+    level: String,
+    latency_ms: u32,
+}
+
+fn log(level: &str, latency_ms: u32) -> Log {
+    Log {
+        level: level.to_owned(),
+        latency_ms,
+    }
+}
+
+fn src(text: &'static str) -> JsonlSource {
+    JsonlSource::new(Input::bytes(text).name("t.jsonl"))
+}
+
+#[tokio::test]
+async fn values_blank_lines_and_no_final_newline() {
+    let text =
+        "{\"level\":\"info\",\"latency_ms\":1}\n\n   \r\n{\"level\":\"error\",\"latency_ms\":2}";
+    let got = values(items(src(text).deserialize::<Log>()).await);
+    assert_eq!(got, [log("info", 1), log("error", 2)]);
+    let any = values(items(src("[1,2]\n\"x\"\n").values()).await);
+    assert_eq!(any, [serde_json::json!([1, 2]), serde_json::json!("x")]);
+}
+
+/// Decodes `bad` between two good lines and checks what every bad line must get: one
+/// positioned error with its cause and raw text, and the next line still decoded.
+async fn bad_line(bad: &'static str) -> Vec<vortex_stream::Result<Log>> {
+    let text = format!(
+        "{{\"level\":\"a\",\"latency_ms\":1}}\n{bad}\n{{\"level\":\"b\",\"latency_ms\":2}}\n"
+    );
+    let got =
+        items(JsonlSource::new(Input::bytes(text).name("t.jsonl")).deserialize::<Log>()).await;
+    assert_eq!(got.len(), 3, "the line after a bad one still decodes");
+    assert_eq!(got[2].as_ref().unwrap(), &log("b", 2));
+    let err = only_error(&got);
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    let pos = err.position().unwrap();
+    assert_eq!(
+        (pos.source(), pos.record(), pos.line()),
+        (Some("t.jsonl"), Some(1), Some(2))
+    );
+    assert!(std::error::Error::source(err).is_some());
+    assert_eq!(err.raw(), Some(bad.as_bytes()));
+    got
+}
+
+#[tokio::test]
+async fn a_truncated_object() {
+    let got = bad_line("{\"level\":\"x\",\"lat").await;
+    let err = only_error(&got);
+    assert!(err.message().contains("EOF while parsing"), "{err}");
+}
+
+#[tokio::test]
+async fn trailing_garbage_after_a_value() {
+    let got = bad_line("{\"level\":\"x\",\"latency_ms\":3} oops").await;
+    let err = only_error(&got);
+    assert_eq!(err.message(), "trailing characters (column 30)");
+    // The byte offset points at the fault: the line starts at byte 29, "oops" at its 30th.
+    assert_eq!(err.position().and_then(Position::byte), Some(29 + 29));
+}
+
+#[tokio::test]
+async fn a_non_object_where_a_struct_is_expected() {
+    let got = bad_line("42").await;
+    let err = only_error(&got);
+    assert!(
+        err.message()
+            .contains("invalid type: integer `42`, expected struct Log"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_field_type() {
+    let got = bad_line("{\"level\":\"x\",\"latency_ms\":\"slow\"}").await;
+    let err = only_error(&got);
+    assert!(
+        err.message()
+            .contains("invalid type: string \"slow\", expected u32"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_utf8() {
+    let bytes: &'static [u8] = b"{\"level\":\"a\xff\",\"latency_ms\":1}\n";
+    let got = items(JsonlSource::new(Input::bytes(bytes)).deserialize::<Log>()).await;
+    let err = only_error(&got);
+    assert!(err.message().contains("invalid unicode"), "{err}");
+    assert_eq!(err.position().and_then(Position::line), Some(1));
+}
+
+#[tokio::test]
+async fn a_line_past_the_cap() {
+    let text = format!(
+        "{{\"level\":\"{}\",\"latency_ms\":1}}\n{{\"level\":\"b\",\"latency_ms\":2}}\n",
+        "z".repeat(500)
+    );
+    let got = items(
+        JsonlSource::new(Input::bytes(text))
+            .max_line_len(100)
+            .deserialize::<Log>(),
+    )
+    .await;
+    assert_eq!(got.len(), 2);
+    assert!(only_error(&got)
+        .message()
+        .contains("over the limit of 100 bytes"));
+    assert_eq!(got[1].as_ref().unwrap(), &log("b", 2));
+}
+
+#[tokio::test]
+async fn a_truncated_gzip_file_fails_at_the_end_not_silently() {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for i in 0..2000 {
+        writeln!(encoder, "{{\"level\":\"info\",\"latency_ms\":{i}}}").unwrap();
+    }
+    let whole = encoder.finish().unwrap();
+    let cut = whole[..whole.len() / 2].to_vec();
+    let got = items(
+        JsonlSource::new(Input::bytes(cut).compression(Compression::Auto)).deserialize::<Log>(),
+    )
+    .await;
+    let last = got.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(last.kind(), ErrorKind::Io);
+    assert!(got[..got.len() - 1].iter().all(Result::is_ok));
+    assert!(got.len() > 1 && got.len() < 2001);
+}

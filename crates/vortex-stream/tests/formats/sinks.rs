@@ -1,0 +1,152 @@
+use std::time::Duration;
+
+use serde::Serialize;
+use vortex_stream::io::{Input, Output};
+use vortex_stream::sinks::{CsvRecords, CsvSink, JsonlSink};
+use vortex_stream::sources::CsvSource;
+use vortex_stream::{Error, ErrorKind, Pipeline};
+
+#[derive(Serialize, Clone)]
+struct Row {
+    id: u32,
+    email: String,
+}
+
+fn rows(n: u32) -> Vec<Row> {
+    (0..n)
+        .map(|id| Row {
+            id,
+            email: format!("user{id}@example.com"),
+        })
+        .collect()
+}
+
+/// Files in `dir` other than `keep`: temporary files left behind.
+fn leftovers(dir: &std::path::Path, keep: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != keep)
+        .collect()
+}
+
+#[tokio::test]
+async fn csv_writes_the_header_once_and_reports_rows_and_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let written = Pipeline::from_iter(rows(3000))
+        .write(CsvSink::new(), Output::path(&path))
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(written.rows, 3000);
+    assert_eq!(written.bytes, text.len() as u64);
+    assert_eq!(text.lines().count(), 3001);
+    assert_eq!(text.matches("id,email").count(), 1);
+    assert!(text.ends_with("2999,user2999@example.com\n"));
+    assert!(leftovers(dir.path(), "out.csv").is_empty());
+}
+
+#[tokio::test]
+async fn raw_records_round_trip_through_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("copy.tsv");
+    let input = "a,b\n\"x,1\",\"say \"\"hi\"\"\"\n2,\"multi\nline\"\n";
+    let written = CsvSource::new(Input::bytes(input))
+        .records()
+        .write(CsvRecords::new().delimiter(b'\t'), Output::path(&path))
+        .await
+        .unwrap();
+    assert_eq!(written.rows, 2);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text, "x,1\t\"say \"\"hi\"\"\"\n2\t\"multi\nline\"\n");
+    // And back: the same fields.
+    let back = CsvSource::new(Input::path(&path))
+        .delimiter(b'\t')
+        .headers(vortex_stream::sources::Headers::None)
+        .records()
+        .map(|r| r.iter().map(str::to_owned).collect::<Vec<_>>())
+        .collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(back, [vec!["x,1", "say \"hi\""], vec!["2", "multi\nline"]]);
+}
+
+#[tokio::test]
+async fn a_failed_pipeline_leaves_the_existing_file_untouched_and_no_temporary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.jsonl");
+    std::fs::write(&path, "the previous, complete report\n").unwrap();
+    let items = rows(5000).into_iter().enumerate().map(|(i, row)| {
+        if i == 4321 {
+            Err(Error::new(ErrorKind::Decode, "upstream").with_message("bad row"))
+        } else {
+            Ok(row)
+        }
+    });
+    let err = Pipeline::from_results(items)
+        .write(JsonlSink, Output::path(&path))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "upstream: bad row");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "the previous, complete report\n"
+    );
+    assert!(leftovers(dir.path(), "report.jsonl").is_empty());
+}
+
+#[tokio::test]
+async fn a_cancelled_write_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slow.csv");
+    let slow = Pipeline::from_iter(rows(100_000)).then(|row| async move {
+        tokio::time::sleep(Duration::from_micros(50)).await;
+        row
+    });
+    let write = slow.write(CsvSink::new(), Output::path(&path));
+    let outcome = tokio::time::timeout(Duration::from_millis(300), write).await;
+    assert!(outcome.is_err(), "the write should still be running");
+    // The writing thread notices the dropped pipeline and removes its temporary file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !leftovers(dir.path(), "slow.csv").is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(leftovers(dir.path(), "slow.csv").is_empty());
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn an_unwritable_output_is_an_error_naming_it() {
+    let err = Pipeline::from_iter(rows(3))
+        .write(CsvSink::new(), Output::path("/no/such/dir/out.csv"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io);
+    assert!(
+        err.to_string()
+            .starts_with("sink: open: /no/such/dir/out.csv: "),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_sync_writer_is_an_output() {
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let written = Pipeline::from_iter([1, 2, 3])
+        .write(JsonlSink, Output::writer(Shared(buffer.clone())))
+        .await
+        .unwrap();
+    assert_eq!(written.bytes, 6);
+    assert_eq!(&*buffer.lock().unwrap(), b"1\n2\n3\n");
+}
