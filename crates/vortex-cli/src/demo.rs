@@ -15,6 +15,8 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
 use vortex_stream::{Error, Pipeline};
 
+use crate::gen::Order;
+
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
     /// How many orders to export.
@@ -41,63 +43,14 @@ enum Mode {
     Streaming,
 }
 
-/// One generated order.
-// The export reads whole rows, as a real one would; not every column goes out.
-#[allow(dead_code)]
-#[derive(Debug, Clone)]
-struct Order {
-    id: u64,
-    customer: String,
-    email: String,
-    status: &'static str,
-    amount_cents: u64,
-    created_at: String,
+/// The exported line: `id,email,amount*1.2` with two decimals.
+fn export_line(order: &Order, out: &mut impl Write) -> std::io::Result<()> {
+    let amount: f64 = order.amount.parse().unwrap_or(0.0);
+    writeln!(out, "{},{},{:.2}", order.id, order.email, amount * 1.2)
 }
 
-const STATUSES: [&str; 3] = ["active", "shipped", "cancelled"];
-
-impl Order {
-    /// The order with this id: the same on every run and machine.
-    fn generate(id: u64) -> Order {
-        // SplitMix64: a well-mixed value from the id, with no state to carry.
-        let mut z = id.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let customer = z % 50_000;
-        let day = (z >> 20) % 365;
-        Order {
-            id,
-            customer: format!("customer-{customer}"),
-            email: format!("customer-{customer}@example.com"),
-            status: STATUSES[usize::try_from(id % 3).unwrap_or(0)],
-            amount_cents: (z >> 40) % 100_000,
-            created_at: format!(
-                "2026-{:02}-{:02}T{:02}:{:02}:00Z",
-                day / 31 % 12 + 1,
-                day % 28 + 1,
-                (z >> 8) % 24,
-                (z >> 16) % 60
-            ),
-        }
-    }
-
-    fn is_active(&self) -> bool {
-        self.status == "active"
-    }
-
-    /// The exported line: `id,email,amount*1.2` with two decimals.
-    fn export_line(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let cents = self.amount_cents * 12 / 10;
-        writeln!(
-            out,
-            "{},{},{}.{:02}",
-            self.id,
-            self.email,
-            cents / 100,
-            cents % 100
-        )
-    }
+fn is_active(order: &Order) -> bool {
+    order.status == "active"
 }
 
 /// What a worker measured, printed as one `key=value` line for the parent to read.
@@ -234,11 +187,11 @@ fn part_path(path: &Path) -> PathBuf {
 /// Collect, then process: every order in a `Vec`, then every line in another.
 fn eager(rows: u64, out: &mut impl Write, start: Instant) -> Result<(u64, Duration)> {
     let orders: Vec<Order> = (1..=rows).map(Order::generate).collect();
-    let active: Vec<Order> = orders.into_iter().filter(Order::is_active).collect();
+    let active: Vec<Order> = orders.into_iter().filter(is_active).collect();
     let mut lines = Vec::with_capacity(active.len());
     for order in &active {
         let mut line = Vec::with_capacity(64);
-        order.export_line(&mut line)?;
+        export_line(order, &mut line)?;
         lines.push(line);
     }
     let mut first_row = None;
@@ -254,12 +207,10 @@ fn streaming(rows: u64, out: &mut impl Write, start: Instant) -> Result<(u64, Du
     let mut first_row = None;
     let mut written = 0u64;
     Pipeline::from_iter((1..=rows).map(Order::generate))
-        .filter(Order::is_active)
+        .filter(is_active)
         .run_blocking(|orders| {
             orders.try_for_each(|order| {
-                order
-                    .export_line(out)
-                    .map_err(|e| Error::io("demo: write csv", e))?;
+                export_line(&order, out).map_err(|e| Error::io("demo: write csv", e))?;
                 first_row.get_or_insert_with(|| start.elapsed());
                 written += 1;
                 Ok::<_, Error>(())

@@ -4,11 +4,18 @@
 //! process) and streaming (a vortex pipeline), each in its own child process so that each
 //! one's peak memory is its own, and a table comparing them.
 
+mod cases;
 mod demo;
+mod gen;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// Records are allocated on a decoding thread and freed on another; mimalloc frees across
+/// threads far more cheaply than the system allocator (measured: see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Constant-memory streaming data pipelines: stream, don't store.
 #[derive(Debug, Parser)]
@@ -22,9 +29,14 @@ struct Cli {
 enum Command {
     /// Export generated orders to CSV twice, eager and streaming, and compare memory and time.
     Demo(demo::DemoArgs),
+    /// Generate deterministic orders or logs.
+    Gen(gen::GenArgs),
     /// Run one side of the demo in this process and print its figures (used by `demo`).
     #[command(hide = true)]
     DemoWorker(demo::WorkerArgs),
+    /// Run one benchmark case in this process (used by the benchmark scripts).
+    #[command(hide = true)]
+    BenchCase(cases::CaseArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +44,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::DemoWorker(args) => demo::worker(&args),
+        Command::Gen(args) => gen::run(&args),
+        Command::BenchCase(args) => cases::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

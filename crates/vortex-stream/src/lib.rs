@@ -51,10 +51,38 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+/// Accessors to the stream an adapter wraps, as `futures`' adapters have them.
+macro_rules! delegate_access_inner {
+    ($field:ident, $inner:ty) => {
+        /// Acquires a reference to the underlying stream.
+        pub fn get_ref(&self) -> &$inner {
+            &self.$field
+        }
+
+        /// Acquires a mutable reference to the underlying stream.
+        ///
+        /// Pulling items from it directly skips this adapter.
+        pub fn get_mut(&mut self) -> &mut $inner {
+            &mut self.$field
+        }
+
+        /// Acquires a pinned mutable reference to the underlying stream.
+        pub fn get_pin_mut(self: core::pin::Pin<&mut Self>) -> core::pin::Pin<&mut $inner> {
+            self.project().$field
+        }
+
+        /// Consumes this adapter, returning the underlying stream.
+        pub fn into_inner(self) -> $inner {
+            self.$field
+        }
+    };
+}
+
 pub mod core;
 pub mod error;
 pub mod io;
 mod ops;
+pub mod parallel;
 mod pipeline;
 pub mod sinks;
 pub mod sources;

@@ -4,33 +4,6 @@
 //! snake case; its documentation, memory bound and examples live on that method. They are
 //! public so that pipeline types can be named, as `futures`' adapters are.
 
-/// Accessors to the stream an adapter wraps, as `futures`' adapters have them.
-macro_rules! delegate_access_inner {
-    ($field:ident, $inner:ty) => {
-        /// Acquires a reference to the underlying stream.
-        pub fn get_ref(&self) -> &$inner {
-            &self.$field
-        }
-
-        /// Acquires a mutable reference to the underlying stream.
-        ///
-        /// Pulling items from it directly skips this adapter.
-        pub fn get_mut(&mut self) -> &mut $inner {
-            &mut self.$field
-        }
-
-        /// Acquires a pinned mutable reference to the underlying stream.
-        pub fn get_pin_mut(self: core::pin::Pin<&mut Self>) -> core::pin::Pin<&mut $inner> {
-            self.project().$field
-        }
-
-        /// Consumes this adapter, returning the underlying stream.
-        pub fn into_inner(self) -> $inner {
-            self.$field
-        }
-    };
-}
-
 mod cancel_on;
 mod chain;
 mod chunk;

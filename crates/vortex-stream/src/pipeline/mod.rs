@@ -22,6 +22,7 @@ use crate::Result;
 mod blocking;
 mod drive;
 mod ops;
+mod parallel;
 mod terminals;
 
 pub use blocking::BlockingIter;
@@ -296,7 +297,7 @@ impl<T: Send + 'static> Pipeline<Blocking<T>> {
     /// paid once a batch; a slow iterator's items wait until their batch fills or the iterator
     /// ends, so choose a batch of 1 for an interactive source.
     ///
-    /// Memory: at most three batches (one filling, one in the channel, one being yielded).
+    /// Memory: at most four batches (one filling, two in the channel, one being yielded).
     /// Dropping the pipeline stops the iterator as soon as its current `next` call returns, and
     /// drops it on the blocking thread. A panic in the iterator becomes a final
     /// [`Internal`](crate::ErrorKind::Internal) error item. The pipeline must be polled inside
@@ -330,7 +331,7 @@ impl Pipeline<Blocking<Bytes>> {
     /// blocking pool.
     ///
     /// A read error is an [`Io`](crate::ErrorKind::Io) item whose position is the byte offset
-    /// reached, and the last item. Memory: about three chunks. See
+    /// reached, and the last item. Memory: about four chunks. See
     /// [`from_blocking_iter`](Pipeline::from_blocking_iter) for how dropping stops it.
     ///
     /// # Examples

@@ -461,7 +461,7 @@ where
     /// disk. A file output is written under a temporary name and renamed into place only once
     /// it is complete: if the pipeline yields an error, or this future is dropped, the
     /// temporary file is removed and an existing file at the path is left as it was.
-    /// Memory: about three batches of values, and the output's buffers.
+    /// Memory: about four batches of values, and the output's buffers.
     ///
     /// # Errors
     ///

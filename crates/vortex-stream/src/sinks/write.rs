@@ -30,7 +30,7 @@ where
 {
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| Error::internal("sink", "a file sink must run inside a tokio runtime"))?;
-    let (tx, rx) = mpsc::channel::<Msg<T>>(1);
+    let (tx, rx) = mpsc::channel::<Msg<T>>(2);
     let writer = runtime.spawn_blocking(move || write_blocking(rx, format, output));
     let mut stream = pin!(stream);
     let mut batch = Vec::with_capacity(BATCH);

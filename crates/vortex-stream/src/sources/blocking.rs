@@ -16,13 +16,13 @@ type Batch<T> = Vec<Result<T>>;
 type Producer<T> = Box<dyn FnOnce(mpsc::Sender<Batch<T>>) + Send>;
 
 /// Batches in the channel between the blocking thread and the stream.
-const CHANNEL_BATCHES: usize = 1;
+const CHANNEL_BATCHES: usize = 2;
 
 /// Stream for the [`from_blocking_iter`](crate::Pipeline::from_blocking_iter) and
 /// [`from_read`](crate::Pipeline::from_read) constructors: a sync iterator run on tokio's
 /// blocking pool, its items handed over in batches.
 ///
-/// At most three batches exist at once: one being filled on the blocking thread, one in the
+/// At most four batches exist at once: one being filled on the blocking thread, two in the
 /// channel and one being yielded. Dropping the stream closes the channel; the blocking thread
 /// stops (and drops the iterator) as soon as its current `next` call returns.
 #[must_use = "streams do nothing unless polled"]
@@ -207,4 +207,38 @@ where
         },
     );
     crate::Pipeline::from_blocking_iter(items, batch)
+}
+
+/// The default number of decoding threads of a format source: the machine's cores, at most 4.
+pub(crate) fn default_decode_threads() -> NonZeroUsize {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    NonZeroUsize::new(cores.clamp(1, 4)).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// The stream of a format source that reads raw batches on one thread and decodes them on
+/// `threads` others, in order.
+pub(crate) type ParallelDecode<R, T, D> = super::FlattenBatches<
+    crate::parallel::Parallel<Blocking<R>, crate::parallel::StartBlocking<D>, Vec<Result<T>>>,
+    T,
+>;
+
+/// A format source decoding in parallel: `read` turns the opened input into raw batches on
+/// the reading thread; `decode` turns each batch into items on the blocking pool, `threads`
+/// batches at once, in order.
+pub(crate) fn from_input_parallel<R, T, I, F, D>(
+    input: crate::io::Input,
+    operation: &'static str,
+    threads: NonZeroUsize,
+    read: F,
+    decode: D,
+) -> crate::Pipeline<ParallelDecode<R, T, D>>
+where
+    R: Send + 'static,
+    T: Send + 'static,
+    I: Iterator<Item = Result<R>> + Send + 'static,
+    F: FnOnce(crate::io::OpenedInput) -> I + Send + 'static,
+    D: Fn(R) -> Vec<Result<T>> + Send + Sync + 'static,
+{
+    let raw = from_input(input, operation, NonZeroUsize::MIN, read).par_map(threads, decode);
+    crate::Pipeline::new(super::FlattenBatches::new(raw.into_inner()))
 }

@@ -1,7 +1,6 @@
 //! CSV: raw records or serde records.
 
 use std::io::{BufRead, Read};
-use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +8,9 @@ use std::sync::Arc;
 use csv::{ByteRecord, StringRecord};
 use serde::de::DeserializeOwned;
 
-use super::blocking::{from_input, DEFAULT_BATCH};
+use super::blocking::{
+    default_decode_threads, from_input, from_input_parallel, ParallelDecode, DEFAULT_BATCH,
+};
 use super::Blocking;
 use crate::io::lines::RAW_PREFIX;
 use crate::io::{Input, OpenedInput};
@@ -47,7 +48,7 @@ pub enum Headers {
 /// the whole field. Quoted fields may hold delimiters, quotes (doubled) and newlines.
 ///
 /// Decoding runs on a blocking thread: the record buffer is reused for every serde record, and
-/// records are handed over in batches (1024 by default). Memory: about three batches plus one
+/// records are handed over in batches (1024 by default). Memory: about four batches plus one
 /// record and the parser's 64 KiB buffer.
 ///
 /// # Examples
@@ -94,6 +95,7 @@ struct Options {
     strict_quotes: bool,
     allow_nul: bool,
     batch: NonZeroUsize,
+    threads: NonZeroUsize,
 }
 
 impl CsvSource {
@@ -112,6 +114,7 @@ impl CsvSource {
                 strict_quotes: true,
                 allow_nul: false,
                 batch: DEFAULT_BATCH,
+                threads: default_decode_threads(),
             },
         }
     }
@@ -182,10 +185,19 @@ impl CsvSource {
         self
     }
 
-    /// Records handed from the decoding thread at once.
+    /// Records handed from the parsing thread at once.
     #[must_use]
     pub fn batch(mut self, batch: NonZeroUsize) -> Self {
         self.options.batch = batch;
+        self
+    }
+
+    /// Threads decoding serde records at once (the machine's cores, at most 4, by default).
+    /// One more thread parses. Raw [`records`](CsvSource::records) are not decoded further
+    /// and come straight from the parsing thread.
+    #[must_use]
+    pub fn decode_threads(mut self, threads: NonZeroUsize) -> Self {
+        self.options.threads = threads;
         self
     }
 
@@ -212,34 +224,85 @@ impl CsvSource {
 
     /// The pipeline of records decoded as `T` with serde, matched to the header row by name
     /// (or by position, without [`Headers::Use`]).
-    pub fn deserialize<T>(self) -> Pipeline<Blocking<T>>
+    ///
+    /// Records are parsed on one thread and decoded on others
+    /// ([`decode_threads`](CsvSource::decode_threads)), in order.
+    pub fn deserialize<T>(self) -> Pipeline<CsvDecode<T>>
     where
         T: DeserializeOwned + Send + 'static,
     {
         let options = self.options;
-        from_input(self.input, OPERATION, options.batch, move |opened| {
-            let mut decoder = Decoder::new(opened, options);
-            let mut target = PhantomData::<fn() -> T>;
-            std::iter::from_fn(move || {
-                let _ = &mut target;
-                let (read, at) = decoder.next_raw()?;
-                Some(read.and_then(|()| {
-                    let raw = &decoder.record;
-                    let headers = match decoder.options.headers {
-                        Headers::Use => decoder.headers.as_ref(),
-                        Headers::Skip | Headers::None => None,
-                    };
-                    raw.deserialize::<T>(headers).map_err(|e| {
-                        let message = match e.kind() {
-                            csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
-                            other => format!("{other:?}"),
-                        };
-                        decoder.error(at, raw, message).with_source(e)
-                    })
-                }))
+        from_input_parallel(
+            self.input,
+            OPERATION,
+            options.threads,
+            move |opened| {
+                let mut decoder = Decoder::new(opened, options);
+                std::iter::from_fn(move || decoder.read_batch())
+            },
+            decode_batch::<T> as fn(RecordBatch) -> Vec<Result<T>>,
+        )
+    }
+}
+
+/// Stream for [`CsvSource::deserialize`]: records parsed on one thread, decoded on others.
+pub type CsvDecode<T> = ParallelDecode<RecordBatch, T, fn(RecordBatch) -> Vec<Result<T>>>;
+
+/// Records parsed and waiting to be decoded with serde.
+#[derive(Debug)]
+pub struct RecordBatch {
+    source: Arc<str>,
+    delimiter: u8,
+    headers: Option<Arc<ByteRecord>>,
+    records: Vec<Result<(ByteRecord, RecordAt)>>,
+}
+
+fn decode_batch<T: DeserializeOwned>(batch: RecordBatch) -> Vec<Result<T>> {
+    let RecordBatch {
+        source,
+        delimiter,
+        headers,
+        records,
+    } = batch;
+    let headers = headers.as_deref();
+    records
+        .into_iter()
+        .map(|record| {
+            let (record, at) = record?;
+            record.deserialize::<T>(headers).map_err(|e| {
+                let message = match e.kind() {
+                    csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
+                    other => format!("{other:?}"),
+                };
+                let position = Position::new()
+                    .with_source(Arc::clone(&source))
+                    .with_record(at.record)
+                    .with_line(at.line)
+                    .with_byte(at.byte);
+                Error::new(ErrorKind::Decode, OPERATION)
+                    .with_position(position)
+                    .with_message(message)
+                    .with_raw(join_fields(&record, delimiter))
+                    .with_source(e)
             })
         })
+        .collect()
+}
+
+/// A record's fields joined by the delimiter, for an error's raw text.
+fn join_fields(fields: &ByteRecord, delimiter: u8) -> Vec<u8> {
+    let mut text = Vec::new();
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            text.push(delimiter);
+        }
+        text.extend_from_slice(field);
+        if text.len() >= RAW_PREFIX {
+            text.truncate(RAW_PREFIX);
+            break;
+        }
     }
+    text
 }
 
 /// Where a record starts.
@@ -370,6 +433,31 @@ impl Decoder {
             }
         }
         None
+    }
+
+    /// Parses up to a batch of records, for decoding elsewhere.
+    fn read_batch(&mut self) -> Option<Result<RecordBatch>> {
+        let size = self.options.batch.get();
+        let mut records = Vec::with_capacity(size);
+        while records.len() < size {
+            let Some((read, at)) = self.next_raw() else {
+                break;
+            };
+            records.push(read.map(|()| (self.record.clone(), at)));
+        }
+        if records.is_empty() {
+            return None;
+        }
+        let headers = match self.options.headers {
+            Headers::Use => self.headers.as_ref().map(|h| Arc::new(h.clone())),
+            Headers::Skip | Headers::None => None,
+        };
+        Some(Ok(RecordBatch {
+            source: Arc::clone(&self.source),
+            delimiter: self.options.delimiter,
+            headers,
+            records,
+        }))
     }
 
     /// Reads the next record into the reused buffer and says where it starts; `None` at the

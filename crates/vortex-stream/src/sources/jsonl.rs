@@ -1,16 +1,14 @@
 //! JSON Lines: one JSON value per line.
 
-use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 
 use serde::de::DeserializeOwned;
 
-use super::blocking::{from_input, DEFAULT_BATCH};
+use super::blocking::{default_decode_threads, from_input_parallel, ParallelDecode, DEFAULT_BATCH};
 use super::lines::DEFAULT_MAX_LINE_LEN;
-use super::Blocking;
 use crate::io::lines::{LineReader, RAW_PREFIX};
 use crate::io::Input;
-use crate::{Error, ErrorKind, Pipeline};
+use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
 const OPERATION: &str = "jsonl source: decode";
 
@@ -24,7 +22,9 @@ const OPERATION: &str = "jsonl source: decode";
 /// [`max_line_len`](JsonlSource::max_line_len) bytes (16 MiB by default), as in
 /// [`LinesSource`](super::LinesSource).
 ///
-/// Memory: about three batches of values (1024 each by default) plus one line being read.
+/// Lines are read and split on one thread and decoded on others
+/// ([`decode_threads`](JsonlSource::decode_threads)), in order. Memory: a few batches of lines
+/// and of values (1024 each by default, and at most 1 MiB of lines) per decoding thread.
 ///
 /// # Examples
 ///
@@ -60,6 +60,7 @@ pub struct JsonlSource {
     input: Input,
     max_line_len: usize,
     batch: NonZeroUsize,
+    threads: NonZeroUsize,
 }
 
 impl JsonlSource {
@@ -69,6 +70,7 @@ impl JsonlSource {
             input,
             max_line_len: DEFAULT_MAX_LINE_LEN,
             batch: DEFAULT_BATCH,
+            threads: default_decode_threads(),
         }
     }
 
@@ -79,76 +81,133 @@ impl JsonlSource {
         self
     }
 
-    /// Values handed from the decoding thread at once.
+    /// Lines decoded as one batch.
     #[must_use]
     pub fn batch(mut self, batch: NonZeroUsize) -> Self {
         self.batch = batch;
         self
     }
 
+    /// Threads decoding JSON at once (the machine's cores, at most 4, by default). One more
+    /// thread reads and splits the lines.
+    #[must_use]
+    pub fn decode_threads(mut self, threads: NonZeroUsize) -> Self {
+        self.threads = threads;
+        self
+    }
+
     /// The pipeline of values, each decoded as `T`.
-    pub fn deserialize<T>(self) -> Pipeline<Blocking<T>>
+    pub fn deserialize<T>(self) -> Pipeline<JsonlDecode<T>>
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let max = self.max_line_len;
-        from_input(self.input, OPERATION, self.batch, move |opened| Decoder::<
-            T,
-        > {
-            reader: LineReader::new(opened.reader, max, opened.name, OPERATION),
-            record: 0,
-            target: PhantomData,
-        })
+        let (max, batch) = (self.max_line_len, self.batch.get());
+        from_input_parallel(
+            self.input,
+            OPERATION,
+            self.threads,
+            move |opened| {
+                let mut reader = LineReader::new(opened.reader, max, opened.name, OPERATION);
+                let mut record = 0u64;
+                std::iter::from_fn(move || read_batch(&mut reader, &mut record, batch))
+            },
+            decode_batch::<T> as fn(LineBatch) -> Vec<Result<T>>,
+        )
     }
 
     /// The pipeline of values as `serde_json::Value`s.
-    pub fn values(self) -> Pipeline<Blocking<serde_json::Value>> {
+    pub fn values(self) -> Pipeline<JsonlDecode<serde_json::Value>> {
         self.deserialize()
     }
 }
 
-struct Decoder<T> {
-    reader: LineReader,
-    record: u64,
-    target: PhantomData<fn() -> T>,
+/// Stream for [`JsonlSource::deserialize`]: lines split on one thread, decoded on others.
+pub type JsonlDecode<T> = ParallelDecode<LineBatch, T, fn(LineBatch) -> Vec<Result<T>>>;
+
+/// Lines read and split, waiting to be decoded: one buffer, and where each line is in it.
+#[derive(Debug)]
+pub struct LineBatch {
+    bytes: Vec<u8>,
+    lines: Vec<RawLine>,
 }
 
-impl<T: DeserializeOwned> Iterator for Decoder<T> {
-    type Item = crate::Result<T>;
+#[derive(Debug)]
+enum RawLine {
+    Line {
+        start: usize,
+        end: usize,
+        position: Position,
+    },
+    Failed(Error),
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let (at, line) = match self.reader.next_line()? {
-                Ok(line) => line,
-                Err(err) => {
-                    self.record += 1;
-                    return Some(Err(err));
+/// Reads up to `batch` non-blank lines (or 1 MiB of them).
+fn read_batch(
+    reader: &mut LineReader,
+    record: &mut u64,
+    batch: usize,
+) -> Option<Result<LineBatch>> {
+    let mut out = LineBatch {
+        bytes: Vec::new(),
+        lines: Vec::new(),
+    };
+    while out.lines.len() < batch && out.bytes.len() < BATCH_BYTES {
+        let Some(next) = reader.next_line() else {
+            break;
+        };
+        match next {
+            Ok((at, line)) => {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
                 }
-            };
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+                let start = out.bytes.len();
+                out.bytes.extend_from_slice(line);
+                let position = reader.position(at, Some(*record));
+                *record += 1;
+                out.lines.push(RawLine::Line {
+                    start,
+                    end: out.bytes.len(),
+                    position,
+                });
             }
-            let record = self.record;
-            self.record += 1;
-            return Some(match serde_json::from_slice::<T>(line) {
-                Ok(value) => Ok(value),
-                Err(e) => {
+            Err(err) => {
+                *record += 1;
+                out.lines.push(RawLine::Failed(err));
+            }
+        }
+    }
+    (!out.lines.is_empty()).then_some(Ok(out))
+}
+
+/// A batch stops growing past this many bytes, so huge lines do not make huge batches.
+const BATCH_BYTES: usize = 1024 * 1024;
+
+fn decode_batch<T: DeserializeOwned>(batch: LineBatch) -> Vec<Result<T>> {
+    batch
+        .lines
+        .into_iter()
+        .map(|line| match line {
+            RawLine::Failed(err) => Err(err),
+            RawLine::Line {
+                start,
+                end,
+                position,
+            } => {
+                let line = &batch.bytes[start..end];
+                serde_json::from_slice::<T>(line).map_err(|e| {
                     let column = e.column().max(1);
                     let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
                     let message = serde_message(&e);
-                    let position = self
-                        .reader
-                        .position(at, Some(record))
-                        .with_byte(at.byte + column as u64 - 1);
-                    Err(Error::new(ErrorKind::Decode, OPERATION)
-                        .with_position(position)
+                    let byte = position.byte().unwrap_or(0) + column as u64 - 1;
+                    Error::new(ErrorKind::Decode, OPERATION)
+                        .with_position(position.with_byte(byte))
                         .with_message(format!("{message} (column {column})"))
                         .with_source(e)
-                        .with_raw(raw))
-                }
-            });
-        }
-    }
+                        .with_raw(raw)
+                })
+            }
+        })
+        .collect()
 }
 
 /// `serde_json`'s message without its " at line L column C" suffix: within one line, the line

@@ -21,7 +21,7 @@ const OPERATION: &str = "lines source";
 /// [`skip`](crate::ErrorPolicy::skip) policy can pass over it. Invalid UTF-8 is a `Decode`
 /// error too, unless [`lossy`](LinesSource::lossy) replaces it.
 ///
-/// Memory: about three batches of lines (1024 lines each by default) plus one line being read.
+/// Memory: about four batches of lines (1024 lines each by default) plus one line being read.
 ///
 /// # Examples
 ///

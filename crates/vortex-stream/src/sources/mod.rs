@@ -8,6 +8,7 @@ mod blocking;
 mod channel;
 #[cfg(feature = "csv")]
 mod csv;
+mod flatten_batches;
 mod generate;
 mod iter;
 #[cfg(feature = "jsonl")]
@@ -18,12 +19,13 @@ mod read;
 pub use blocking::Blocking;
 pub use channel::Receiver;
 #[cfg(feature = "csv")]
-pub use csv::{CsvSource, Headers, DEFAULT_MAX_RECORD_LEN};
+pub use csv::{CsvDecode, CsvSource, Headers, RecordBatch, DEFAULT_MAX_RECORD_LEN};
+pub use flatten_batches::FlattenBatches;
 pub use generate::{Emit, Generate, Yielder};
 pub use iter::Iter;
 #[cfg(feature = "jsonl")]
-pub use jsonl::JsonlSource;
+pub use jsonl::{JsonlDecode, JsonlSource, LineBatch};
 pub use lines::{LinesSource, DEFAULT_MAX_LINE_LEN};
 pub use read::ReadChunks;
 
-pub(crate) use blocking::read_chunks;
+pub(crate) use blocking::{panic_message, read_chunks};

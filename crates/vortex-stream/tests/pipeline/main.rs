@@ -11,6 +11,7 @@ mod cancel;
 mod early_stop;
 mod laziness;
 mod operators;
+mod parallel;
 mod policy;
 mod props;
 mod sources;

@@ -1,0 +1,195 @@
+//! The benchmark cases, each run as its own process by the benchmark scripts so that its peak
+//! memory is its own: the vortex pipeline, and the hand-written single-threaded loop over the
+//! same parser crates that it must keep up with.
+//!
+//! - W1: orders CSV → `status == "active"` → `id,email,amount*1.2` (2 decimals) → CSV file.
+//! - W2: JSON Lines logs → count the error lines and sum their latency (full scan).
+//! - W3: the same, stopping after the first 100 errors.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize, Serializer};
+use vortex_stream::io::{Input, Output};
+use vortex_stream::sinks::CsvSink;
+use vortex_stream::sources::{CsvSource, JsonlSource};
+
+#[derive(Debug, Args)]
+pub(crate) struct CaseArgs {
+    /// The case to run.
+    #[arg(value_enum)]
+    case: Case,
+    /// The input file.
+    #[arg(long)]
+    input: PathBuf,
+    /// The output file (W1).
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Case {
+    W1Stream,
+    W1Hand,
+    W2Stream,
+    W2Hand,
+    W3Stream,
+    W3Hand,
+}
+
+/// An order as W1 reads it: only the columns it needs (serde skips the others).
+#[derive(Debug, Deserialize)]
+struct Order {
+    id: u64,
+    email: String,
+    status: String,
+    amount: f64,
+}
+
+/// W1's output row.
+#[derive(Debug, Serialize)]
+struct Exported {
+    id: u64,
+    email: String,
+    amount: Money,
+}
+
+/// An amount written with two decimals.
+#[derive(Debug)]
+struct Money(f64);
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{:.2}", self.0))
+    }
+}
+
+fn export(order: Order) -> Exported {
+    Exported {
+        id: order.id,
+        email: order.email,
+        amount: Money(order.amount * 1.2),
+    }
+}
+
+/// A log line as W2 and W3 read it.
+#[derive(Debug, Deserialize)]
+struct Log {
+    level: Level,
+    latency_ms: u64,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+pub(crate) fn run(args: &CaseArgs) -> Result<()> {
+    let start = Instant::now();
+    let summary = match args.case {
+        Case::W1Stream => w1_stream(args)?,
+        Case::W1Hand => w1_hand(args)?,
+        Case::W2Stream => w2_stream(args, None)?,
+        Case::W2Hand => w2_hand(args, None)?,
+        Case::W3Stream => w2_stream(args, Some(100))?,
+        Case::W3Hand => w2_hand(args, Some(100))?,
+    };
+    println!("{summary} seconds={:.3}", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("starting the runtime")
+}
+
+fn output(args: &CaseArgs) -> Result<&PathBuf> {
+    args.output.as_ref().context("W1 needs --output")
+}
+
+fn w1_stream(args: &CaseArgs) -> Result<String> {
+    let out = output(args)?;
+    let written = runtime()?.block_on(
+        CsvSource::new(Input::path(&args.input))
+            .deserialize::<Order>()
+            .filter(|order| order.status == "active")
+            .map(export)
+            .write(CsvSink::new(), Output::path(out)),
+    )?;
+    Ok(format!("rows={}", written.rows))
+}
+
+fn w1_hand(args: &CaseArgs) -> Result<String> {
+    let out = output(args)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .buffer_capacity(64 * 1024)
+        .from_path(&args.input)?;
+    let headers = reader.byte_headers()?.clone();
+    let mut writer = csv::WriterBuilder::new()
+        .buffer_capacity(64 * 1024)
+        .from_writer(BufWriter::with_capacity(64 * 1024, File::create(out)?));
+    let mut record = csv::ByteRecord::new();
+    let mut rows = 0u64;
+    while reader.read_byte_record(&mut record)? {
+        let order: Order = record.deserialize(Some(&headers))?;
+        if order.status == "active" {
+            writer.serialize(export(order))?;
+            rows += 1;
+        }
+    }
+    writer.flush()?;
+    Ok(format!("rows={rows}"))
+}
+
+fn w2_stream(args: &CaseArgs, stop_after: Option<u64>) -> Result<String> {
+    let errors = JsonlSource::new(Input::path(&args.input))
+        .deserialize::<Log>()
+        .filter(|log| log.level == Level::Error);
+    let (count, latency) = runtime()?.block_on(async {
+        match stop_after {
+            Some(n) => errors.take(n).fold((0u64, 0u64), add_error).await,
+            None => errors.fold((0u64, 0u64), add_error).await,
+        }
+    })?;
+    Ok(format!("errors={count} latency_ms={latency}"))
+}
+
+// By value, as `fold` hands each log over.
+#[allow(clippy::needless_pass_by_value)]
+fn add_error((count, latency): (u64, u64), log: Log) -> (u64, u64) {
+    (count + 1, latency + log.latency_ms)
+}
+
+fn w2_hand(args: &CaseArgs, stop_after: Option<u64>) -> Result<String> {
+    let mut reader = BufReader::with_capacity(64 * 1024, File::open(&args.input)?);
+    let mut line = Vec::new();
+    let (mut count, mut latency) = (0u64, 0u64);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let log: Log = serde_json::from_slice(&line)?;
+        if log.level == Level::Error {
+            count += 1;
+            latency += log.latency_ms;
+            if stop_after == Some(count) {
+                break;
+            }
+        }
+    }
+    Ok(format!("errors={count} latency_ms={latency}"))
+}

@@ -1,0 +1,167 @@
+//! `vortex gen`: deterministic test data, the same on every run and machine.
+//!
+//! Orders (`id,customer,email,status,amount,created_at`, a third active) and logs
+//! (`ts,level,service,msg,latency_ms,user_id`, about 1% errors), each row computed from its
+//! index alone, so any row can be regenerated and two runs give identical files.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use vortex_stream::io::Output;
+use vortex_stream::sinks::{CsvSink, JsonlSink};
+use vortex_stream::Pipeline;
+
+#[derive(Debug, Args)]
+pub(crate) struct GenArgs {
+    /// What to generate.
+    #[arg(value_enum)]
+    kind: Kind,
+    /// How many rows.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// The file format (gzip or zstd follow the output's extension).
+    #[arg(long, value_enum)]
+    format: Format,
+    /// The file to write (replaced atomically once complete).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    Orders,
+    Logs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Csv,
+    Jsonl,
+}
+
+/// `SplitMix64`: a well-mixed value from an index, with no state to carry.
+pub(crate) fn mix(index: u64) -> u64 {
+    let mut z = index.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+const STATUSES: [&str; 3] = ["active", "shipped", "cancelled"];
+
+/// One order.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Order {
+    pub(crate) id: u64,
+    pub(crate) customer: String,
+    pub(crate) email: String,
+    pub(crate) status: &'static str,
+    /// Two decimals, as text: `123.45`.
+    pub(crate) amount: String,
+    pub(crate) created_at: String,
+}
+
+impl Order {
+    /// The order with this id (from 1).
+    pub(crate) fn generate(id: u64) -> Order {
+        let z = mix(id);
+        let customer = z % 50_000;
+        let day = (z >> 20) % 365;
+        let cents = (z >> 40) % 100_000;
+        Order {
+            id,
+            customer: format!("customer-{customer}"),
+            email: format!("customer-{customer}@example.com"),
+            status: STATUSES[usize::try_from(id % 3).unwrap_or(0)],
+            amount: format!("{}.{:02}", cents / 100, cents % 100),
+            created_at: format!(
+                "2026-{:02}-{:02}T{:02}:{:02}:00Z",
+                day / 31 % 12 + 1,
+                day % 28 + 1,
+                (z >> 8) % 24,
+                (z >> 16) % 60
+            ),
+        }
+    }
+}
+
+const SERVICES: [&str; 8] = [
+    "api", "auth", "billing", "search", "cart", "email", "media", "reports",
+];
+
+/// One log line.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Log {
+    pub(crate) ts: String,
+    pub(crate) level: &'static str,
+    pub(crate) service: &'static str,
+    pub(crate) msg: &'static str,
+    pub(crate) latency_ms: u64,
+    pub(crate) user_id: u64,
+}
+
+impl Log {
+    /// The log line at this index (from 0): about 1% errors, 4% warnings.
+    pub(crate) fn generate(index: u64) -> Log {
+        let z = mix(index);
+        let (level, msg) = match z % 100 {
+            0 => ("error", "upstream request failed: connection reset by peer"),
+            1..=4 => ("warn", "slow response from dependency"),
+            _ => ("info", "request handled"),
+        };
+        let second = index / 10;
+        Log {
+            ts: format!(
+                "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                second / 86_400 % 28 + 1,
+                second / 3600 % 24,
+                second / 60 % 60,
+                second % 60,
+                (index % 10) * 100
+            ),
+            level,
+            service: SERVICES[usize::try_from((z >> 8) % 8).unwrap_or(0)],
+            msg,
+            latency_ms: (z >> 16) % 2000,
+            user_id: (z >> 32) % 100_000,
+        }
+    }
+}
+
+pub(crate) fn run(args: &GenArgs) -> Result<()> {
+    let output = Output::path(&args.out);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("starting the runtime")?;
+    let rows = args.rows;
+    let written = runtime.block_on(async {
+        match (args.kind, args.format) {
+            (Kind::Orders, Format::Csv) => {
+                Pipeline::from_iter((1..=rows).map(Order::generate))
+                    .write(CsvSink::new(), output)
+                    .await
+            }
+            (Kind::Orders, Format::Jsonl) => {
+                Pipeline::from_iter((1..=rows).map(Order::generate))
+                    .write(JsonlSink, output)
+                    .await
+            }
+            (Kind::Logs, Format::Csv) => {
+                Pipeline::from_iter((0..rows).map(Log::generate))
+                    .write(CsvSink::new(), output)
+                    .await
+            }
+            (Kind::Logs, Format::Jsonl) => {
+                Pipeline::from_iter((0..rows).map(Log::generate))
+                    .write(JsonlSink, output)
+                    .await
+            }
+        }
+    });
+    let written = written.with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!("vortex gen: {} to {}", written, args.out.display());
+    Ok(())
+}

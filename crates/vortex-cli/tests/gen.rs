@@ -1,0 +1,88 @@
+//! `vortex gen`: deterministic data, and clear errors.
+
+// A panic is how a test reports a failure.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn vortex() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vortex"))
+}
+
+fn gen(args: &[&str], out: &std::path::Path) -> std::process::Output {
+    vortex()
+        .arg("gen")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn generated_data_is_deterministic_and_shaped_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+    assert!(gen(&["orders", "--rows", "3000", "--format", "csv"], &a)
+        .status
+        .success());
+    assert!(gen(&["orders", "--rows", "3000", "--format", "csv"], &b)
+        .status
+        .success());
+    let text = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(text, std::fs::read_to_string(&b).unwrap());
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id,customer,email,status,amount,created_at")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3000);
+    assert_eq!(rows.iter().filter(|r| r[3] == "active").count(), 1000);
+
+    let logs = dir.path().join("logs.jsonl.gz");
+    assert!(
+        gen(&["logs", "--rows", "20000", "--format", "jsonl"], &logs)
+            .status
+            .success()
+    );
+    let bytes = std::fs::read(&logs).unwrap();
+    assert!(
+        bytes.starts_with(&[0x1f, 0x8b]),
+        "the .gz extension compresses"
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+        .unwrap();
+    let errors = text
+        .lines()
+        .filter(|l| l.contains("\"level\":\"error\""))
+        .count();
+    assert!(
+        (150..250).contains(&errors),
+        "about 1% errors, got {errors}"
+    );
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    for field in ["ts", "level", "service", "msg", "latency_ms", "user_id"] {
+        assert!(first.get(field).is_some(), "missing {field}");
+    }
+}
+
+#[test]
+fn bad_arguments_are_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gen(&["orders", "--format", "parquet"], &dir.path().join("x"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'parquet'"));
+    let out = gen(
+        &["orders", "--rows", "5", "--format", "csv"],
+        std::path::Path::new("/no/such/dir/x.csv"),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("vortex: writing /no/such/dir/x.csv: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}

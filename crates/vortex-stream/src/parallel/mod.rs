@@ -1,0 +1,73 @@
+//! Parallel stages: [`par_map`](crate::Pipeline::par_map) (CPU-bound closures on tokio's
+//! blocking pool) and [`par_then`](crate::Pipeline::par_then) (async closures, several in
+//! flight), each ordered or unordered, with bounded memory.
+//!
+//! Both rest on one adapter, [`Parallel`]: it starts work for up to `n` values at once and
+//! holds at most `window` values between pulling and yielding (running or finished and
+//! waiting for an older one), so a slow value at the head makes the stage stop pulling
+//! instead of buffering its input.
+//!
+//! tokio's blocking pool was chosen over rayon for `par_map`: the pipeline already runs on
+//! tokio, the pool needs no second runtime, and a batch of records per call (see
+//! [`chunk`](crate::Pipeline::chunk)) amortises the hand-off (see BENCHMARKS.md).
+
+use core::num::NonZeroUsize;
+
+mod stage;
+
+pub use stage::{Parallel, Start, StartAsync, StartBlocking};
+
+/// How much a parallel stage may do at once: `limit` values in flight, and at most `window`
+/// values held between pulling and yielding (at least `limit`; twice it by default).
+///
+/// ```
+/// use std::num::NonZeroUsize;
+/// use vortex_stream::parallel::Parallelism;
+///
+/// let four = NonZeroUsize::new(4).unwrap();
+/// let p = Parallelism::new(four);
+/// assert_eq!((p.limit().get(), p.window_len().get()), (4, 8));
+/// let p = Parallelism::from(four).window(NonZeroUsize::new(16).unwrap());
+/// assert_eq!(p.window_len().get(), 16);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parallelism {
+    limit: NonZeroUsize,
+    window: NonZeroUsize,
+}
+
+impl Parallelism {
+    /// At most `limit` values in flight, and a window of twice that.
+    #[must_use]
+    pub fn new(limit: NonZeroUsize) -> Self {
+        Parallelism {
+            limit,
+            window: limit.saturating_mul(NonZeroUsize::MIN.saturating_add(1)),
+        }
+    }
+
+    /// Sets the window: values held between pulling and yielding. Raised to `limit` if lower.
+    #[must_use]
+    pub fn window(mut self, window: NonZeroUsize) -> Self {
+        self.window = window.max(self.limit);
+        self
+    }
+
+    /// Values in flight at most.
+    #[must_use]
+    pub fn limit(&self) -> NonZeroUsize {
+        self.limit
+    }
+
+    /// The window set (or defaulted).
+    #[must_use]
+    pub fn window_len(&self) -> NonZeroUsize {
+        self.window
+    }
+}
+
+impl From<NonZeroUsize> for Parallelism {
+    fn from(limit: NonZeroUsize) -> Self {
+        Parallelism::new(limit)
+    }
+}

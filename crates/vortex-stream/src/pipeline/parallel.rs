@@ -1,0 +1,206 @@
+//! The parallel operators.
+
+use core::future::Future;
+
+use futures_core::Stream;
+
+use super::Pipeline;
+use crate::parallel::{Parallel, Parallelism, StartAsync, StartBlocking};
+use crate::{BoxError, Result};
+
+/// Parallel operators. Each bounds what it holds: see [`Parallelism`].
+impl<S, T> Pipeline<S>
+where
+    S: Stream<Item = Result<T>>,
+{
+    /// Runs a CPU-bound `f` on tokio's blocking pool for up to `parallelism` values at once,
+    /// and yields the results in input order.
+    ///
+    /// The stage holds at most the window of values (twice the limit by default) between
+    /// pulling and yielding: when the oldest value is slow, the stage stops pulling instead of
+    /// buffering what comes after it. A panic in `f` becomes an
+    /// [`Internal`](crate::ErrorKind::Internal) error item naming the stage, in the value's
+    /// place; the stage goes on. Error items keep their place in the order. Work for a few
+    /// microseconds per value is better batched with [`chunk`](Pipeline::chunk), so the
+    /// hand-off is paid once per batch.
+    ///
+    /// Memory: the window of values. Must run inside a tokio runtime.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the pipeline discards results; closures already running finish on their
+    /// threads (a thread cannot be interrupted), and no new ones start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let two = NonZeroUsize::new(2).unwrap();
+    /// let squares = Pipeline::from_iter(1..=5u64)
+    ///     .par_map(two, |n| n * n)
+    ///     .collect::<Vec<_>>()
+    ///     .await?;
+    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn par_map<U, F>(
+        self,
+        parallelism: impl Into<Parallelism>,
+        f: F,
+    ) -> Pipeline<Parallel<S, StartBlocking<F>, U>>
+    where
+        F: Fn(T) -> U + Send + Sync + 'static,
+        T: Send + 'static,
+        U: Send + 'static,
+    {
+        let p = parallelism.into();
+        Pipeline::new(Parallel::new(
+            self.inner,
+            StartBlocking::new(f, "par_map"),
+            p.limit(),
+            p.window_len(),
+            true,
+        ))
+    }
+
+    /// Like [`par_map`](Pipeline::par_map), yielding each result as soon as it is ready.
+    ///
+    /// Memory: at most the limit of values (finished ones leave at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let mut out = Pipeline::from_iter(1..=5u64)
+    ///     .par_map_unordered(NonZeroUsize::new(2).unwrap(), |n| n * n)
+    ///     .collect::<Vec<_>>()
+    ///     .await?;
+    /// out.sort_unstable();
+    /// assert_eq!(out, [1, 4, 9, 16, 25]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn par_map_unordered<U, F>(
+        self,
+        parallelism: impl Into<Parallelism>,
+        f: F,
+    ) -> Pipeline<Parallel<S, StartBlocking<F>, U>>
+    where
+        F: Fn(T) -> U + Send + Sync + 'static,
+        T: Send + 'static,
+        U: Send + 'static,
+    {
+        let p = parallelism.into();
+        Pipeline::new(Parallel::new(
+            self.inner,
+            StartBlocking::new(f, "par_map_unordered"),
+            p.limit(),
+            p.limit(),
+            false,
+        ))
+    }
+
+    /// Runs a fallible async `f` for up to `parallelism` values at once (calls to a service,
+    /// a database, an HTTP API), and yields the results in input order.
+    ///
+    /// The futures are polled by the stage itself: no task is spawned, and dropping the
+    /// pipeline cancels every call in flight at once. An `Err` from `f` becomes an error item
+    /// in the value's place, wrapped as in [`try_map`](Pipeline::try_map) with operation
+    /// `"par_then"`; a panic becomes an [`Internal`](crate::ErrorKind::Internal) error item.
+    /// The window bounds what is held exactly as in [`par_map`](Pipeline::par_map).
+    ///
+    /// Memory: the window of values and futures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use std::time::Duration;
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let replies = Pipeline::from_iter([30u64, 10, 20])
+    ///     .par_then(NonZeroUsize::new(3).unwrap(), |ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await; // a call to a service
+    ///         Ok::<_, std::io::Error>(ms)
+    ///     })
+    ///     .collect::<Vec<_>>()
+    ///     .await?;
+    /// assert_eq!(replies, [30, 10, 20]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn par_then<U, E, F, Fut>(
+        self,
+        parallelism: impl Into<Parallelism>,
+        f: F,
+    ) -> Pipeline<Parallel<S, StartAsync<F>, U>>
+    where
+        F: FnMut(T) -> Fut,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let p = parallelism.into();
+        Pipeline::new(Parallel::new(
+            self.inner,
+            StartAsync::new(f, "par_then"),
+            p.limit(),
+            p.window_len(),
+            true,
+        ))
+    }
+
+    /// Like [`par_then`](Pipeline::par_then), yielding each result as soon as it is ready.
+    ///
+    /// Memory: at most the limit of values and futures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use std::time::Duration;
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let replies = Pipeline::from_iter([30u64, 10, 20])
+    ///     .par_then_unordered(NonZeroUsize::new(3).unwrap(), |ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         Ok::<_, std::io::Error>(ms)
+    ///     })
+    ///     .collect::<Vec<_>>()
+    ///     .await?;
+    /// assert_eq!(replies, [10, 20, 30]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn par_then_unordered<U, E, F, Fut>(
+        self,
+        parallelism: impl Into<Parallelism>,
+        f: F,
+    ) -> Pipeline<Parallel<S, StartAsync<F>, U>>
+    where
+        F: FnMut(T) -> Fut,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let p = parallelism.into();
+        Pipeline::new(Parallel::new(
+            self.inner,
+            StartAsync::new(f, "par_then_unordered"),
+            p.limit(),
+            p.limit(),
+            false,
+        ))
+    }
+}

@@ -1,0 +1,214 @@
+//! Parallel stages: order, bounded windows, panics, and dropping mid-flight.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use vortex_stream::parallel::Parallelism;
+use vortex_stream::{ErrorKind, Pipeline};
+
+use crate::support::{nz, outcome, shown, source, Dropped, Pulls};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn par_map_keeps_order_and_passes_errors_in_place() {
+    let input: Vec<_> = (0..200)
+        .map(|i| if i % 17 == 0 { Err(3) } else { Ok(i) })
+        .collect();
+    let got = source(&input)
+        .par_map(nz(4), |n| {
+            std::thread::sleep(Duration::from_micros(u64::try_from(n % 7).unwrap() * 100));
+            n * 2
+        })
+        .into_inner()
+        .collect::<Vec<_>>()
+        .await;
+    let got: Vec<_> = got
+        .into_iter()
+        .map(|i| i.map_err(|e| e.to_string()))
+        .collect();
+    let want: Vec<_> = input
+        .iter()
+        .map(|i| i.map(|n| n * 2).map_err(shown))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn par_then_keeps_order_with_calls_overlapping() {
+    let started = tokio::time::Instant::now();
+    let got = Pipeline::from_iter(0..20u64)
+        .par_then(nz(10), |n| async move {
+            tokio::time::sleep(Duration::from_millis(50 - n)).await;
+            Ok::<_, std::io::Error>(n)
+        })
+        .collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
+    // Sequentially this is about 20 × 40 ms; ten at a time, a fraction of it.
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn unordered_stages_yield_the_fast_ones_first() {
+    let got = Pipeline::from_iter([100u64, 1, 2])
+        .par_then_unordered(nz(3), |ms| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, std::io::Error>(ms)
+        })
+        .collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(got, [1, 2, 100]);
+}
+
+#[tokio::test]
+async fn a_slow_head_stops_pulling_at_the_window_par_then() {
+    let pulls = Pulls::default();
+    let window = 8;
+    let pipeline = pulls.endless().take(1000).par_then(
+        Parallelism::new(nz(4)).window(nz(window)),
+        |n| async move {
+            let ms = if n == 0 { 500 } else { 0 };
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, std::io::Error>(n)
+        },
+    );
+    let mut pipeline = Box::pin(pipeline);
+    let first = pipeline.next().await.unwrap().unwrap();
+    assert_eq!(first, 0);
+    let pulled = pulls.get();
+    assert!(
+        pulled <= window,
+        "pulled {pulled} values while the head was slow; window {window}"
+    );
+    assert_eq!(pipeline.count().await, 999);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_head_stops_pulling_at_the_window_par_map() {
+    let pulls = Pulls::default();
+    let mut pipeline = Box::pin(pulls.endless().take(200).par_map(nz(2), |n| {
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        n
+    }));
+    assert_eq!(pipeline.next().await.unwrap().unwrap(), 0);
+    // The default window is twice the limit.
+    assert!(pulls.get() <= 4, "pulled {} values", pulls.get());
+    assert_eq!(pipeline.count().await, 199);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_becomes_an_internal_error_in_place() {
+    let got = outcome(futures_util::stream::iter(
+        Pipeline::from_iter(0..6)
+            .par_map(nz(3), |n| {
+                assert!(n != 3, "three is right out");
+                n
+            })
+            .into_inner()
+            .collect::<Vec<_>>()
+            .await,
+    ));
+    assert_eq!(got.len(), 6);
+    assert_eq!(got[2], Ok(2));
+    assert_eq!(
+        got[3],
+        Err("par_map: the closure panicked: three is right out".into())
+    );
+    assert_eq!(got[4], Ok(4));
+
+    let got = Pipeline::from_iter(0..4)
+        .par_then(nz(2), |n| async move {
+            assert!(n != 1, "async boom");
+            Ok::<_, std::io::Error>(n)
+        })
+        .into_inner()
+        .collect::<Vec<_>>()
+        .await;
+    let err = got[1].as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    assert!(err.to_string().contains("async boom"));
+    assert_eq!(*got[3].as_ref().unwrap(), 3);
+}
+
+#[tokio::test]
+async fn dropping_ten_thousand_par_then_pipelines_mid_flight_drops_every_call() {
+    let live = Arc::new(AtomicUsize::new(0));
+    for _ in 0..10_000 {
+        let live = live.clone();
+        let mut pipeline = Box::pin(Pipeline::from_iter(0..100u32).par_then(nz(8), move |n| {
+            let live = live.clone();
+            live.fetch_add(1, Ordering::SeqCst);
+            let guard = Decrement(live);
+            async move {
+                let _held = guard;
+                if n > 0 {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                Ok::<_, std::io::Error>(n)
+            }
+        }));
+        assert_eq!(pipeline.next().await.unwrap().unwrap(), 0);
+        drop(pipeline);
+    }
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "every call in flight must be dropped"
+    );
+    assert_eq!(
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_par_map_pipelines_stops_new_work_and_leaves_no_task() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let source = Dropped::default();
+    for _ in 0..1000 {
+        let started = started.clone();
+        let mut pipeline = Box::pin(source.endless().par_map(nz(2), move |n| {
+            started.fetch_add(1, Ordering::SeqCst);
+            n
+        }));
+        pipeline.next().await.unwrap().unwrap();
+        drop(pipeline);
+    }
+    assert!(source.is_set());
+    // Each pipeline started at most its window of calls.
+    assert!(started.load(Ordering::SeqCst) <= 1000 * 4);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+        > 0
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks(),
+        0
+    );
+}
+
+struct Decrement(Arc<AtomicUsize>);
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
