@@ -84,6 +84,7 @@ pub mod io;
 mod ops;
 pub mod parallel;
 mod pipeline;
+pub mod resilience;
 pub mod sinks;
 pub mod sources;
 

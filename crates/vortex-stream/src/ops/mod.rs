@@ -27,6 +27,8 @@ mod skip_while;
 mod take;
 mod take_while;
 mod then;
+mod throttle;
+mod timeout;
 mod try_filter;
 mod try_map;
 mod try_then;
@@ -59,6 +61,8 @@ pub mod adapters {
     pub use super::take::Take;
     pub use super::take_while::TakeWhile;
     pub use super::then::Then;
+    pub use super::throttle::Throttle;
+    pub use super::timeout::Timeout;
     pub use super::try_filter::TryFilter;
     pub use super::try_map::TryMap;
     pub use super::try_then::TryThen;

@@ -76,7 +76,7 @@ where
     }
 }
 
-/// Runs a sync closure on tokio's blocking pool. A panic becomes an `Internal` error item.
+/// Runs a sync closure on rayon's thread pool. A panic becomes an `Internal` error item.
 /// Work already running when the stage is dropped finishes on its thread, and its result is
 /// discarded.
 pub struct StartBlocking<F> {
@@ -111,17 +111,16 @@ where
 
     fn start(&mut self, value: T) -> Work<U> {
         let stage = self.stage;
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Box::pin(async move {
-                Err(Error::internal(stage, "polled outside a tokio runtime"))
-            });
-        };
         let f = Arc::clone(&self.f);
-        let handle = runtime.spawn_blocking(move || f(value));
-        Box::pin(handle.map(move |joined| match joined {
-            Ok(out) => Ok(out),
-            Err(e) if e.is_panic() => Err(panic_error(stage, &*e.into_panic())),
-            Err(e) => Err(Error::internal(stage, e.to_string())),
+        let (tx, rx) = futures_channel::oneshot::channel();
+        rayon::spawn(move || {
+            let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(value)));
+            let _ = tx.send(out);
+        });
+        Box::pin(rx.map(move |received| match received {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(payload)) => Err(panic_error(stage, &*payload)),
+            Err(_) => Err(Error::internal(stage, "the worker thread went away")),
         }))
     }
 }

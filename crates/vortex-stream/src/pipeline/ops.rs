@@ -2,7 +2,7 @@
 
 use core::future::Future;
 use core::hash::Hash;
-use core::num::NonZeroUsize;
+use core::num::{NonZeroU32, NonZeroUsize};
 use core::time::Duration;
 
 use futures_core::stream::BoxStream;
@@ -15,7 +15,8 @@ use crate::error::{BoxError, Error};
 use crate::ops::adapters::{
     CancelOn, Chain, Chunk, ChunkTimeout, Deadline, Dedup, Distinct, DistinctBy, Enumerate, Filter,
     FilterMap, FlatMap, Flatten, GroupByKey, Inspect, Map, Merge, OnError, Scan, Skip, SkipWhile,
-    Take, TakeWhile, Then, TryFilter, TryMap, TryThen, Validate, ValidateOrElse, Window, Zip,
+    Take, TakeWhile, Then, Throttle, Timeout, TryFilter, TryMap, TryThen, Validate, ValidateOrElse,
+    Window, Zip,
 };
 use crate::{ErrorPolicy, Result};
 
@@ -916,5 +917,71 @@ where
         S: Send + 'a,
     {
         Pipeline::new(Box::pin(self.inner))
+    }
+
+    /// Lets at most `rate` values through per `per` (one per `per / rate`, evenly), with bursts
+    /// of up to `burst` after a quiet spell: a token bucket. The stage waits for a token
+    /// before pulling, so upstream is not drawn on early.
+    ///
+    /// Needs a tokio runtime with time enabled. Memory: O(1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use std::time::Duration;
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let ten = NonZeroU32::new(10).unwrap();
+    /// let started = tokio::time::Instant::now();
+    /// Pipeline::from_iter(0..30)
+    ///     .throttle(ten, Duration::from_secs(1), NonZeroU32::MIN)
+    ///     .drain()
+    ///     .await?;
+    /// assert!(started.elapsed() >= Duration::from_millis(2900));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn throttle(
+        self,
+        rate: NonZeroU32,
+        per: Duration,
+        burst: NonZeroU32,
+    ) -> Pipeline<Throttle<S>> {
+        Pipeline::new(Throttle::new(self.inner, rate, per, burst))
+    }
+
+    /// Yields a [`Timeout`](crate::ErrorKind::Timeout) error item whenever upstream takes
+    /// longer than `limit` to produce the next item, and goes on waiting for it: a stalled
+    /// source or a hung call shows up in the stream instead of silently stalling it. To end the
+    /// pipeline on the first timeout, keep the default fail-fast policy; to bound one call,
+    /// see [`with_timeout`](crate::resilience::with_timeout).
+    ///
+    /// Needs a tokio runtime with time enabled. Memory: O(1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vortex_stream::{ErrorKind, Pipeline};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let err = Pipeline::from_iter([10u64, 5000])
+    ///     .then(|ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     })
+    ///     .timeout(Duration::from_secs(1))
+    ///     .collect::<Vec<_>>()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Timeout);
+    /// # }
+    /// ```
+    pub fn timeout(self, limit: Duration) -> Pipeline<Timeout<S>> {
+        Pipeline::new(Timeout::new(self.inner, limit))
     }
 }

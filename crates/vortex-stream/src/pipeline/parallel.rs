@@ -13,7 +13,7 @@ impl<S, T> Pipeline<S>
 where
     S: Stream<Item = Result<T>>,
 {
-    /// Runs a CPU-bound `f` on tokio's blocking pool for up to `parallelism` values at once,
+    /// Runs a CPU-bound `f` on rayon's thread pool for up to `parallelism` values at once,
     /// and yields the results in input order.
     ///
     /// The stage holds at most the window of values (twice the limit by default) between
@@ -24,7 +24,9 @@ where
     /// microseconds per value is better batched with [`chunk`](Pipeline::chunk), so the
     /// hand-off is paid once per batch.
     ///
-    /// Memory: the window of values. Must run inside a tokio runtime.
+    /// A limit of about twice the cores keeps every worker busy while results travel back.
+    ///
+    /// Memory: the window of values.
     ///
     /// # Cancel safety
     ///

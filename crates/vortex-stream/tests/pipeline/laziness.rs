@@ -48,6 +48,12 @@ fn every_adapter_is_lazy() {
     let _ = src().cancel_on(CancellationToken::new());
     let _ = src().deadline(tokio::time::Instant::now());
     let _ = src().boxed();
+    let _ = src().throttle(
+        std::num::NonZeroU32::MIN,
+        Duration::from_secs(1),
+        std::num::NonZeroU32::MIN,
+    );
+    let _ = src().timeout(Duration::from_secs(1));
     let _ = src().par_map(nz(2), |n| n);
     let _ = src().par_map_unordered(nz(2), |n| n);
     let _ = src().par_then(nz(2), |n| async move { Ok::<_, vortex_stream::Error>(n) });

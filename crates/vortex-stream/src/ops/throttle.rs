@@ -1,0 +1,94 @@
+use core::future::Future;
+use core::num::NonZeroU32;
+use core::pin::Pin;
+use core::task::{ready, Context, Poll};
+use core::time::Duration;
+
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use crate::Result;
+
+pin_project! {
+    /// Stream for the [`throttle`](crate::Pipeline::throttle) method.
+    #[derive(Debug)]
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Throttle<S> {
+        #[pin]
+        stream: S,
+        // Created at the first wait, inside the runtime.
+        #[pin]
+        timer: Option<Sleep>,
+        // A token bucket: `tokens` of `burst`, refilled at one per `interval`.
+        tokens: f64,
+        burst: f64,
+        interval: Duration,
+        refilled: Option<Instant>,
+    }
+}
+
+impl<S> Throttle<S> {
+    pub(crate) fn new(stream: S, rate: NonZeroU32, per: Duration, burst: NonZeroU32) -> Self {
+        Throttle {
+            stream,
+            timer: None,
+            tokens: f64::from(burst.get()),
+            burst: f64::from(burst.get()),
+            interval: per / rate.get(),
+            refilled: None,
+        }
+    }
+
+    delegate_access_inner!(stream, S);
+}
+
+impl<S, T> Stream for Throttle<S>
+where
+    S: Stream<Item = Result<T>>,
+{
+    type Item = Result<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            let now = Instant::now();
+            let last = *this.refilled.get_or_insert(now);
+            if !this.interval.is_zero() {
+                let earned = now.duration_since(last).as_secs_f64() / this.interval.as_secs_f64();
+                *this.tokens = (*this.tokens + earned).min(*this.burst);
+            }
+            *this.refilled = Some(now);
+            if *this.tokens >= 1.0 {
+                break;
+            }
+            // Wait for the next token before pulling.
+            let wait = this.interval.mul_f64(1.0 - *this.tokens);
+            match this.timer.as_mut().as_pin_mut() {
+                Some(timer) => timer.reset(now + wait),
+                None => this.timer.set(Some(tokio::time::sleep_until(now + wait))),
+            }
+            if let Some(timer) = this.timer.as_mut().as_pin_mut() {
+                ready!(timer.poll(cx));
+            }
+        }
+        let item = ready!(this.stream.as_mut().poll_next(cx));
+        if item.is_some() {
+            *this.tokens -= 1.0;
+        }
+        Poll::Ready(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
+    }
+}
+
+impl<S, T> FusedStream for Throttle<S>
+where
+    S: FusedStream<Item = Result<T>>,
+{
+    fn is_terminated(&self) -> bool {
+        self.stream.is_terminated()
+    }
+}
