@@ -79,6 +79,8 @@ macro_rules! delegate_access_inner {
 }
 
 pub mod core;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod db;
 pub mod error;
 pub mod io;
 mod ops;

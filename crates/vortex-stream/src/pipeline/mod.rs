@@ -20,6 +20,8 @@ use crate::sources::{read_chunks, Blocking, Generate, Iter, ReadChunks, Receiver
 use crate::Result;
 
 mod blocking;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod db;
 mod drive;
 mod ops;
 mod parallel;

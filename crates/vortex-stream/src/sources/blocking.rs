@@ -68,6 +68,21 @@ impl<T: Send + 'static> Blocking<T> {
     }
 }
 
+impl<T: Send + 'static> Blocking<T> {
+    /// A source whose blocking thread runs `producer`, which sends batches until it is done or
+    /// a send fails (the stream was dropped).
+    pub(crate) fn from_producer(
+        producer: impl FnOnce(mpsc::Sender<Vec<Result<T>>>) + Send + 'static,
+    ) -> Self {
+        Blocking {
+            producer: Some(Box::new(producer)),
+            rx: None,
+            batch: Vec::new().into_iter(),
+            task: None,
+        }
+    }
+}
+
 impl<T> Unpin for Blocking<T> {}
 
 impl<T: Send + 'static> Stream for Blocking<T> {

@@ -1,0 +1,460 @@
+//! Databases as sources and sinks, chosen by URL: SQLite (`sqlite://path`, bundled, nothing to
+//! install) and PostgreSQL (`postgres://…`).
+//!
+//! A query is a stream of [`Row`]s fetched as the pipeline pulls them: never the whole result
+//! at once. Loading a table is a sink that writes in bounded batches, each in its own
+//! transaction, and reports exactly what was committed.
+
+mod value;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures_core::stream::BoxStream;
+use futures_core::Stream;
+use serde::de::DeserializeOwned;
+
+pub use value::{Row, Value};
+
+use crate::{Error, ErrorKind, Pipeline, Result};
+
+/// The first batch a query fetches; each next batch is twice as large, up to
+/// [`MAX_FETCH`]. A consumer that stops early (`take(10)`) so costs only a few rows more than
+/// it used, and a full scan soon fetches in large batches.
+pub(crate) const FIRST_FETCH: usize = 8;
+/// The largest batch a query fetches at once.
+pub(crate) const MAX_FETCH: usize = 1024;
+
+/// A database, by URL. Opening it does not connect: each query opens its own connection when
+/// the pipeline first pulls, and closes it when the pipeline ends or is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use vortex_stream::db::Database;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> vortex_stream::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("shop.db");
+/// let db = Database::open(&format!("sqlite://{}", path.display()))?;
+/// db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)", vec![]).await?;
+/// db.execute("INSERT INTO orders VALUES (1, 'active'), (2, 'shipped')", vec![]).await?;
+/// let active = db
+///     .query("SELECT id FROM orders WHERE status = ?1", vortex_stream::params!["active"])
+///     .map(|row| row.values()[0].clone())
+///     .collect::<Vec<_>>()
+///     .await?;
+/// assert_eq!(active, [vortex_stream::db::Value::Int(1)]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    backend: Backend,
+    name: Arc<str>,
+    fetched: Arc<AtomicU64>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    #[cfg(feature = "sqlite")]
+    Sqlite(std::path::PathBuf),
+    #[cfg(feature = "postgres")]
+    Postgres(String),
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &self.name)
+            .field("rows_fetched", &self.rows_fetched())
+            .finish()
+    }
+}
+
+/// The URL with any password replaced by `***`, for errors and logs.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl Database {
+    /// A database by URL: `sqlite://path` (or `sqlite::memory:` is not supported: each query
+    /// has its own connection), `postgres://user:password@host:port/dbname`.
+    ///
+    /// # Errors
+    ///
+    /// A [`Database`](ErrorKind::Database) error for a URL whose scheme is unknown or whose
+    /// support is not compiled in (each database is a cargo feature).
+    pub fn open(url: &str) -> Result<Database> {
+        let name: Arc<str> = redact(url).into();
+        let unsupported = |what: &str| {
+            Err(Error::new(ErrorKind::Database, "database: open")
+                .with_position(crate::Position::new().with_source(Arc::clone(&name)))
+                .with_message(what.to_owned()))
+        };
+        let backend = if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            #[cfg(feature = "sqlite")]
+            {
+                Backend::Sqlite(path.into())
+            }
+            #[cfg(not(feature = "sqlite"))]
+            {
+                let _ = path;
+                return unsupported(
+                    "SQLite support is not compiled in: enable the `sqlite` feature",
+                );
+            }
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            {
+                Backend::Postgres(url.to_owned())
+            }
+            #[cfg(not(feature = "postgres"))]
+            {
+                return unsupported(
+                    "PostgreSQL support is not compiled in: enable the `postgres` feature",
+                );
+            }
+        } else {
+            return unsupported("unknown database URL: expected sqlite:// or postgres://");
+        };
+        Ok(Database {
+            backend,
+            name,
+            fetched: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The URL, without its password.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Rows fetched from the database by every query of this handle (and its clones) so far:
+    /// what a pipeline really read, which a `take` keeps small.
+    #[must_use]
+    pub fn rows_fetched(&self) -> u64 {
+        self.fetched.load(Ordering::Relaxed)
+    }
+
+    /// The rows of `sql`, with `params` bound (never interpolated), fetched as the pipeline
+    /// pulls them: in batches of 8 rows, then 16, 32, ... up to 1024.
+    ///
+    /// Parameters are `?1`, `?2` in SQLite and `$1`, `$2` in PostgreSQL. Dropping the
+    /// pipeline closes the query's connection, which ends the query on the server. Every
+    /// error names the database (without its password).
+    ///
+    /// Memory: one batch of rows, two while the next is fetched.
+    pub fn query(
+        &self,
+        sql: impl Into<String>,
+        params: Vec<Value>,
+    ) -> Pipeline<BoxStream<'static, Result<Row>>> {
+        let sql = sql.into();
+        let query = Query {
+            sql,
+            params,
+            name: Arc::clone(&self.name),
+            fetched: Arc::clone(&self.fetched),
+        };
+        match &self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(path) => sqlite::query(path.clone(), query),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(url) => postgres::query(url.clone(), query),
+        }
+    }
+
+    /// The rows of `sql` decoded into `T` with serde, columns matched to fields by name.
+    ///
+    /// A value that does not fit its field is a [`Decode`](ErrorKind::Decode) error item
+    /// naming the column and the row.
+    pub fn query_as<T>(
+        &self,
+        sql: impl Into<String>,
+        params: Vec<Value>,
+    ) -> Pipeline<BoxStream<'static, Result<T>>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.query(sql, params)
+            .try_map(|row| row.deserialize::<T>())
+            .boxed()
+    }
+
+    /// Runs a statement that returns no rows (DDL, `INSERT`, `UPDATE`); returns the rows it
+    /// changed.
+    ///
+    /// # Errors
+    ///
+    /// A [`Database`](ErrorKind::Database) error naming the database.
+    pub async fn execute(&self, sql: impl Into<String>, params: Vec<Value>) -> Result<u64> {
+        let sql = sql.into();
+        match &self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(path) => {
+                sqlite::execute(path.clone(), sql, params, Arc::clone(&self.name)).await
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(url) => postgres::execute(url, &sql, &params, &self.name).await,
+        }
+    }
+
+    /// Loads the rows of `pipeline` into `table`: see [`Pipeline::load`].
+    pub(crate) async fn load<S, T>(&self, pipeline: S, table: &Table) -> Result<Loaded>
+    where
+        S: Stream<Item = Result<T>> + Send,
+        T: IntoValues + Send + 'static,
+    {
+        match &self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(path) => {
+                sqlite::load(path.clone(), Arc::clone(&self.name), pipeline, table).await
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(url) => postgres::load(url, &self.name, pipeline, table).await,
+        }
+    }
+}
+
+/// What a query source needs to run.
+pub(crate) struct Query {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Value>,
+    pub(crate) name: Arc<str>,
+    pub(crate) fetched: Arc<AtomicU64>,
+}
+
+/// The error for a failure reported by a database driver.
+pub(crate) fn db_error(
+    operation: &'static str,
+    name: &Arc<str>,
+    cause: impl Into<crate::BoxError>,
+) -> Error {
+    Error::from_boxed(ErrorKind::Database, operation, cause.into())
+        .or_position(|| crate::Position::new().with_source(Arc::clone(name)))
+}
+
+/// A table to load rows into, and how: see [`Pipeline::load`].
+///
+/// ```
+/// use std::num::NonZeroUsize;
+/// use vortex_stream::db::Table;
+///
+/// let table = Table::new("orders", ["id", "email", "amount"])
+///     .batch(NonZeroUsize::new(5000).unwrap())
+///     .upsert(["id"]);
+/// # let _ = table;
+/// ```
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub(crate) name: String,
+    pub(crate) columns: Vec<String>,
+    pub(crate) batch: NonZeroUsize,
+    pub(crate) conflict: Option<Vec<String>>,
+}
+
+impl Table {
+    /// Rows go into these columns of `name`, in order; 1000 rows a batch.
+    pub fn new<I, C>(name: impl Into<String>, columns: I) -> Self
+    where
+        I: IntoIterator<Item = C>,
+        C: Into<String>,
+    {
+        Table {
+            name: name.into(),
+            columns: columns.into_iter().map(Into::into).collect(),
+            batch: NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN),
+            conflict: None,
+        }
+    }
+
+    /// Rows per batch (each batch is one transaction).
+    #[must_use]
+    pub fn batch(mut self, rows: NonZeroUsize) -> Self {
+        self.batch = rows;
+        self
+    }
+
+    /// Update the row instead when one with the same values in `keys` exists (an upsert).
+    #[must_use]
+    pub fn upsert<I, C>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = C>,
+        C: Into<String>,
+    {
+        self.conflict = Some(keys.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// A quoted identifier.
+    pub(crate) fn quote(name: &str) -> String {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+
+    pub(crate) fn quoted_columns(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| Table::quote(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// What a load committed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Rows committed.
+    pub rows: u64,
+    /// Batches committed.
+    pub batches: u64,
+}
+
+/// A value that can become one row of a [`Table`]: its values in the table's column order.
+pub trait IntoValues {
+    /// The row's values.
+    fn into_values(self) -> Vec<Value>;
+}
+
+impl IntoValues for Vec<Value> {
+    fn into_values(self) -> Vec<Value> {
+        self
+    }
+}
+
+impl IntoValues for Row {
+    fn into_values(self) -> Vec<Value> {
+        Row::into_values(self)
+    }
+}
+
+/// The error for a load whose pipeline failed: the pipeline's error, with what was committed.
+pub(crate) fn upstream_failed(cause: Error, committed: Loaded) -> Error {
+    let mut err = Error::new(cause.kind(), "database: load").with_message(format!(
+        "the pipeline failed after {} rows in {} batches were committed: {}",
+        committed.rows,
+        committed.batches,
+        cause.message()
+    ));
+    if let Some(position) = cause.position() {
+        err = err.with_position(position.clone());
+    }
+    err.with_source(cause)
+}
+
+/// The `INSERT` of one row into `table`, with placeholders from `placeholder(1..)`, and an
+/// upsert clause when the table has conflict keys (`excluded` names the proposed row).
+pub(crate) fn insert_sql(
+    table: &Table,
+    placeholder: impl Fn(usize) -> String,
+    excluded: &str,
+) -> String {
+    let placeholders = (1..=table.columns.len())
+        .map(placeholder)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!(
+        "INSERT INTO {} ({}) VALUES ({placeholders})",
+        Table::quote(&table.name),
+        table.quoted_columns()
+    );
+    if let Some(keys) = &table.conflict {
+        sql.push_str(&upsert_clause(table, keys, excluded));
+    }
+    sql
+}
+
+/// `ON CONFLICT (keys) DO UPDATE SET col = excluded.col, ...` (or `DO NOTHING` when every
+/// column is a key).
+pub(crate) fn upsert_clause(table: &Table, keys: &[String], excluded: &str) -> String {
+    let keys_sql = keys
+        .iter()
+        .map(|k| Table::quote(k))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let updates: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| !keys.contains(c))
+        .map(|c| format!("{0} = {excluded}.{0}", Table::quote(c)))
+        .collect();
+    if updates.is_empty() {
+        format!(" ON CONFLICT ({keys_sql}) DO NOTHING")
+    } else {
+        format!(
+            " ON CONFLICT ({keys_sql}) DO UPDATE SET {}",
+            updates.join(", ")
+        )
+    }
+}
+
+/// The error for a failed batch: what failed, where, and what had been committed before.
+pub(crate) fn batch_error(
+    cause: Error,
+    batch: u64,
+    first_row: u64,
+    bad_row: Option<u64>,
+    committed: Loaded,
+) -> Error {
+    let row = bad_row.map_or_else(String::new, |r| format!(" at row {r}"));
+    let message = format!(
+        "batch {batch} (rows from {first_row}) failed{row} and was rolled back; {} rows in {} earlier batches were committed: {}",
+        committed.rows,
+        committed.batches,
+        cause.message()
+    );
+    let mut err = Error::new(ErrorKind::Database, "database: load").with_message(message);
+    let mut position = cause.position().cloned().unwrap_or_default();
+    if let Some(row) = bad_row {
+        position = position.with_record(row);
+    }
+    err = err.with_position(position);
+    err.with_source(cause)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db.internal:5432/shop"),
+            "postgres://app:***@db.internal:5432/shop"
+        );
+        assert_eq!(
+            redact("postgres://app@localhost/shop"),
+            "postgres://app@localhost/shop"
+        );
+        assert_eq!(redact("sqlite://data/a.db"), "sqlite://data/a.db");
+        assert_eq!(
+            redact("postgres://u:p@h?sslmode=disable"),
+            "postgres://u:***@h?sslmode=disable"
+        );
+    }
+}

@@ -1,0 +1,374 @@
+//! PostgreSQL, on the real server named by `VORTEX_PG_URL`.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use vortex_stream::db::{Database, Table, Value};
+use vortex_stream::{params, ErrorKind, Pipeline, Position};
+
+/// The server's URL; `None` (with a notice) when unset outside CI, a failure under `CI=true`.
+fn server() -> Option<String> {
+    match std::env::var("VORTEX_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("VORTEX_PG_URL is not set: under CI the PostgreSQL tests must run")
+        }
+        _ => {
+            eprintln!("skipped: VORTEX_PG_URL is not set (run ./scripts/test to start PostgreSQL)");
+            None
+        }
+    }
+}
+
+/// A table name no other test run uses.
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A URL with `application_name` set, to find the query's backend in `pg_stat_activity`.
+fn tagged(url: &str, app: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}application_name={app}")
+}
+
+struct Orders {
+    db: Database,
+    table: String,
+}
+
+impl Orders {
+    async fn create(url: &str, n: i64) -> Orders {
+        let db = Database::open(url).unwrap();
+        let table = unique("vortex_orders");
+        db.execute(
+            format!(
+                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, email TEXT NOT NULL, status TEXT, amount NUMERIC(10,2), created DATE, meta JSONB)"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+        if n > 0 {
+            db.execute(
+                format!(
+                    "INSERT INTO {table} SELECT g, 'u' || g || '@example.com', CASE WHEN g % 3 = 0 THEN 'active' ELSE 'shipped' END, g / 4.0, DATE '2026-01-01' + (g % 300)::int, jsonb_build_object('n', g) FROM generate_series(1, $1::bigint) g"
+                ),
+                params![n],
+            )
+            .await
+            .unwrap();
+        }
+        Orders { db, table }
+    }
+
+    async fn drop_table(self) {
+        self.db
+            .execute(format!("DROP TABLE {}", self.table), vec![])
+            .await
+            .unwrap();
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Order {
+    id: i64,
+    email: String,
+    amount: f64,
+    created: String,
+}
+
+#[tokio::test]
+async fn rows_stream_typed_and_take_reads_about_ten() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 200_000).await;
+    let sql = format!(
+        "SELECT id, email, amount, created FROM {} WHERE status = $1 ORDER BY id",
+        orders.table
+    );
+    let first = orders
+        .db
+        .query_as::<Order>(sql.as_str(), params!["active"])
+        .take(10)
+        .collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(
+        first[0],
+        Order {
+            id: 3,
+            email: "u3@example.com".into(),
+            amount: 0.75,
+            created: "2026-01-04".into()
+        }
+    );
+    assert_eq!(first.len(), 10);
+    let fetched = orders.db.rows_fetched();
+    assert!(fetched <= 24, "take(10) fetched {fetched} rows");
+    let all = orders
+        .db
+        .query(format!("SELECT * FROM {}", orders.table), vec![])
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(all, 200_000);
+    let row = orders
+        .db
+        .query(
+            format!("SELECT meta, amount FROM {} WHERE id = 7", orders.table),
+            vec![],
+        )
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.values(),
+        [Value::from("{\"n\": 7}"), Value::from("1.75")]
+    );
+    orders.drop_table().await;
+}
+
+#[tokio::test]
+async fn dropping_the_stream_ends_the_query_on_the_server() {
+    let Some(url) = server() else { return };
+    let app = unique("vortex_drop");
+    let db = Database::open(&tagged(&url, &app)).unwrap();
+    let admin = Database::open(&url).unwrap();
+    let active = |app: String| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .query("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'", params![app])
+                .first()
+                .await
+                .unwrap()
+                .unwrap()
+                .values()[0]
+                .clone()
+        }
+    };
+    // A sort of millions of rows: the first fetch keeps the server busy for a while.
+    let mut rows = Box::pin(db.query(
+        "SELECT g FROM generate_series(1, 20000000) g ORDER BY md5(g::text)",
+        vec![],
+    ));
+    let pending = tokio::time::timeout(
+        Duration::from_millis(700),
+        futures_util::StreamExt::next(&mut rows),
+    )
+    .await;
+    assert!(pending.is_err(), "the sort should still be running");
+    assert_eq!(
+        active(app.clone()).await,
+        Value::Int(1),
+        "the query runs on the server"
+    );
+    drop(rows);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while active(app.clone()).await != Value::Int(0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        active(app).await,
+        Value::Int(0),
+        "no query may be left running"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_connection_is_an_error_not_a_clean_end() {
+    let Some(url) = server() else { return };
+    let app = unique("vortex_kill");
+    let db = Database::open(&tagged(&url, &app)).unwrap();
+    let admin = Database::open(&url).unwrap();
+    let mut rows = Box::pin(
+        db.query("SELECT g FROM generate_series(1, 10000000) g", vec![])
+            .into_inner(),
+    );
+    for _ in 0..100 {
+        futures_util::StreamExt::next(&mut rows)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            params![app],
+        )
+        .drain()
+        .await
+        .unwrap();
+    let rest: Vec<_> = futures_util::StreamExt::collect(rows).await;
+    let last = rest.last().expect("an error item after the kill");
+    let err = last.as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert!(rest.len() < 10_000_000);
+}
+
+#[tokio::test]
+async fn unreachable_servers_and_bad_credentials_name_the_url_without_the_password() {
+    if server().is_none() {
+        return;
+    }
+    let db = Database::open("postgres://app:hunter2@127.0.0.1:1/test").unwrap();
+    let err = db.query("SELECT 1", vec![]).count().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    let text = err.to_string();
+    assert!(
+        text.contains("postgres://app:***@127.0.0.1:1/test"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let url = std::env::var("VORTEX_PG_URL").unwrap();
+    let host = url.split('@').nth(1).unwrap_or("127.0.0.1:5432/test");
+    let db = Database::open(&format!("postgres://no_such_role:pw@{host}")).unwrap();
+    let err = db.execute("SELECT 1", vec![]).await.unwrap_err();
+    assert!(err.to_string().contains("no_such_role"), "{err}");
+    assert!(!err.to_string().contains(":pw@"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_sql_type_mismatches_and_nulls_are_clear_errors() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 5).await;
+    let err = orders
+        .db
+        .query("SELEC 1", vec![])
+        .count()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("syntax error"), "{err}");
+
+    let sql = format!(
+        "SELECT id, email, email AS amount, created FROM {} ORDER BY id",
+        orders.table
+    );
+    let err = orders
+        .db
+        .query_as::<Order>(sql, vec![])
+        .count()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert_eq!(err.position().and_then(Position::record), Some(0));
+    assert!(err.to_string().contains("column `amount`"), "{err}");
+
+    orders
+        .db
+        .execute(
+            format!("UPDATE {} SET created = NULL WHERE id = 3", orders.table),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let sql = format!(
+        "SELECT id, email, amount, created FROM {} ORDER BY id",
+        orders.table
+    );
+    let items: Vec<_> =
+        futures_util::StreamExt::collect(orders.db.query_as::<Order>(sql, vec![]).into_inner())
+            .await;
+    let err = items[2].as_ref().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("column `created`: invalid type: Option value"),
+        "{err}"
+    );
+    assert_eq!(err.position().and_then(Position::record), Some(2));
+    orders.drop_table().await;
+}
+
+#[tokio::test]
+async fn parameters_are_bound_never_interpolated() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 3).await;
+    let evil = "x'; DROP TABLE pg_class; --";
+    let n = orders
+        .db
+        .query(
+            format!("SELECT id FROM {} WHERE status = $1", orders.table),
+            params![evil],
+        )
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    orders.drop_table().await;
+}
+
+#[tokio::test]
+async fn copy_loads_in_batches_and_a_bad_row_rolls_its_batch_back() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 0).await;
+    let table = Table::new(&orders.table, ["id", "email", "status", "amount"])
+        .batch(NonZeroUsize::new(1000).unwrap());
+    let rows = (0..3500i64).map(|i| {
+        let email = if i == 2345 {
+            Value::Null
+        } else {
+            Value::from(format!("u{i}\t\"x\"\\@y"))
+        };
+        vec![
+            Value::Int(i),
+            email,
+            Value::from("new"),
+            Value::from("1.50"),
+        ]
+    });
+    let err = Pipeline::from_iter(rows)
+        .load(&orders.db, table.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    let text = err.to_string();
+    assert!(
+        text.contains("batch 2 (rows from 2000) failed at row 2345"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2000 rows in 2 earlier batches were committed"),
+        "{text}"
+    );
+    assert_eq!(err.position().and_then(Position::record), Some(2345));
+    let count = format!("SELECT count(*), max(email) FROM {}", orders.table);
+    let row = orders
+        .db
+        .query(count.as_str(), vec![])
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.values()[0], Value::Int(2000));
+    assert_eq!(
+        row.values()[1],
+        Value::from("u999\t\"x\"\\@y"),
+        "escapes survive the round trip"
+    );
+
+    // An upsert over what landed.
+    let loaded = Pipeline::from_iter((1990..2010i64).map(|i| {
+        vec![
+            Value::Int(i),
+            Value::from("re@x"),
+            Value::from("upd"),
+            Value::Null,
+        ]
+    }))
+    .load(&orders.db, table.upsert(["id"]))
+    .await
+    .unwrap();
+    assert_eq!(loaded.rows, 20);
+    let sql = format!("SELECT count(*) FROM {} WHERE status = 'upd'", orders.table);
+    let row = orders.db.query(sql, vec![]).first().await.unwrap().unwrap();
+    assert_eq!(row.values()[0], Value::Int(20));
+    orders.drop_table().await;
+}

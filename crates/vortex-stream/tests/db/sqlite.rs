@@ -1,0 +1,247 @@
+use std::num::NonZeroUsize;
+
+use serde::Deserialize;
+use vortex_stream::db::{Database, Table, Value};
+use vortex_stream::{params, ErrorKind, Pipeline, Position};
+
+/// A fresh database with `n` orders.
+async fn orders(n: i64) -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(&format!("sqlite://{}", dir.path().join("t.db").display())).unwrap();
+    db.execute(
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, email TEXT NOT NULL, status TEXT, amount REAL)",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let loaded = Pipeline::from_iter(1..=n)
+        .map(|id| {
+            let status = if id % 3 == 0 { "active" } else { "shipped" };
+            params![id, format!("u{id}@example.com"), status, id as f64 / 4.0]
+        })
+        .load(
+            &db,
+            Table::new("orders", ["id", "email", "status", "amount"])
+                .batch(NonZeroUsize::new(10_000).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(loaded.rows, n as u64);
+    (dir, db)
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Order {
+    id: i64,
+    email: String,
+    amount: f64,
+}
+
+#[tokio::test]
+async fn rows_stream_and_take_reads_only_a_few() {
+    let (_dir, db) = orders(100_000).await;
+    let first = db
+        .query_as::<Order>(
+            "SELECT id, email, amount FROM orders WHERE status = ?1 ORDER BY id",
+            params!["active"],
+        )
+        .take(10)
+        .collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 10);
+    assert_eq!(
+        first[0],
+        Order {
+            id: 3,
+            email: "u3@example.com".into(),
+            amount: 0.75
+        }
+    );
+    let fetched = db.rows_fetched();
+    assert!(fetched <= 64, "take(10) fetched {fetched} rows of 33,333");
+    let all = db
+        .query("SELECT id FROM orders", vec![])
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(all, 100_000);
+}
+
+#[tokio::test]
+async fn parameters_are_bound_never_interpolated() {
+    let (_dir, db) = orders(10).await;
+    let evil = "active' OR '1'='1";
+    let n = db
+        .query("SELECT id FROM orders WHERE status = ?1", params![evil])
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    db.execute(
+        "INSERT INTO orders (id, email, status) VALUES (?1, ?2, ?3)",
+        params![99, "x'); DROP TABLE orders; --", evil],
+    )
+    .await
+    .unwrap();
+    let back = db
+        .query("SELECT email, status FROM orders WHERE id = 99", vec![])
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        back.values(),
+        [Value::from("x'); DROP TABLE orders; --"), Value::from(evil)]
+    );
+}
+
+#[tokio::test]
+async fn a_type_mismatch_or_null_names_the_column_and_row() {
+    let (_dir, db) = orders(5).await;
+    db.execute("UPDATE orders SET amount = 'lots' WHERE id = 4", vec![])
+        .await
+        .unwrap();
+    let items = db
+        .query_as::<Order>("SELECT id, email, amount FROM orders ORDER BY id", vec![])
+        .into_inner();
+    let items: Vec<_> = futures_util::StreamExt::collect(items).await;
+    let err = items[3].as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert_eq!(err.position().and_then(Position::record), Some(3));
+    assert!(err.to_string().contains("column `amount`"), "{err}");
+    assert!(items[4].is_ok(), "the next row still decodes");
+
+    db.execute("UPDATE orders SET amount = NULL WHERE id = 2", vec![])
+        .await
+        .unwrap();
+    let err = db
+        .query_as::<Order>("SELECT id, email, amount FROM orders WHERE id = 2", vec![])
+        .collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("column `amount`: invalid type: Option value"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn bad_sql_and_missing_files_are_clear_errors() {
+    let (_dir, db) = orders(1).await;
+    let err = db
+        .query("SELEC nonsense", vec![])
+        .count()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert!(
+        err.to_string().starts_with("sqlite: prepare: sqlite://"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("syntax error"), "{err}");
+
+    let missing = Database::open("sqlite:///no/such/dir/x.db").unwrap();
+    let err = missing.query("SELECT 1", vec![]).count().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert!(err.to_string().contains("/no/such/dir/x.db"), "{err}");
+    assert!(Database::open("oracle://x").is_err());
+}
+
+#[tokio::test]
+async fn a_failed_batch_rolls_back_and_reports_what_landed() {
+    let (_dir, db) = orders(0).await;
+    // Row 2,503 repeats an id: its batch (2,000 to 2,999) must not land.
+    let rows = (0..4000i64).map(|i| {
+        let id = if i == 2503 { 7 } else { i };
+        params![id, format!("u{i}@x"), "new", 1.0]
+    });
+    let err = Pipeline::from_iter(rows)
+        .load(
+            &db,
+            Table::new("orders", ["id", "email", "status", "amount"]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert_eq!(err.position().and_then(Position::record), Some(2503));
+    let text = err.to_string();
+    assert!(
+        text.contains("batch 2 (rows from 2000) failed at row 2503"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2000 rows in 2 earlier batches were committed"),
+        "{text}"
+    );
+    assert!(text.contains("UNIQUE constraint failed"), "{text}");
+    let landed = db
+        .query("SELECT count(*) FROM orders", vec![])
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(landed.values(), [Value::Int(2000)]);
+}
+
+#[tokio::test]
+async fn an_upsert_updates_existing_rows() {
+    let (_dir, db) = orders(10).await;
+    let loaded = Pipeline::from_iter([
+        params![5, "new@x", "active", 9.0],
+        params![11, "n11@x", "active", 1.0],
+    ])
+    .load(
+        &db,
+        Table::new("orders", ["id", "email", "status", "amount"]).upsert(["id"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(loaded.rows, 2);
+    let row = db
+        .query("SELECT email FROM orders WHERE id = 5", vec![])
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.values(), [Value::from("new@x")]);
+    let n = db
+        .query("SELECT id FROM orders", vec![])
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(n, 11);
+}
+
+#[tokio::test]
+async fn an_error_upstream_keeps_committed_batches_and_says_so() {
+    let (_dir, db) = orders(0).await;
+    let rows = (0..2500i64).map(|i| {
+        if i == 1700 {
+            Err(vortex_stream::Error::new(ErrorKind::Decode, "csv source").with_message("bad row"))
+        } else {
+            Ok(params![i, "e", "s", 0.0])
+        }
+    });
+    let err = Pipeline::from_results(rows)
+        .load(
+            &db,
+            Table::new("orders", ["id", "email", "status", "amount"]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert!(
+        err.to_string()
+            .contains("after 1000 rows in 1 batches were committed"),
+        "{err}"
+    );
+    let landed = db
+        .query("SELECT count(*) FROM orders", vec![])
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(landed.values(), [Value::Int(1000)]);
+}
