@@ -1,28 +1,31 @@
-//! `vortex demo`: one export, eager and streaming, side by side.
+//! `vortex demo`: the main job, eager and streaming, side by side.
 //!
-//! The job: take orders (`id,customer,email,status,amount,created_at`, a third of them
-//! active), keep the active ones, and write `id,email,amount*1.2` as CSV. The orders are
-//! generated deterministically from their id, so both sides see the same data without a
-//! file to read.
+//! On first run it builds a deterministic SQLite database of orders (`id, customer, email,
+//! status, amount, created_at`, a third active) in the data folder; later runs reuse it. Then
+//! the same export runs twice, each in its own process so that each one's peak memory is its
+//! own: the active orders, as `id,email,amount*1.2`, to a CSV file. Eager collects every row
+//! first; streaming is a vortex pipeline.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
-use vortex_stream::{Error, Pipeline};
+use serde::{Deserialize, Serialize, Serializer};
+use vortex_stream::db::{Database, Table, Value};
+use vortex_stream::io::Output;
+use vortex_stream::sinks::CsvSink;
+use vortex_stream::Pipeline;
 
 use crate::gen::Order;
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// How many orders to export.
+    /// How many orders the database holds.
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
-    /// The folder the two CSV files are written to.
+    /// The folder for the database and the two CSV files.
     #[arg(long, default_value = "data/demo")]
     out_dir: PathBuf,
 }
@@ -32,7 +35,7 @@ pub(crate) struct WorkerArgs {
     #[arg(long, value_enum)]
     mode: Mode,
     #[arg(long)]
-    rows: u64,
+    db: PathBuf,
     #[arg(long)]
     out: PathBuf,
 }
@@ -43,14 +46,46 @@ enum Mode {
     Streaming,
 }
 
-/// The exported line: `id,email,amount*1.2` with two decimals.
-fn export_line(order: &Order, out: &mut impl Write) -> std::io::Result<()> {
-    let amount: f64 = order.amount.parse().unwrap_or(0.0);
-    writeln!(out, "{},{},{:.2}", order.id, order.email, amount * 1.2)
+/// The query both sides run.
+const QUERY: &str = "SELECT id, email, status, amount FROM orders ORDER BY id";
+
+/// An order as the export reads it.
+#[derive(Debug, Deserialize)]
+struct Row {
+    id: i64,
+    email: String,
+    status: String,
+    amount: f64,
 }
 
-fn is_active(order: &Order) -> bool {
-    order.status == "active"
+/// An exported line.
+#[derive(Debug, Serialize)]
+struct Exported {
+    id: i64,
+    email: String,
+    amount: Money,
+}
+
+/// An amount written with two decimals.
+#[derive(Debug)]
+struct Money(f64);
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{:.2}", self.0))
+    }
+}
+
+fn is_active(row: &Row) -> bool {
+    row.status == "active"
+}
+
+fn export(row: Row) -> Exported {
+    Exported {
+        id: row.id,
+        email: row.email,
+        amount: Money(row.amount * 1.2),
+    }
 }
 
 /// What a worker measured, printed as one `key=value` line for the parent to read.
@@ -62,13 +97,71 @@ struct Figures {
     total: Duration,
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("starting the runtime")
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// Builds the demo database once: generated orders loaded in batches, into a temporary file
+/// renamed into place when complete.
+fn ensure_database(path: &Path, rows: u64) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    eprintln!(
+        "vortex demo: generating {rows} orders into {} (once)",
+        path.display()
+    );
+    let partial = path.with_extension("db.part");
+    let _ = std::fs::remove_file(&partial);
+    let db = Database::open(&sqlite_url(&partial))?;
+    runtime()?.block_on(async {
+        db.execute(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+             CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, email TEXT NOT NULL,
+                                  status TEXT NOT NULL, amount REAL NOT NULL, created_at TEXT NOT NULL);",
+            vec![],
+        )
+        .await?;
+        let table = Table::new("orders", ["id", "customer", "email", "status", "amount", "created_at"])
+            .batch(std::num::NonZeroUsize::new(50_000).unwrap_or(std::num::NonZeroUsize::MIN));
+        Pipeline::from_iter((1..=rows).map(Order::generate))
+            .map(|o| {
+                let amount: f64 = o.amount.parse().unwrap_or(0.0);
+                let id = i64::try_from(o.id).unwrap_or(i64::MAX);
+                vec![
+                    Value::Int(id),
+                    Value::Text(o.customer),
+                    Value::Text(o.email),
+                    Value::from(o.status),
+                    Value::Float(amount),
+                    Value::Text(o.created_at),
+                ]
+            })
+            .load(&db, table)
+            .await
+    })?;
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("moving {} into place", path.display()))?;
+    Ok(())
+}
+
 pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let db = args.out_dir.join(format!("orders-{}.db", args.rows));
+    ensure_database(&db, args.rows)?;
     let exe = std::env::current_exe().context("locating the vortex executable")?;
     println!(
-        "vortex demo: {} orders -> active ones as CSV, eager vs streaming, each in its own process\n",
-        args.rows
+        "vortex demo: {} orders in SQLite ({}) -> the active ones as CSV,\neager (collect, then process) vs streaming, each in its own process\n",
+        args.rows,
+        db.display()
     );
     let mut results = Vec::new();
     for mode in [Mode::Eager, Mode::Streaming] {
@@ -77,10 +170,10 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
         } else {
             "streaming"
         };
-        let out = args.out_dir.join(format!("orders-{name}.csv"));
+        let out = args.out_dir.join(format!("active-{name}.csv"));
         let output = Command::new(&exe)
-            .args(["demo-worker", "--mode", name, "--rows"])
-            .arg(args.rows.to_string())
+            .args(["demo-worker", "--mode", name, "--db"])
+            .arg(&db)
             .arg("--out")
             .arg(&out)
             .output()
@@ -115,7 +208,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
             "\nBoth wrote {} rows; outputs identical: {}. Streaming used {:.0}x less memory.",
             streaming.rows,
             if same { "yes" } else { "NO" },
-            eager.peak_rss_kib as f64 / streaming.peak_rss_kib.max(1) as f64
+            kib_to_mib(eager.peak_rss_kib) / kib_to_mib(streaming.peak_rss_kib.max(1))
         );
         println!(
             "Files: {} and {}",
@@ -129,6 +222,8 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
+// KiB counts of a process's memory are far below 2^52.
+#[allow(clippy::cast_precision_loss)]
 fn kib_to_mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -155,68 +250,43 @@ fn parse_figures(text: &str) -> Result<Figures> {
 
 pub(crate) fn worker(args: &WorkerArgs) -> Result<()> {
     let start = Instant::now();
-    let partial = part_path(&args.out);
-    let file = File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
-    let mut out = BufWriter::with_capacity(64 * 1024, file);
-    let (rows, first_row) = match args.mode {
-        Mode::Eager => eager(args.rows, &mut out, start)?,
-        Mode::Streaming => streaming(args.rows, &mut out, start)?,
-    };
-    out.into_inner()
-        .map_err(std::io::IntoInnerError::into_error)?
-        .sync_all()?;
-    // Only a finished file takes the final name.
-    std::fs::rename(&partial, &args.out)
-        .with_context(|| format!("moving {} into place", args.out.display()))?;
+    let db = Database::open(&sqlite_url(&args.db))?;
+    let output = Output::path(&args.out);
+    let first_row = std::sync::Arc::new(std::sync::OnceLock::new());
+    let seen = std::sync::Arc::clone(&first_row);
+    let rows = runtime()?.block_on(async {
+        match args.mode {
+            Mode::Eager => {
+                // Collect, then process: every row in memory before the first is written.
+                let all: Vec<Row> = db.query_as::<Row>(QUERY, vec![]).collect().await?;
+                let exported: Vec<Exported> =
+                    all.into_iter().filter(is_active).map(export).collect();
+                let _ = seen.set(start.elapsed());
+                Pipeline::from_iter(exported)
+                    .write(CsvSink::new(), output)
+                    .await
+            }
+            Mode::Streaming => {
+                db.query_as::<Row>(QUERY, vec![])
+                    .filter(is_active)
+                    .map(export)
+                    .inspect(move |_| {
+                        let _ = seen.set(start.elapsed());
+                    })
+                    .write(CsvSink::new(), output)
+                    .await
+            }
+        }
+    })?;
     let total = start.elapsed();
     println!(
-        "rows={rows} peak_rss_kib={} first_row_us={} total_us={}",
+        "rows={} peak_rss_kib={} first_row_us={} total_us={}",
+        rows.rows,
         peak_rss_kib()?,
-        first_row.as_micros(),
+        first_row.get().copied().unwrap_or_default().as_micros(),
         total.as_micros()
     );
     Ok(())
-}
-
-fn part_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".part");
-    path.with_file_name(name)
-}
-
-/// Collect, then process: every order in a `Vec`, then every line in another.
-fn eager(rows: u64, out: &mut impl Write, start: Instant) -> Result<(u64, Duration)> {
-    let orders: Vec<Order> = (1..=rows).map(Order::generate).collect();
-    let active: Vec<Order> = orders.into_iter().filter(is_active).collect();
-    let mut lines = Vec::with_capacity(active.len());
-    for order in &active {
-        let mut line = Vec::with_capacity(64);
-        export_line(order, &mut line)?;
-        lines.push(line);
-    }
-    let mut first_row = None;
-    for line in &lines {
-        out.write_all(line)?;
-        first_row.get_or_insert_with(|| start.elapsed());
-    }
-    Ok((lines.len() as u64, first_row.unwrap_or_default()))
-}
-
-/// Stream, don't store: one order at a time from generator to file.
-fn streaming(rows: u64, out: &mut impl Write, start: Instant) -> Result<(u64, Duration)> {
-    let mut first_row = None;
-    let mut written = 0u64;
-    Pipeline::from_iter((1..=rows).map(Order::generate))
-        .filter(is_active)
-        .run_blocking(|orders| {
-            orders.try_for_each(|order| {
-                export_line(&order, out).map_err(|e| Error::io("demo: write csv", e))?;
-                first_row.get_or_insert_with(|| start.elapsed());
-                written += 1;
-                Ok::<_, Error>(())
-            })
-        })?;
-    Ok((written, first_row.unwrap_or_default()))
 }
 
 /// Peak resident set size of this process as the kernel counts it (`VmHWM`), in KiB.
