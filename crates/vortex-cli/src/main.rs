@@ -5,7 +5,9 @@
 //! one's peak memory is its own, and a table comparing them.
 
 mod cases;
+mod convert;
 mod demo;
+mod export;
 mod gen;
 
 use std::process::ExitCode;
@@ -31,6 +33,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Generate deterministic orders or logs.
     Gen(gen::GenArgs),
+    /// Stream a query's rows to a file or stdout.
+    Export(export::ExportArgs),
+    /// Convert a file from one format to another, filtering on the way.
+    Convert(convert::ConvertArgs),
     /// Run one side of the demo in this process and print its figures (used by `demo`).
     #[command(hide = true)]
     DemoWorker(demo::WorkerArgs),
@@ -45,16 +51,35 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::DemoWorker(args) => demo::worker(&args),
         Command::Gen(args) => gen::run(&args),
+        Command::Export(args) => export::run(&args),
+        Command::Convert(args) => convert::run(&args),
         Command::BenchCase(args) => cases::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("vortex: {err:#}");
+            eprintln!("vortex: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: vortex errors already show their
+/// cause's message, which the chain would repeat.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let shown = cause.to_string();
+        if text.contains(&shown) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&shown);
+    }
+    text
 }
 
 /// A closed stdout (`vortex ... | head`) is a normal way for a run to end.

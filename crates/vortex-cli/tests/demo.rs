@@ -29,7 +29,10 @@ fn demo_runs_both_sides_and_they_agree() {
     assert_eq!(lines.next(), Some("id,email,amount"));
     assert_eq!(lines.clone().count(), 10_000);
     assert!(lines.all(|line| line.split(',').count() == 3));
-    assert!(dir.join("orders-30000.db").exists(), "the database is kept for the next run");
+    assert!(
+        dir.join("orders-30000.db").exists(),
+        "the database is kept for the next run"
+    );
     // A second run reuses the database and agrees with the first.
     let again = vortex()
         .args(["demo", "--rows", "30000", "--out-dir"])
@@ -38,7 +41,10 @@ fn demo_runs_both_sides_and_they_agree() {
         .unwrap();
     assert!(again.status.success());
     assert!(!String::from_utf8_lossy(&again.stderr).contains("generating"));
-    assert_eq!(std::fs::read_to_string(dir.join("active-streaming.csv")).unwrap(), streamed);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("active-streaming.csv")).unwrap(),
+        streamed
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -152,6 +152,22 @@ impl Row {
     }
 }
 
+/// A row serializes as a map from column name to value: one JSON object per row with
+/// [`JsonlSink`](crate::sinks::JsonlSink).
+impl Serialize for Row {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.values.len()))?;
+        for (column, value) in self.columns.iter().zip(&self.values) {
+            map.serialize_entry(column, value)?;
+        }
+        map.end()
+    }
+}
+
 /// The error of decoding a row.
 #[derive(Debug)]
 struct DeError(String);

@@ -47,7 +47,7 @@ impl<T: Serialize> FormatWriter<T> for JsonlWriter {
     fn write(&mut self, value: T) -> Result<()> {
         serde_json::to_writer(&mut self.out, &value).map_err(|e| {
             if e.is_io() {
-                Error::from_boxed(ErrorKind::Io, OPERATION, e.into())
+                Error::io(OPERATION, std::io::Error::from(e))
             } else {
                 Error::from_boxed(ErrorKind::User, "jsonl sink: encode", e.into())
             }

@@ -1,0 +1,265 @@
+//! `vortex convert` and `vortex export`: formats, filters, error policies, and clear errors.
+
+// A panic is how a test reports a failure.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn vortex(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vortex"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+const ORDERS: &str = "id,email,status,amount\n1,a@x,active,10.5\n2,b@x,shipped,99\n3,c@x,active,700\n4,d@x,active,5\n";
+
+#[test]
+fn csv_to_jsonl_with_select_where_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), ORDERS).unwrap();
+    let out = vortex(&[
+        "convert",
+        &path(dir.path(), "in.csv"),
+        &path(dir.path(), "out.jsonl"),
+        "--where",
+        "status=active",
+        "--where",
+        "amount>6",
+        "--select",
+        "email,id",
+        "--limit",
+        "5",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+    assert_eq!(
+        got,
+        "{\"email\":\"a@x\",\"id\":\"1\"}\n{\"email\":\"c@x\",\"id\":\"3\"}\n"
+    );
+    assert!(
+        text(&out.stderr).contains("vortex convert: 4 rows in, 2 out, 0 errors"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn stdin_to_stdout_with_a_regex_and_gzip_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vortex"))
+        .args([
+            "convert",
+            "-",
+            "-",
+            "--from",
+            "csv",
+            "--to",
+            "csv",
+            "--where",
+            "email~^[bc]@",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), ORDERS.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        "id,email,status,amount\n2,b@x,shipped,99\n3,c@x,active,700\n"
+    );
+
+    std::fs::write(dir.path().join("in.csv"), ORDERS).unwrap();
+    let out = vortex(&[
+        "convert",
+        &path(dir.path(), "in.csv"),
+        &path(dir.path(), "out.csv.gz"),
+    ]);
+    assert!(out.status.success());
+    let bytes = std::fs::read(dir.path().join("out.csv.gz")).unwrap();
+    assert!(bytes.starts_with(&[0x1f, 0x8b]));
+}
+
+#[test]
+fn malformed_input_under_each_error_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = path(dir.path(), "bad.jsonl");
+    std::fs::write(&input, "{\"a\":1}\n{\"a\":\n{\"a\":3}\nnot json\n").unwrap();
+
+    let out = vortex(&["convert", &input, &path(dir.path(), "fail.csv")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("jsonl source: decode:") && stderr.contains("line 2"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("fail.csv").exists(),
+        "a failed run leaves no output file"
+    );
+
+    let out = vortex(&[
+        "convert",
+        &input,
+        &path(dir.path(), "skip.csv"),
+        "--on-error",
+        "skip",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("skip.csv")).unwrap(),
+        "a\n1\n3\n"
+    );
+    assert!(
+        text(&out.stderr).contains("4 rows in, 2 out, 2 errors (decode: 2)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let dead = path(dir.path(), "dead.jsonl");
+    let out = vortex(&[
+        "convert",
+        &input,
+        &path(dir.path(), "dl.csv"),
+        "--on-error",
+        &format!("dead-letter={dead}"),
+    ]);
+    assert!(out.status.success());
+    let letters = std::fs::read_to_string(&dead).unwrap();
+    assert_eq!(letters.lines().count(), 2);
+    assert!(
+        letters.contains("\"line\":4") && letters.contains("\"raw\":\"not json\""),
+        "{letters}"
+    );
+
+    let out = vortex(&[
+        "convert",
+        &input,
+        &path(dir.path(), "budget.csv"),
+        "--on-error",
+        "skip",
+        "--max-errors",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("error budget exceeded"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_flags_and_missing_files_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = vortex(&["convert", "/no/such/file.csv", &path(dir.path(), "o.csv")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("/no/such/file.csv") && stderr.contains("No such file"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("vortex:")).count(),
+        1,
+        "{stderr}"
+    );
+
+    let out = vortex(&["convert", "in.xyz", "out.csv"]);
+    assert!(
+        text(&out.stderr).contains("cannot tell the format of in.xyz: use --from"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = vortex(&["convert", "a.csv", "b.csv", "--where", "amount<lots"]);
+    assert!(text(&out.stderr).contains("is not a number"));
+    let out = vortex(&["convert", "a.csv", "b.csv", "--on-error", "ignore"]);
+    assert!(text(&out.stderr).contains("expected fail, skip or dead-letter=PATH"));
+    assert!(!text(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn export_streams_a_query_as_csv_or_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", path(dir.path(), "t.db"));
+    // The demo builds a small SQLite database of orders to export from.
+    let out = vortex(&[
+        "demo",
+        "--rows",
+        "300",
+        "--out-dir",
+        &path(dir.path(), "demo"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let demo_db = format!(
+        "sqlite://{}",
+        path(&dir.path().join("demo"), "orders-300.db")
+    );
+
+    let out = vortex(&[
+        "export",
+        "--db",
+        &demo_db,
+        "--query",
+        "SELECT id, status FROM orders WHERE id <= ?1 ORDER BY id",
+        "--param",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "id,status\n1,shipped\n2,cancelled\n3,active\n"
+    );
+
+    let out = vortex(&[
+        "export",
+        "--db",
+        &demo_db,
+        "--query",
+        "SELECT id FROM orders WHERE id = 1",
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(text(&out.stdout), "{\"id\":1}\n");
+
+    let out = vortex(&["export", "--db", &db, "--query", "SELECT 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("vortex: sqlite: open: sqlite://"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = vortex(&[
+        "export",
+        "--db",
+        "postgres://app:hunter2@127.0.0.1:1/x",
+        "--query",
+        "SELECT 1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("postgres://app:***@127.0.0.1:1/x") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+
+    let out = vortex(&["export", "--db", "mysql://x", "--query", "SELECT 1"]);
+    assert!(
+        text(&out.stderr).contains("unknown database URL"),
+        "{}",
+        text(&out.stderr)
+    );
+}
