@@ -110,7 +110,7 @@ fn sqlite_url(path: &Path) -> String {
 
 /// Builds the demo database once: generated orders loaded in batches, into a temporary file
 /// renamed into place when complete.
-fn ensure_database(path: &Path, rows: u64) -> Result<()> {
+pub(crate) fn ensure_database(path: &Path, rows: u64) -> Result<()> {
     if path.exists() {
         return Ok(());
     }

@@ -56,19 +56,9 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
         match args.format {
             ExportFormat::Jsonl => rows.write(JsonlSink, output).await,
             ExportFormat::Csv => {
-                // The header is the first row's column names.
-                rows.scan(true, |first, row| {
-                    let values: Vec<String> = row
-                        .values()
-                        .iter()
-                        .map(|v| v.to_text().into_owned())
-                        .collect();
-                    let header = std::mem::take(first).then(|| row.columns().to_vec());
-                    Some(header.into_iter().chain([values]).collect::<Vec<_>>())
-                })
-                .flatten()
-                .write(CsvRecords::new(), output)
-                .await
+                crate::rows::with_header(rows)
+                    .write(CsvRecords::new(), output)
+                    .await
             }
         }
     })?;

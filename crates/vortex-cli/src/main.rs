@@ -9,6 +9,8 @@ mod convert;
 mod demo;
 mod export;
 mod gen;
+mod rows;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -37,6 +39,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Convert a file from one format to another, filtering on the way.
     Convert(convert::ConvertArgs),
+    /// Serve named exports over HTTP, streamed.
+    Serve(serve::ServeArgs),
     /// Run one side of the demo in this process and print its figures (used by `demo`).
     #[command(hide = true)]
     DemoWorker(demo::WorkerArgs),
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => gen::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::BenchCase(args) => cases::run(&args),
     };
     match result {

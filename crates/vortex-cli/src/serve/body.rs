@@ -1,0 +1,115 @@
+//! An export's response body: the bytes the pipeline writes, as they are written.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use tokio::io::DuplexStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::io::ReaderStream;
+use vortex_stream::io::Written;
+
+use super::Shared;
+
+pub(crate) type WriteFuture = Pin<Box<dyn Future<Output = vortex_stream::Result<Written>> + Send>>;
+
+/// Drives the export's pipeline and yields what it writes. Dropping the body (the client went
+/// away) drops the pipeline, which closes the query. If the pipeline fails, the body ends with
+/// an error, so the response is cut off instead of ending as if complete: the chunked
+/// encoding's final empty chunk is only sent after the last row.
+pub(crate) struct ExportBody {
+    write: Option<WriteFuture>,
+    reader: ReaderStream<DuplexStream>,
+    failure: Option<vortex_stream::Error>,
+    shared: Arc<Shared>,
+    started: Instant,
+    finished: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ExportBody {
+    pub(crate) fn new(
+        write: WriteFuture,
+        reader: DuplexStream,
+        shared: Arc<Shared>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        shared
+            .metrics
+            .active_exports
+            .fetch_add(1, Ordering::Relaxed);
+        ExportBody {
+            write: Some(write),
+            reader: ReaderStream::with_capacity(reader, 64 * 1024),
+            failure: None,
+            shared,
+            started: Instant::now(),
+            finished: false,
+            _permit: permit,
+        }
+    }
+}
+
+impl Stream for ExportBody {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(write) = this.write.as_mut() {
+            if let Poll::Ready(outcome) = write.as_mut().poll(cx) {
+                this.write = None;
+                if let Err(err) = outcome {
+                    this.failure = Some(err);
+                }
+            }
+        }
+        match Pin::new(&mut this.reader).poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => {
+                this.shared
+                    .metrics
+                    .bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            // The writer closed its end: done, unless the pipeline has not reported yet.
+            Poll::Ready(None) if this.write.is_some() => Poll::Pending,
+            Poll::Ready(None) => {
+                if this.finished {
+                    return Poll::Ready(None);
+                }
+                this.finished = true;
+                let metrics = &this.shared.metrics;
+                match this.failure.take() {
+                    Some(err) => {
+                        metrics.failed.fetch_add(1, Ordering::Relaxed);
+                        Poll::Ready(Some(Err(std::io::Error::other(err))))
+                    }
+                    None => {
+                        let micros =
+                            u64::try_from(this.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        metrics.duration_micros.fetch_add(micros, Ordering::Relaxed);
+                        metrics.finished.fetch_add(1, Ordering::Relaxed);
+                        Poll::Ready(None)
+                    }
+                }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for ExportBody {
+    fn drop(&mut self) {
+        let metrics = &self.shared.metrics;
+        metrics.active_exports.fetch_sub(1, Ordering::Relaxed);
+        if !self.finished {
+            metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
