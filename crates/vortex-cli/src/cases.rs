@@ -13,10 +13,12 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::Deserialize;
 use vortex_stream::io::{Input, Output};
 use vortex_stream::sinks::CsvSink;
 use vortex_stream::sources::{CsvSource, JsonlSource};
+
+use crate::gen::Exported;
 
 #[derive(Debug, Args)]
 pub(crate) struct CaseArgs {
@@ -50,30 +52,12 @@ struct Order {
     amount: f64,
 }
 
-/// W1's output row.
-#[derive(Debug, Serialize)]
-struct Exported {
-    id: u64,
-    email: String,
-    amount: Money,
-}
-
-/// An amount written with two decimals.
-#[derive(Debug)]
-struct Money(f64);
-
-impl Serialize for Money {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&format_args!("{:.2}", self.0))
-    }
-}
-
 fn export(order: Order) -> Exported {
-    Exported {
-        id: order.id,
-        email: order.email,
-        amount: Money(order.amount * 1.2),
-    }
+    Exported::new(
+        i64::try_from(order.id).unwrap_or(i64::MAX),
+        order.email,
+        order.amount,
+    )
 }
 
 /// A log line as W2 and W3 read it.

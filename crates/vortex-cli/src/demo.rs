@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::Deserialize;
 use vortex_stream::db::{Database, Table, Value};
 use vortex_stream::io::Output;
 use vortex_stream::sinks::CsvSink;
 use vortex_stream::Pipeline;
 
-use crate::gen::Order;
+use crate::gen::{Exported, Order};
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -58,34 +58,12 @@ struct Row {
     amount: f64,
 }
 
-/// An exported line.
-#[derive(Debug, Serialize)]
-struct Exported {
-    id: i64,
-    email: String,
-    amount: Money,
-}
-
-/// An amount written with two decimals.
-#[derive(Debug)]
-struct Money(f64);
-
-impl Serialize for Money {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&format_args!("{:.2}", self.0))
-    }
-}
-
 fn is_active(row: &Row) -> bool {
     row.status == "active"
 }
 
 fn export(row: Row) -> Exported {
-    Exported {
-        id: row.id,
-        email: row.email,
-        amount: Money(row.amount * 1.2),
-    }
+    Exported::new(row.id, row.email, row.amount)
 }
 
 /// What a worker measured, printed as one `key=value` line for the parent to read.

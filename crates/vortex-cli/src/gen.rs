@@ -87,6 +87,35 @@ impl Order {
     }
 }
 
+/// An exported order: `id,email,amount*1.2`, the amount with two decimals. The output of the
+/// demo and of benchmark W1.
+#[derive(Debug, Serialize)]
+pub(crate) struct Exported {
+    id: i64,
+    email: String,
+    amount: Money,
+}
+
+impl Exported {
+    pub(crate) fn new(id: i64, email: String, amount: f64) -> Exported {
+        Exported {
+            id,
+            email,
+            amount: Money(amount * 1.2),
+        }
+    }
+}
+
+/// An amount written with two decimals.
+#[derive(Debug)]
+struct Money(f64);
+
+impl Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{:.2}", self.0))
+    }
+}
+
 const SERVICES: [&str; 8] = [
     "api", "auth", "billing", "search", "cart", "email", "media", "reports",
 ];
