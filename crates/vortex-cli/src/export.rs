@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 use vortex_stream::db::{Database, Value};
 use vortex_stream::io::Output;
-use vortex_stream::sinks::{CsvRecords, JsonlSink};
+use vortex_stream::sinks::{CsvRecords, JsonlSink, XlsxSink};
 
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
@@ -32,6 +32,7 @@ pub(crate) struct ExportArgs {
 enum ExportFormat {
     Csv,
     Jsonl,
+    Xlsx,
 }
 
 pub(crate) fn run(args: &ExportArgs) -> Result<()> {
@@ -55,6 +56,7 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
         let rows = db.query(args.query.as_str(), params);
         match args.format {
             ExportFormat::Jsonl => rows.write(JsonlSink, output).await,
+            ExportFormat::Xlsx => rows.write(XlsxSink::new(), output).await,
             ExportFormat::Csv => {
                 crate::rows::with_header(rows)
                     .write(CsvRecords::new(), output)
@@ -64,7 +66,7 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
     })?;
     let rows = match args.format {
         ExportFormat::Csv => written.rows.saturating_sub(1),
-        ExportFormat::Jsonl => written.rows,
+        ExportFormat::Jsonl | ExportFormat::Xlsx => written.rows,
     };
     eprintln!(
         "vortex export: {rows} rows, {} bytes in {:.2} s",

@@ -134,7 +134,10 @@ async fn bad_requests_are_refused_with_json_naming_the_problem() {
         404
     );
     assert_eq!(
-        get("/exports/orders.xlsx?status=a").await.unwrap().status(),
+        get("/exports/orders.parquet?status=a")
+            .await
+            .unwrap()
+            .status(),
         404
     );
     let extra = get("/exports/orders.csv?status=a&sql=DROP").await.unwrap();
@@ -146,6 +149,12 @@ async fn bad_requests_are_refused_with_json_naming_the_problem() {
     assert_eq!(evil.status(), 200);
     assert_eq!(evil.text().await.unwrap(), "");
     assert_eq!(get("/healthz").await.unwrap().text().await.unwrap(), "ok\n");
+    let xlsx = get("/exports/orders.xlsx?status=active").await.unwrap();
+    assert_eq!(xlsx.status(), 200);
+    assert!(
+        xlsx.bytes().await.unwrap().starts_with(b"PK"),
+        "an xlsx is a zip file"
+    );
 }
 
 #[tokio::test]

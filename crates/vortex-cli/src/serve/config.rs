@@ -15,7 +15,7 @@ pub(crate) struct Config {
     pub(crate) exports: Vec<Export>,
 }
 
-/// One named export: `GET /exports/{name}.csv` or `.jsonl`.
+/// One named export: `GET /exports/{name}.csv`, `.jsonl` or `.xlsx`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Export {

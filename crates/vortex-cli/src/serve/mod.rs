@@ -23,7 +23,7 @@ use clap::Args;
 use tokio::sync::Semaphore;
 use vortex_stream::db::Database;
 use vortex_stream::io::{Compression, Output};
-use vortex_stream::sinks::{CsvRecords, JsonlSink};
+use vortex_stream::sinks::{CsvRecords, JsonlSink, XlsxSink};
 
 use self::body::ExportBody;
 use self::config::Config;
@@ -194,6 +194,14 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
     })
 }
 
+/// The formats an export is served in.
+#[derive(Clone, Copy, Debug)]
+enum Served {
+    Csv,
+    Jsonl,
+    Xlsx,
+}
+
 async fn export(
     State(shared): State<Arc<Shared>>,
     Path(file): Path<String>,
@@ -225,16 +233,16 @@ async fn export(
             None,
         );
     };
-    let (content_type, csv) = match extension {
-        "csv" => ("text/csv; charset=utf-8", true),
-        "jsonl" => ("application/x-ndjson", false),
+    let (content_type, format) = match extension {
+        "csv" => ("text/csv; charset=utf-8", Served::Csv),
+        "jsonl" => ("application/x-ndjson", Served::Jsonl),
+        "xlsx" => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Served::Xlsx,
+        ),
         _ => {
-            return refuse(
-                &shared,
-                StatusCode::NOT_FOUND,
-                &format!("{name} is served as .csv or .jsonl"),
-                None,
-            )
+            let message = format!("{name} is served as .csv, .jsonl or .xlsx");
+            return refuse(&shared, StatusCode::NOT_FOUND, &message, None);
         }
     };
     let values = match export.bind(&params) {
@@ -272,11 +280,12 @@ async fn export(
         .inspect(move |_| {
             counter.metrics.rows.fetch_add(1, Ordering::Relaxed);
         });
-    let write = if csv {
-        Box::pin(crate::rows::with_header(rows.boxed()).write(CsvRecords::new(), output))
-            as body::WriteFuture
-    } else {
-        Box::pin(rows.write(JsonlSink, output))
+    let write: body::WriteFuture = match format {
+        Served::Csv => {
+            Box::pin(crate::rows::with_header(rows.boxed()).write(CsvRecords::new(), output))
+        }
+        Served::Jsonl => Box::pin(rows.write(JsonlSink, output)),
+        Served::Xlsx => Box::pin(rows.write(XlsxSink::new(), output)),
     };
     let body = ExportBody::new(write, reader, Arc::clone(&shared), permit);
     let mut response = axum::body::Body::from_stream(body).into_response();

@@ -10,6 +10,8 @@ mod dead_letter;
 mod jsonl;
 mod lines;
 mod write;
+#[cfg(feature = "xlsx")]
+mod xlsx;
 
 #[cfg(feature = "csv")]
 pub use csv::{CsvRecords, CsvRecordsWriter, CsvSink, CsvWriter, RawRecord};
@@ -18,6 +20,8 @@ pub use dead_letter::{DeadLetterCodec, DeadLetters};
 #[cfg(feature = "jsonl")]
 pub use jsonl::{JsonlSink, JsonlWriter};
 pub use lines::{LinesSink, LinesWriter};
+#[cfg(feature = "xlsx")]
+pub use xlsx::{XlsxRow, XlsxSink, XlsxWriter};
 
 pub(crate) use write::write;
 

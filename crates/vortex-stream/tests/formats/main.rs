@@ -11,3 +11,5 @@ mod jsonl;
 mod lines;
 mod sinks;
 mod support;
+#[cfg(feature = "xlsx")]
+mod xlsx;
