@@ -367,6 +367,7 @@ pub(crate) fn upstream_failed(cause: Error, committed: Loaded) -> Error {
     err.with_source(cause)
 }
 
+#[cfg(feature = "sqlite")]
 /// The `INSERT` of one row into `table`, with placeholders from `placeholder(1..)`, and an
 /// upsert clause when the table has conflict keys (`excluded` names the proposed row).
 pub(crate) fn insert_sql(

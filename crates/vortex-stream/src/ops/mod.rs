@@ -69,4 +69,5 @@ pub mod adapters {
     pub use super::validate::{Validate, ValidateOrElse};
     pub use super::window::Window;
     pub use super::zip::Zip;
+    pub use crate::pipeline::BatchMap;
 }

@@ -28,6 +28,7 @@ mod parallel;
 mod terminals;
 
 pub use blocking::BlockingIter;
+pub use parallel::BatchMap;
 
 /// The chunk size used by the byte-reader constructors when the caller has no preference.
 pub const DEFAULT_READ_CHUNK: NonZeroUsize = match NonZeroUsize::new(64 * 1024) {

@@ -1,10 +1,12 @@
 //! The parallel operators.
 
 use core::future::Future;
+use core::num::NonZeroUsize;
 
 use futures_core::Stream;
 
 use super::Pipeline;
+use crate::ops::adapters::{Chunk, Flatten, TryThen};
 use crate::parallel::{Parallel, Parallelism, StartAsync, StartBlocking};
 use crate::{BoxError, Result};
 
@@ -205,4 +207,54 @@ where
             false,
         ))
     }
+
+    /// Hands values to `f` in owned batches of up to `size` (for bulk calls: an insert of many
+    /// rows, a lookup of many keys), and yields the values of the batches `f` returns, in order.
+    ///
+    /// Each batch is a new `Vec` that `f` owns: it is never reused under its feet. An error
+    /// item upstream passes at once; the values gathered so far stay in the current batch. An
+    /// `Err` from `f` becomes one error item in the batch's place, wrapped as in
+    /// [`try_then`](Pipeline::try_then). For several batches in
+    /// flight, chain [`chunk`](Pipeline::chunk) and [`par_then`](Pipeline::par_then) instead.
+    /// For batches of a size or an age, whichever comes first, see
+    /// [`chunk_timeout`](Pipeline::chunk_timeout).
+    ///
+    /// Memory: one batch, and the batch `f` returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let hundred = NonZeroUsize::new(100).unwrap();
+    /// let names = Pipeline::from_iter(1..=250u32)
+    ///     .batch_map(hundred, |ids: Vec<u32>| async move {
+    ///         // One call to a service for a hundred ids.
+    ///         Ok::<_, std::io::Error>(ids.into_iter().map(|id| format!("user {id}")).collect::<Vec<_>>())
+    ///     })
+    ///     .collect::<Vec<_>>()
+    ///     .await?;
+    /// assert_eq!(names.len(), 250);
+    /// assert_eq!(names[249], "user 250");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn batch_map<U, E, F, Fut>(
+        self,
+        size: NonZeroUsize,
+        f: F,
+    ) -> Pipeline<BatchMap<S, T, Fut, F, U>>
+    where
+        F: FnMut(Vec<T>) -> Fut,
+        Fut: Future<Output = Result<Vec<U>, E>>,
+        E: Into<BoxError>,
+    {
+        self.chunk(size).try_then(f).flatten()
+    }
 }
+
+/// Stream for the [`batch_map`](Pipeline::batch_map) method.
+pub type BatchMap<S, T, Fut, F, U> = Flatten<TryThen<Chunk<S, T>, Fut, F>, Vec<U>>;

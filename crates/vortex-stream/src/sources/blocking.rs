@@ -71,6 +71,7 @@ impl<T: Send + 'static> Blocking<T> {
 impl<T: Send + 'static> Blocking<T> {
     /// A source whose blocking thread runs `producer`, which sends batches until it is done or
     /// a send fails (the stream was dropped).
+    #[cfg(feature = "sqlite")]
     pub(crate) fn from_producer(
         producer: impl FnOnce(mpsc::Sender<Vec<Result<T>>>) + Send + 'static,
     ) -> Self {
@@ -224,12 +225,14 @@ where
     crate::Pipeline::from_blocking_iter(items, batch)
 }
 
+#[cfg(any(feature = "csv", feature = "jsonl"))]
 /// The default number of decoding threads of a format source: the machine's cores, at most 4.
 pub(crate) fn default_decode_threads() -> NonZeroUsize {
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     NonZeroUsize::new(cores.clamp(1, 4)).unwrap_or(NonZeroUsize::MIN)
 }
 
+#[cfg(any(feature = "csv", feature = "jsonl"))]
 /// The stream of a format source that reads raw batches on one thread and decodes them on
 /// `threads` others, in order.
 pub(crate) type ParallelDecode<R, T, D> = super::FlattenBatches<
@@ -237,6 +240,7 @@ pub(crate) type ParallelDecode<R, T, D> = super::FlattenBatches<
     T,
 >;
 
+#[cfg(any(feature = "csv", feature = "jsonl"))]
 /// A format source decoding in parallel: `read` turns the opened input into raw batches on
 /// the reading thread; `decode` turns each batch into items on the blocking pool, `threads`
 /// batches at once, in order.

@@ -20,6 +20,7 @@ pin_project! {
 }
 
 impl<S, T> FlattenBatches<S, T> {
+    #[cfg(any(feature = "csv", feature = "jsonl"))]
     pub(crate) fn new(stream: S) -> Self {
         FlattenBatches {
             stream,

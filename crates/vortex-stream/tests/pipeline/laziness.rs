@@ -48,6 +48,9 @@ fn every_adapter_is_lazy() {
     let _ = src().cancel_on(CancellationToken::new());
     let _ = src().deadline(tokio::time::Instant::now());
     let _ = src().boxed();
+    let _ = src().batch_map(nz(2), |b: Vec<i32>| async move {
+        Ok::<_, vortex_stream::Error>(b)
+    });
     let _ = src().throttle(
         std::num::NonZeroU32::MIN,
         Duration::from_secs(1),

@@ -301,3 +301,38 @@ fn boxed_pipelines_merge_across_types() {
     let out = outcome(Pipeline::merge_all([a, b]));
     assert_eq!(out, [Ok(2), Ok(5)]);
 }
+
+#[tokio::test]
+async fn batch_map_hands_over_owned_batches_and_keeps_order() {
+    let mut sizes = Vec::new();
+    let out = source(&[Ok(1), Ok(2), Err(9), Ok(3), Ok(4), Ok(5)])
+        .inspect(|_| {})
+        .batch_map(nz(2), |batch: Vec<i32>| {
+            sizes.push(batch.len());
+            async move {
+                if batch.contains(&5) {
+                    Err("five is out")
+                } else {
+                    Ok(batch.into_iter().map(|n| n * 10).collect::<Vec<_>>())
+                }
+            }
+        })
+        .into_inner();
+    let out: Vec<_> = futures_util::StreamExt::collect(out).await;
+    let out: Vec<_> = out
+        .into_iter()
+        .map(|i| i.map_err(|e| e.to_string()))
+        .collect();
+    assert_eq!(
+        out,
+        [
+            Ok(10),
+            Ok(20),
+            Err(shown(9)),
+            Ok(30),
+            Ok(40),
+            Err("try_then: five is out".into())
+        ]
+    );
+    assert_eq!(sizes, [2, 2, 1]);
+}

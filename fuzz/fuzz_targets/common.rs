@@ -1,0 +1,33 @@
+//! Shared by the fuzz targets: one runtime, and the checks every decoder must pass.
+
+use std::sync::OnceLock;
+
+use futures_util::StreamExt;
+use vortex_stream::Result;
+
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime for the fuzz target")
+    })
+}
+
+/// Drives a pipeline to its end; every error must say where it is.
+pub fn drain<S, T>(stream: S) -> usize
+where
+    S: futures_util::Stream<Item = Result<T>>,
+{
+    let items: Vec<Result<T>> = runtime().block_on(stream.collect());
+    for item in &items {
+        if let Err(err) = item {
+            let position = err.position().expect("a decode error names its position");
+            assert!(
+                position.line().is_some() || position.byte().is_some(),
+                "no line or byte in {err}"
+            );
+        }
+    }
+    items.len()
+}
