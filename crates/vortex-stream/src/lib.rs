@@ -94,3 +94,6 @@ pub use crate::core::{ErrorPolicy, Report};
 pub use crate::error::{BoxError, Error, ErrorKind, Position, Result};
 pub use crate::ops::adapters;
 pub use crate::pipeline::{BlockingIter, Pipeline, DEFAULT_READ_CHUNK};
+
+#[cfg(any(feature = "http", feature = "sqlite", feature = "postgres"))]
+mod redact;

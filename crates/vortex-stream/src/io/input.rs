@@ -42,6 +42,8 @@ pub struct Input {
 
 enum InputKind {
     Path(PathBuf),
+    #[cfg(feature = "http")]
+    Url(String),
     Stdin,
     Reader(Box<dyn Read + Send>),
     AsyncReader(Box<dyn AsyncRead + Send + Unpin>),
@@ -70,6 +72,34 @@ impl Input {
         let path = path.into();
         let name = path.display().to_string();
         Input::new(InputKind::Path(path), name)
+    }
+
+    /// The body of a `GET` of `url`, streamed as it arrives (never downloaded whole first),
+    /// through reqwest. A status other than 2xx is an [`Http`](crate::ErrorKind::Http) error
+    /// naming the URL; so is a connection that breaks in the middle of the body. Needs the
+    /// `http` feature and a tokio runtime.
+    ///
+    /// ```no_run
+    /// use vortex_stream::io::Input;
+    /// use vortex_stream::sources::JsonlSource;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let events = JsonlSource::new(Input::url("http://127.0.0.1:9000/events.jsonl.gz")).values();
+    /// println!("{} events", events.count().await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn url(url: impl Into<String>) -> Self {
+        let url = url.into();
+        let name = crate::redact::redact(&url);
+        let path = url.split(['?', '#']).next().unwrap_or(&url).to_owned();
+        let mut input = Input::new(InputKind::Url(url), name);
+        if let Some(compression) = Compression::from_extension(std::path::Path::new(&path)) {
+            input.compression = compression;
+        }
+        input
     }
 
     /// The process's standard input.
@@ -134,6 +164,10 @@ impl Input {
                 ))
             }
             InputKind::Stdin => Box::new(BufReader::with_capacity(BUFFER, std::io::stdin())),
+            #[cfg(feature = "http")]
+            InputKind::Url(url) => {
+                Box::new(BufReader::with_capacity(BUFFER, http_body(&url, &name)?))
+            }
             InputKind::Reader(reader) => Box::new(BufReader::with_capacity(BUFFER, reader)),
             InputKind::AsyncReader(reader) => {
                 let Ok(_) = tokio::runtime::Handle::try_current() else {
@@ -162,4 +196,34 @@ impl Input {
 pub(crate) struct OpenedInput {
     pub(crate) reader: Box<dyn BufRead + Send>,
     pub(crate) name: Arc<str>,
+}
+
+/// The body of a `GET`, as a sync reader for the source's blocking thread.
+#[cfg(feature = "http")]
+fn http_body(url: &str, name: &Arc<str>) -> Result<Box<dyn std::io::Read + Send>> {
+    use futures_util::TryStreamExt;
+
+    let failed = |e: reqwest::Error| {
+        Error::from_boxed(ErrorKind::Http, "http source", e.into())
+            .with_position(Position::new().with_source(Arc::clone(name)))
+    };
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        Error::internal(
+            "http source",
+            "an HTTP input needs the pipeline to run inside a tokio runtime",
+        )
+    })?;
+    // On the source's blocking thread: waiting here blocks no task.
+    let response = runtime.block_on(reqwest::get(url)).map_err(failed)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(Error::new(ErrorKind::Http, "http source")
+            .with_position(Position::new().with_source(Arc::clone(name)))
+            .with_message(format!("the server answered {status}")));
+    }
+    let body = response.bytes_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(body);
+    Ok(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
+        reader, runtime,
+    )))
 }

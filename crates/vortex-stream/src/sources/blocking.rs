@@ -32,6 +32,8 @@ pub struct Blocking<T> {
     rx: Option<mpsc::Receiver<Batch<T>>>,
     batch: std::vec::IntoIter<Result<T>>,
     task: Option<JoinHandle<()>>,
+    // Batches that may wait in the channel.
+    capacity: usize,
 }
 
 impl<T> fmt::Debug for Blocking<T> {
@@ -64,13 +66,16 @@ impl<T: Send + 'static> Blocking<T> {
             rx: None,
             batch: Vec::new().into_iter(),
             task: None,
+            capacity: CHANNEL_BATCHES,
         }
     }
 }
 
 impl<T: Send + 'static> Blocking<T> {
     /// A source whose blocking thread runs `producer`, which sends batches until it is done or
-    /// a send fails (the stream was dropped).
+    /// a send fails (the stream was dropped). One batch waits in the channel at most, so the
+    /// producer reads ahead of the consumer by two batches at most: the one waiting and the one
+    /// it is filling.
     #[cfg(feature = "sqlite")]
     pub(crate) fn from_producer(
         producer: impl FnOnce(mpsc::Sender<Vec<Result<T>>>) + Send + 'static,
@@ -80,6 +85,7 @@ impl<T: Send + 'static> Blocking<T> {
             rx: None,
             batch: Vec::new().into_iter(),
             task: None,
+            capacity: 1,
         }
     }
 }
@@ -98,7 +104,7 @@ impl<T: Send + 'static> Stream for Blocking<T> {
                     "polled outside a tokio runtime; drive the pipeline with tokio or run_blocking",
                 ))));
             };
-            let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+            let (tx, rx) = mpsc::channel(this.capacity);
             this.task = Some(runtime.spawn_blocking(move || producer(tx)));
             this.rx = Some(rx);
         }

@@ -7,6 +7,8 @@
 mod compression;
 mod csv;
 mod dead_letter;
+#[cfg(feature = "http")]
+mod http;
 mod jsonl;
 mod lines;
 mod sinks;
