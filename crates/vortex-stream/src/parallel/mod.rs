@@ -15,8 +15,10 @@
 
 use core::num::NonZeroUsize;
 
+mod partition;
 mod stage;
 
+pub use partition::PartitionBy;
 pub use stage::{Parallel, Start, StartAsync, StartBlocking};
 
 /// How much a parallel stage may do at once: `limit` values in flight, and at most `window`

@@ -15,7 +15,7 @@ use crate::sources::panic_message;
 use crate::{Error, Result};
 
 /// A unit of work in flight, its type erased.
-type Work<U> = Pin<Box<dyn Future<Output = Result<U>> + Send>>;
+pub(crate) type Work<U> = Pin<Box<dyn Future<Output = Result<U>> + Send>>;
 
 /// How a [`Parallel`] stage starts the work for one value.
 pub trait Start<T> {

@@ -7,7 +7,7 @@ use futures_core::Stream;
 
 use super::Pipeline;
 use crate::ops::adapters::{Chunk, Flatten, TryThen};
-use crate::parallel::{Parallel, Parallelism, StartAsync, StartBlocking};
+use crate::parallel::{Parallel, Parallelism, PartitionBy, StartAsync, StartBlocking};
 use crate::{BoxError, Result};
 
 /// Parallel operators. Each bounds what it holds: see [`Parallelism`].
@@ -205,6 +205,62 @@ where
             p.limit(),
             p.limit(),
             false,
+        ))
+    }
+
+    /// Runs a fallible async `f` for values of different keys in parallel, and for values of
+    /// one key strictly one after another, in order: per-customer or per-account work that
+    /// must not race with itself.
+    ///
+    /// Values go to `parallelism` lanes by their key's hash; a lane runs one call at a time
+    /// and queues the rest of its values. Results leave as they are ready, so the order holds
+    /// within a key, not across keys. At most the window of values (twice the lanes by default)
+    /// is held, running or queued; a lane stuck on a slow call stops the pulling once the
+    /// window fills. Errors are wrapped as in [`par_then`](Pipeline::par_then), with operation
+    /// `"partition_by"`; error items upstream pass at once.
+    ///
+    /// Memory: the window of values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let events = [("ann", 1), ("bob", 1), ("ann", 2), ("bob", 2), ("ann", 3)];
+    /// let applied = Pipeline::from_iter(events)
+    ///     .partition_by(NonZeroUsize::new(4).unwrap(), |(account, _)| *account, |event| async move {
+    ///         Ok::<_, std::io::Error>(event) // apply it to the account
+    ///     })
+    ///     .collect::<Vec<_>>()
+    ///     .await?;
+    /// let ann: Vec<_> = applied.iter().filter(|(a, _)| *a == "ann").map(|(_, n)| *n).collect();
+    /// assert_eq!(ann, [1, 2, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn partition_by<K, U, E, KF, F, Fut>(
+        self,
+        parallelism: impl Into<Parallelism>,
+        key: KF,
+        f: F,
+    ) -> Pipeline<PartitionBy<S, T, KF, StartAsync<F>, U>>
+    where
+        KF: FnMut(&T) -> K,
+        K: std::hash::Hash,
+        F: FnMut(T) -> Fut,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let p = parallelism.into();
+        Pipeline::new(PartitionBy::new(
+            self.inner,
+            key,
+            StartAsync::new(f, "partition_by"),
+            p.limit().get(),
+            p.window_len().get(),
         ))
     }
 

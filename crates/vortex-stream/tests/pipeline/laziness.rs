@@ -48,6 +48,11 @@ fn every_adapter_is_lazy() {
     let _ = src().cancel_on(CancellationToken::new());
     let _ = src().deadline(tokio::time::Instant::now());
     let _ = src().boxed();
+    let _ = src().partition_by(
+        nz(2),
+        |n| *n,
+        |n| async move { Ok::<_, vortex_stream::Error>(n) },
+    );
     let _ = src().batch_map(nz(2), |b: Vec<i32>| async move {
         Ok::<_, vortex_stream::Error>(b)
     });

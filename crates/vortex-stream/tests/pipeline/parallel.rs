@@ -212,3 +212,73 @@ impl Drop for Decrement {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn partition_by_keeps_each_keys_order_and_runs_keys_in_parallel() {
+    let events: Vec<(u32, u32)> = (0..5)
+        .flat_map(|seq| (0..4).map(move |key| (key, seq)))
+        .collect();
+    let started = tokio::time::Instant::now();
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (r, p) = (running.clone(), peak.clone());
+    let out = Pipeline::from_iter(events)
+        .partition_by(
+            nz(4),
+            |(key, _)| *key,
+            move |event: (u32, u32)| {
+                let (running, peak) = (r.clone(), p.clone());
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    // Later events of a key are quicker: a race would reorder them.
+                    tokio::time::sleep(Duration::from_millis(u64::from(50 - event.1 * 10))).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(event)
+                }
+            },
+        )
+        .collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 20);
+    for key in 0..4 {
+        let seqs: Vec<u32> = out
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, s)| *s)
+            .collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4], "key {key} out of order");
+    }
+    assert!(
+        peak.load(Ordering::SeqCst) <= 4,
+        "one call per lane at most"
+    );
+    // Each key's five calls take 150 ms in a row; keys overlap (a hash may share a lane).
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn partition_by_bounds_what_a_stuck_lane_holds() {
+    let pulls = Pulls::default();
+    let mut pipeline = Box::pin(pulls.endless().take(1000).partition_by(
+        Parallelism::new(nz(2)).window(nz(6)),
+        |_| 0u8, // one key: one lane, strictly one after another
+        |n| async move {
+            if n == 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Ok::<_, std::io::Error>(n)
+        },
+    ));
+    assert_eq!(pipeline.next().await.unwrap().unwrap(), 0);
+    assert!(
+        pulls.get() <= 7,
+        "pulled {} values behind a stuck call",
+        pulls.get()
+    );
+}
