@@ -210,7 +210,8 @@ impl fmt::Display for Position {
 /// record [`position`](Error::position) where known, and the cause as
 /// [`source`](std::error::Error::source).
 ///
-/// The error is one pointer wide, so `Result<T>` items stay small in the stream.
+/// The error is one pointer wide, so `Result<T>` items stay small in the stream, and cheap to
+/// clone: clones share the cause.
 ///
 /// ```
 /// use std::error::Error as _;
@@ -224,15 +225,17 @@ impl fmt::Display for Position {
 /// assert_eq!(err.to_string(), "csv source: decode: orders.csv: record 17 (line 18): could not decode record");
 /// assert!(err.source().is_some());
 /// ```
+#[derive(Clone)]
 pub struct Error(Box<Inner>);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     kind: ErrorKind,
     operation: Cow<'static, str>,
     position: Option<Position>,
     message: Option<Cow<'static, str>>,
-    source: Option<BoxError>,
+    // Shared, so that an error can be cloned (a `tee` hands one to every consumer).
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
     raw: Option<Box<[u8]>>,
 }
 
@@ -268,7 +271,7 @@ impl Error {
     /// Sets the underlying cause, returned by [`source`](std::error::Error::source).
     #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.0.source = Some(source.into());
+        self.0.source = Some(Arc::from(source.into()));
         self
     }
 
@@ -372,10 +375,10 @@ impl Error {
         self
     }
 
-    /// Consumes the error and returns its cause, if any.
+    /// The cause, shared with every clone of this error.
     #[must_use]
-    pub fn into_source(self) -> Option<BoxError> {
-        self.0.source
+    pub fn cause(&self) -> Option<Arc<dyn StdError + Send + Sync + 'static>> {
+        self.0.source.clone()
     }
 }
 

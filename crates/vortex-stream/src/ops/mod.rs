@@ -26,6 +26,7 @@ mod skip;
 mod skip_while;
 mod take;
 mod take_while;
+mod tee;
 mod then;
 mod throttle;
 mod timeout;
@@ -60,6 +61,7 @@ pub mod adapters {
     pub use super::skip_while::SkipWhile;
     pub use super::take::Take;
     pub use super::take_while::TakeWhile;
+    pub use super::tee::Tee;
     pub use super::then::Then;
     pub use super::throttle::Throttle;
     pub use super::timeout::Timeout;

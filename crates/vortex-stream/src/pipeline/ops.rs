@@ -15,8 +15,8 @@ use crate::error::{BoxError, Error};
 use crate::ops::adapters::{
     CancelOn, Chain, Chunk, ChunkTimeout, Deadline, Dedup, Distinct, DistinctBy, Enumerate, Filter,
     FilterMap, FlatMap, Flatten, GroupByKey, Inspect, Map, Merge, OnError, Scan, Skip, SkipWhile,
-    Take, TakeWhile, Then, Throttle, Timeout, TryFilter, TryMap, TryThen, Validate, ValidateOrElse,
-    Window, Zip,
+    Take, TakeWhile, Tee, Then, Throttle, Timeout, TryFilter, TryMap, TryThen, Validate,
+    ValidateOrElse, Window, Zip,
 };
 use crate::{ErrorPolicy, Result};
 
@@ -983,5 +983,43 @@ where
     /// ```
     pub fn timeout(self, limit: Duration) -> Pipeline<Timeout<S>> {
         Pipeline::new(Timeout::new(self.inner, limit))
+    }
+
+    /// Splits the pipeline into `consumers` pipelines that each get every item (errors
+    /// included), for fan-out: writing the same rows to two sinks, counting while exporting.
+    ///
+    /// Backpressure holds: the fastest consumer runs at most `buffer` items ahead of the
+    /// slowest, then waits for it, so the slowest sets the pace and memory stays bounded.
+    /// Drive the consumers concurrently (`tokio::join!`, separate tasks): a consumer that is
+    /// never polled stops the others once the buffer is full. A dropped consumer stops
+    /// counting; the upstream is dropped with the last one. To fan back in, see
+    /// [`merge`](Pipeline::merge).
+    ///
+    /// Memory: `buffer` items, and a clone of each for each consumer that takes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let two = NonZeroUsize::new(2).unwrap();
+    /// let mut outs = Pipeline::from_iter(1..=100u64).tee(two, NonZeroUsize::new(16).unwrap());
+    /// let (sums, counts) = (outs.remove(0), outs.remove(0));
+    /// let (sum, count) = tokio::join!(sums.fold(0, |a, b| a + b), counts.count());
+    /// assert_eq!((sum?, count?), (5050, 100));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tee(self, consumers: NonZeroUsize, buffer: NonZeroUsize) -> Vec<Pipeline<Tee<S, T>>>
+    where
+        T: Clone,
+    {
+        Tee::split(self.inner, consumers.get(), buffer.get())
+            .into_iter()
+            .map(Pipeline::new)
+            .collect()
     }
 }

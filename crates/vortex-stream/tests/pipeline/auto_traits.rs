@@ -52,6 +52,7 @@ assert_impl_all!(ReadChunks<tokio::io::DuplexStream>: Send, Sync, Unpin);
 assert_impl_all!(Generate<i32, Ready<Result<()>>>: Send, Sync, Unpin);
 assert_impl_all!(BlockingIter<Src>: Send);
 assert_impl_all!(Throttle<Src>: Send, Sync);
+assert_impl_all!(Tee<Src, i32>: Send, Sync, Unpin);
 assert_impl_all!(Timeout<Src>: Send, Sync);
 assert_impl_all!(vortex_stream::parallel::Parallel<Src, vortex_stream::parallel::StartBlocking<F>, i32>: Send, Unpin);
 assert_impl_all!(vortex_stream::resilience::CircuitBreaker: Send, Sync, Clone);

@@ -48,6 +48,7 @@ fn every_adapter_is_lazy() {
     let _ = src().cancel_on(CancellationToken::new());
     let _ = src().deadline(tokio::time::Instant::now());
     let _ = src().boxed();
+    let _ = src().tee(nz(2), nz(2));
     let _ = src().partition_by(
         nz(2),
         |n| *n,

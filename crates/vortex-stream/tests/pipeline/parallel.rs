@@ -282,3 +282,63 @@ async fn partition_by_bounds_what_a_stuck_lane_holds() {
         pulls.get()
     );
 }
+
+#[tokio::test]
+async fn tee_gives_every_item_to_every_consumer_errors_included() {
+    let mut outs = source(&[Ok(1), Err(7), Ok(2), Ok(3)]).tee(nz(3), nz(2));
+    let c = outs.pop().unwrap().into_inner();
+    let b = outs.pop().unwrap().into_inner();
+    let a = outs.pop().unwrap().into_inner();
+    let (a, b, c) = tokio::join!(
+        a.collect::<Vec<_>>(),
+        b.collect::<Vec<_>>(),
+        c.collect::<Vec<_>>()
+    );
+    for got in [a, b, c] {
+        let got: Vec<_> = got
+            .into_iter()
+            .map(|i| i.map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(got, [Ok(1), Err(shown(7)), Ok(2), Ok(3)]);
+    }
+}
+
+#[tokio::test]
+async fn tee_lets_the_fastest_run_only_a_buffer_ahead_of_the_slowest() {
+    let pulls = Pulls::default();
+    let mut outs = pulls.endless().tee(nz(2), nz(4));
+    let mut slow = Box::pin(outs.pop().unwrap());
+    let mut fast = Box::pin(outs.pop().unwrap());
+    for want in 0..4 {
+        assert_eq!(fast.next().await.unwrap().unwrap(), want);
+    }
+    let stalled = tokio::time::timeout(Duration::from_millis(50), fast.next()).await;
+    assert!(
+        stalled.is_err(),
+        "the fast consumer must wait for the slow one"
+    );
+    assert_eq!(pulls.get(), 4);
+    assert_eq!(slow.next().await.unwrap().unwrap(), 0);
+    assert_eq!(
+        fast.next().await.unwrap().unwrap(),
+        4,
+        "one taken by the slow one frees one place"
+    );
+    // A consumer that goes away no longer holds the others back.
+    drop(slow);
+    for want in 5..50 {
+        assert_eq!(fast.next().await.unwrap().unwrap(), want);
+    }
+}
+
+#[tokio::test]
+async fn tee_drops_the_upstream_with_its_last_consumer() {
+    let source = Dropped::default();
+    let outs = source.endless().tee(nz(2), nz(8));
+    let mut outs: Vec<_> = outs.into_iter().map(Box::pin).collect();
+    outs[0].next().await.unwrap().unwrap();
+    outs.pop();
+    assert!(!source.is_set());
+    outs.pop();
+    assert!(source.is_set());
+}
