@@ -37,6 +37,12 @@ pub(crate) struct CaseArgs {
 enum Case {
     W1Stream,
     W1Hand,
+    W1Eager,
+    W3Eager,
+    DbTakeStream,
+    DbTakeEager,
+    XlsxStream,
+    XlsxEager,
     W2Stream,
     W2Hand,
     W3Stream,
@@ -78,7 +84,14 @@ enum Level {
 
 pub(crate) fn run(args: &CaseArgs) -> Result<()> {
     let start = Instant::now();
+    FIRST.get_or_init(|| start);
     let summary = match args.case {
+        Case::W1Eager => w1_eager(args)?,
+        Case::W3Eager => w3_eager(args)?,
+        Case::DbTakeStream => db_take(args, false)?,
+        Case::DbTakeEager => db_take(args, true)?,
+        Case::XlsxStream => xlsx(args, false)?,
+        Case::XlsxEager => xlsx(args, true)?,
         Case::W1Stream => w1_stream(args)?,
         Case::W1Hand => w1_hand(args)?,
         Case::W2Stream => w2_stream(args, None)?,
@@ -86,8 +99,124 @@ pub(crate) fn run(args: &CaseArgs) -> Result<()> {
         Case::W3Stream => w2_stream(args, Some(100))?,
         Case::W3Hand => w2_hand(args, Some(100))?,
     };
-    println!("{summary} seconds={:.3}", start.elapsed().as_secs_f64());
+    let first = FIRST_ROW.get().map_or(0, |d| d.as_micros());
+    println!(
+        "{summary} seconds={:.3} peak_rss_kib={} first_row_us={first}",
+        start.elapsed().as_secs_f64(),
+        crate::demo::peak_rss_kib()?
+    );
     Ok(())
+}
+
+/// When the case started, and when its first row reached the output.
+static FIRST: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+static FIRST_ROW: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+fn first_row() {
+    if let Some(start) = FIRST.get() {
+        let _ = FIRST_ROW.set(start.elapsed());
+    }
+}
+
+/// W1 the eager way: every order in a `Vec`, then the active ones, then the file.
+fn w1_eager(args: &CaseArgs) -> Result<String> {
+    let out = output(args)?;
+    let orders: Vec<Order> = csv::Reader::from_path(&args.input)?
+        .deserialize()
+        .collect::<Result<_, _>>()?;
+    let exported: Vec<Exported> = orders
+        .into_iter()
+        .filter(|o| o.status == "active")
+        .map(export)
+        .collect();
+    let mut writer = csv::Writer::from_path(out)?;
+    first_row();
+    for row in &exported {
+        writer.serialize(row)?;
+    }
+    writer.flush()?;
+    Ok(format!("rows={}", exported.len()))
+}
+
+/// W3 the eager way: every log line decoded into a `Vec`, then the first 100 errors.
+fn w3_eager(args: &CaseArgs) -> Result<String> {
+    let text = std::fs::read(&args.input)?;
+    let logs: Vec<Log> = text
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .map(serde_json::from_slice)
+        .collect::<Result<_, _>>()?;
+    let errors: Vec<&Log> = logs
+        .iter()
+        .filter(|l| l.level == Level::Error)
+        .take(100)
+        .collect();
+    let latency: u64 = errors.iter().map(|l| l.latency_ms).sum();
+    Ok(format!("errors={} latency_ms={latency}", errors.len()))
+}
+
+/// A database order, as the database cases read it.
+#[derive(Debug, Deserialize)]
+struct DbOrder {
+    id: i64,
+    email: String,
+    status: String,
+    amount: f64,
+}
+
+const DB_QUERY: &str = "SELECT id, email, status, amount FROM orders ORDER BY id";
+
+/// The first 10 active orders: streaming reads only what it needs, eager reads everything.
+fn db_take(args: &CaseArgs, eager: bool) -> Result<String> {
+    let db = vortex_stream::db::Database::open(&format!("sqlite://{}", args.input.display()))?;
+    let rows = db.query_as::<DbOrder>(DB_QUERY, vec![]);
+    let first: Vec<DbOrder> = runtime()?.block_on(async {
+        if eager {
+            let all: Vec<DbOrder> = rows.collect().await?;
+            Ok::<_, vortex_stream::Error>(
+                all.into_iter()
+                    .filter(|o| o.status == "active")
+                    .take(10)
+                    .collect(),
+            )
+        } else {
+            rows.filter(|o| o.status == "active")
+                .take(10)
+                .collect()
+                .await
+        }
+    })?;
+    first_row();
+    let ids: i64 = first.iter().map(|o| o.id).sum();
+    let amount: f64 = first.iter().map(|o| o.amount).sum();
+    let emails: usize = first.iter().map(|o| o.email.len()).sum();
+    Ok(format!(
+        "rows={} rows_read={} ids={ids} amount={amount:.2} email_bytes={emails}",
+        first.len(),
+        db.rows_fetched()
+    ))
+}
+
+/// Every order from the database to an Excel file.
+fn xlsx(args: &CaseArgs, eager: bool) -> Result<String> {
+    use vortex_stream::sinks::XlsxSink;
+    let out = output(args)?;
+    let db = vortex_stream::db::Database::open(&format!("sqlite://{}", args.input.display()))?;
+    let rows = db.query("SELECT * FROM orders ORDER BY id", vec![]);
+    let written = runtime()?.block_on(async {
+        if eager {
+            let all: Vec<vortex_stream::db::Row> = rows.collect().await?;
+            first_row();
+            vortex_stream::Pipeline::from_iter(all)
+                .write(XlsxSink::new(), Output::path(out))
+                .await
+        } else {
+            rows.inspect(|_| first_row())
+                .write(XlsxSink::new(), Output::path(out))
+                .await
+        }
+    })?;
+    Ok(format!("rows={}", written.rows))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -108,6 +237,7 @@ fn w1_stream(args: &CaseArgs) -> Result<String> {
             .deserialize::<Order>()
             .filter(|order| order.status == "active")
             .map(export)
+            .inspect(|_| first_row())
             .write(CsvSink::new(), Output::path(out)),
     )?;
     Ok(format!("rows={}", written.rows))

@@ -268,7 +268,7 @@ pub(crate) fn worker(args: &WorkerArgs) -> Result<()> {
 }
 
 /// Peak resident set size of this process as the kernel counts it (`VmHWM`), in KiB.
-fn peak_rss_kib() -> Result<u64> {
+pub(crate) fn peak_rss_kib() -> Result<u64> {
     let status =
         std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     status

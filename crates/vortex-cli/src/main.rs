@@ -4,6 +4,7 @@
 //! process) and streaming (a vortex pipeline), each in its own child process so that each
 //! one's peak memory is its own, and a table comparing them.
 
+mod bench;
 mod cases;
 mod convert;
 mod demo;
@@ -41,6 +42,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Serve named exports over HTTP, streamed.
     Serve(serve::ServeArgs),
+    /// Run the benchmark suite, eager against streaming, and print its table.
+    Bench(bench::BenchArgs),
     /// Run one side of the demo in this process and print its figures (used by `demo`).
     #[command(hide = true)]
     DemoWorker(demo::WorkerArgs),
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::BenchCase(args) => cases::run(&args),
     };
     match result {
