@@ -43,6 +43,9 @@ enum Case {
     DbTakeEager,
     XlsxStream,
     XlsxEager,
+    DbExportStream,
+    DbExportHand,
+    DbLoad,
     W2Stream,
     W2Hand,
     W3Stream,
@@ -92,6 +95,9 @@ pub(crate) fn run(args: &CaseArgs) -> Result<()> {
         Case::DbTakeEager => db_take(args, true)?,
         Case::XlsxStream => xlsx(args, false)?,
         Case::XlsxEager => xlsx(args, true)?,
+        Case::DbExportStream => db_export_stream(args)?,
+        Case::DbExportHand => db_export_hand(args)?,
+        Case::DbLoad => db_load(args)?,
         Case::W1Stream => w1_stream(args)?,
         Case::W1Hand => w1_hand(args)?,
         Case::W2Stream => w2_stream(args, None)?,
@@ -221,7 +227,7 @@ fn xlsx(args: &CaseArgs, eager: bool) -> Result<String> {
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .context("starting the runtime")
 }
@@ -306,4 +312,124 @@ fn w2_hand(args: &CaseArgs, stop_after: Option<u64>) -> Result<String> {
         }
     }
     Ok(format!("errors={count} latency_ms={latency}"))
+}
+
+/// The database URL of a case: `--input` as given, or a SQLite file path.
+fn db_url(input: &std::path::Path) -> String {
+    let text = input.display().to_string();
+    if text.contains("://") {
+        text
+    } else {
+        format!("sqlite://{text}")
+    }
+}
+
+const EXPORT_QUERY: &str = "SELECT id, customer, email, status, amount, created_at FROM orders";
+
+/// A whole table to CSV through a vortex pipeline.
+fn db_export_stream(args: &CaseArgs) -> Result<String> {
+    let out = output(args)?;
+    let db = vortex_stream::db::Database::open(&db_url(&args.input))?;
+    let written = runtime()?.block_on(
+        crate::rows::with_header(db.query(EXPORT_QUERY, vec![]))
+            .write(vortex_stream::sinks::CsvRecords::new(), Output::path(out)),
+    )?;
+    Ok(format!("rows={}", written.rows.saturating_sub(1)))
+}
+
+/// The same with the driver directly: one thread, a loop, the csv crate.
+fn db_export_hand(args: &CaseArgs) -> Result<String> {
+    let out = output(args)?;
+    let url = db_url(&args.input);
+    let mut writer =
+        csv::Writer::from_writer(BufWriter::with_capacity(64 * 1024, File::create(out)?));
+    writer.write_record(["id", "customer", "email", "status", "amount", "created_at"])?;
+    let mut rows = 0u64;
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        let mut statement = conn.prepare(EXPORT_QUERY)?;
+        let mut result = statement.query([])?;
+        while let Some(row) = result.next()? {
+            let id: i64 = row.get(0)?;
+            let amount: f64 = row.get(4)?;
+            writer.write_record([
+                id.to_string(),
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                amount.to_string(),
+                row.get::<_, String>(5)?,
+            ])?;
+            rows += 1;
+        }
+    } else {
+        use futures_util::StreamExt as _;
+        rows = runtime()?.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            let mut tasks = tokio::task::JoinSet::new();
+            tasks.spawn(async move {
+                let _ = connection.await;
+            });
+            let stream = client
+                .query_raw(EXPORT_QUERY, std::iter::empty::<i32>())
+                .await?;
+            let mut stream = std::pin::pin!(stream);
+            let mut rows = 0u64;
+            while let Some(row) = stream.next().await {
+                let row = row?;
+                let id: i64 = row.get(0);
+                let amount: f64 = row.get(4);
+                writer.write_record([
+                    id.to_string(),
+                    row.get::<_, String>(1),
+                    row.get::<_, String>(2),
+                    row.get::<_, String>(3),
+                    amount.to_string(),
+                    row.get::<_, String>(5),
+                ])?;
+                rows += 1;
+            }
+            Ok::<_, anyhow::Error>(rows)
+        })?;
+    }
+    writer.flush()?;
+    Ok(format!("rows={rows}"))
+}
+
+/// Orders from a CSV file into the `orders` table of `--output` (a database URL), which must
+/// exist; it is emptied first.
+fn db_load(args: &CaseArgs) -> Result<String> {
+    use vortex_stream::db::{Table, Value};
+    let url = db_url(output(args)?);
+    let db = vortex_stream::db::Database::open(&url)?;
+    let loaded = runtime()?.block_on(async {
+        db.execute("DELETE FROM orders", vec![]).await?;
+        CsvSource::new(Input::path(&args.input))
+            .records()
+            .map(|r| {
+                let id: i64 = r[0].parse().unwrap_or(0);
+                let amount: f64 = r[4].parse().unwrap_or(0.0);
+                vec![
+                    Value::Int(id),
+                    Value::from(&r[1]),
+                    Value::from(&r[2]),
+                    Value::from(&r[3]),
+                    Value::Float(amount),
+                    Value::from(&r[5]),
+                ]
+            })
+            .load(
+                &db,
+                Table::new(
+                    "orders",
+                    ["id", "customer", "email", "status", "amount", "created_at"],
+                )
+                .batch(std::num::NonZeroUsize::new(10_000).unwrap_or(std::num::NonZeroUsize::MIN)),
+            )
+            .await
+    })?;
+    Ok(format!("rows={} batches={}", loaded.rows, loaded.batches))
 }

@@ -162,7 +162,7 @@ impl Log {
 pub(crate) fn run(args: &GenArgs) -> Result<()> {
     let output = Output::path(&args.out);
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .context("starting the runtime")?;
     let rows = args.rows;

@@ -12,7 +12,8 @@ use super::Pipeline;
 use crate::error::{Error, ErrorKind};
 use crate::Result;
 
-/// A runtime of one thread, with time, for driving a pipeline from sync code.
+/// A runtime of one thread, with time and I/O (database drivers need it), for driving a
+/// pipeline from sync code.
 fn blocking_runtime(operation: &'static str) -> Result<Runtime> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::new(ErrorKind::Internal, operation).with_message(
@@ -20,7 +21,7 @@ fn blocking_runtime(operation: &'static str) -> Result<Runtime> {
         ));
     }
     tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .map_err(|e| Error::io(operation, e))
 }
