@@ -145,7 +145,8 @@ impl Database {
     }
 
     /// The rows of `sql`, with `params` bound (never interpolated), fetched as the pipeline
-    /// pulls them: in batches of 8 rows, then 16, 32, ... up to 1024.
+    /// pulls them: in batches of 8 rows, then 16, 32, ... up to 1024 (16,384 for PostgreSQL,
+    /// where each batch is a round trip).
     ///
     /// Parameters are `?1`, `?2` in SQLite and `$1`, `$2` in PostgreSQL. Dropping the
     /// pipeline closes the query's connection, which ends the query on the server. Every
