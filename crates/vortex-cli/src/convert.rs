@@ -205,6 +205,7 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
     } else {
         Output::path(&args.output)
     };
+    let bar = crate::progress::rows("vortex convert");
     let (policy, outcome) = runtime.block_on(async {
         let mut policy = match args.on_error.as_str() {
             "fail" => ErrorPolicy::fail_fast(),
@@ -218,7 +219,9 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
             policy = policy.max_errors(max);
         }
         let select = args.select.clone();
+        let counter = bar.clone();
         let kept = records(&args.input, from)
+            .inspect(move |_| counter.inc(1))
             .on_error(policy.clone())
             .filter(move |record| filters.iter().all(|f| f.keeps(record)))
             .map(move |record| {
@@ -262,6 +265,7 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
         };
         Ok((policy, written))
     })?;
+    bar.finish_and_clear();
     let report = policy.report();
     let summary = format!(
         "vortex convert: {} rows in, {} out, {} errors{} in {:.2} s",

@@ -52,8 +52,13 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let bar = crate::progress::rows("vortex export");
+    let counter = bar.clone();
     let written = runtime.block_on(async {
-        let rows = db.query(args.query.as_str(), params);
+        let rows = db
+            .query(args.query.as_str(), params)
+            .inspect(move |_| counter.inc(1))
+            .boxed();
         match args.format {
             ExportFormat::Jsonl => rows.write(JsonlSink, output).await,
             ExportFormat::Xlsx => rows.write(XlsxSink::new(), output).await,
@@ -64,6 +69,7 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
             }
         }
     })?;
+    bar.finish_and_clear();
     let rows = match args.format {
         ExportFormat::Csv => written.rows.saturating_sub(1),
         ExportFormat::Jsonl | ExportFormat::Xlsx => written.rows,

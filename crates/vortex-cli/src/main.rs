@@ -10,6 +10,7 @@ mod convert;
 mod demo;
 mod export;
 mod gen;
+mod progress;
 mod rows;
 mod serve;
 
