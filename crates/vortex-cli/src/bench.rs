@@ -26,6 +26,9 @@ pub(crate) struct BenchArgs {
     /// Where the generated data goes (kept for later runs).
     #[arg(long, default_value = "data/bench")]
     data_dir: PathBuf,
+    /// Also sample the memory of cases 1 and 4 over time and draw it to this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 /// The medians of a case's runs.
@@ -191,6 +194,23 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         "| 3b. JSONL full scan, every error | | {:.1} MiB, {:.3} s | |",
         full.peak_mib, full.seconds
     );
+    if let Some(plot) = &args.plot {
+        let mut series = Vec::new();
+        for (label, case, input, ext) in [
+            ("1. CSV, eager", "w1-eager", &csv, "csv"),
+            ("1. CSV, streaming", "w1-stream", &csv, "csv"),
+            ("4. DB → Excel, eager", "xlsx-eager", &db, "xlsx"),
+            ("4. DB → Excel, streaming", "xlsx-stream", &db, "xlsx"),
+        ] {
+            series.push((
+                label,
+                sample_rss(&exe, case, input, &scratch.with_extension(ext))?,
+            ));
+        }
+        std::fs::write(plot, svg(&series, rows))
+            .with_context(|| format!("writing {}", plot.display()))?;
+        println!("\nmemory over time: {}", plot.display());
+    }
     let _ = std::fs::remove_file(scratch.with_extension("csv"));
     let _ = std::fs::remove_file(scratch.with_extension("xlsx"));
     if !failures.is_empty() {
@@ -200,4 +220,90 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs a case and samples its resident memory every 10 ms: (seconds, MiB) points.
+fn sample_rss(exe: &Path, case: &str, input: &Path, output: &Path) -> Result<Vec<(f64, f64)>> {
+    let mut child = Command::new(exe)
+        .args(["bench-case", case, "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {case}"))?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let start = std::time::Instant::now();
+    let mut points = Vec::new();
+    while child.try_wait()?.is_none() {
+        let rss_kib = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            });
+        if let Some(kib) = rss_kib {
+            points.push((start.elapsed().as_secs_f64(), kib / 1024.0));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(points)
+}
+
+/// Memory over time as an SVG line chart.
+fn svg(series: &[(&str, Vec<(f64, f64)>)], rows: u64) -> String {
+    let (width, height, left, bottom) = (860.0, 420.0, 70.0, 50.0);
+    let max_t = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|(t, _)| *t))
+        .fold(0.1_f64, f64::max);
+    let max_m = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|(_, m)| *m))
+        .fold(1.0_f64, f64::max)
+        * 1.1;
+    let x = |t: f64| left + t / max_t * (width - left - 20.0);
+    let y = |m: f64| height - bottom - m / max_m * (height - bottom - 40.0);
+    let colours = ["#c0392b", "#27ae60", "#e67e22", "#2980b9"];
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"22\" font-size=\"15\">Resident memory over time, {rows} rows: eager climbs, streaming stays flat</text>\n"
+    );
+    for i in 0..=4 {
+        let m = max_m * f64::from(i) / 4.0;
+        out.push_str(&format!(
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y0:.1}\" y2=\"{y0:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{m:.0} MiB</text>\n",
+            width - 20.0,
+            left - 6.0,
+            y(m) + 4.0,
+            y0 = y(m)
+        ));
+    }
+    out.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">seconds (0 to {max_t:.1})</text>\n",
+        (left + width) / 2.0,
+        height - 15.0
+    ));
+    for (i, (label, points)) in series.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let path: Vec<String> = points
+            .iter()
+            .map(|(t, m)| format!("{:.1},{:.1}", x(*t), y(*m)))
+            .collect();
+        out.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\n",
+            path.join(" ")
+        ));
+        let peak = points.iter().map(|(_, m)| *m).fold(0.0, f64::max);
+        out.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{label}: peak {peak:.1} MiB</text>\n",
+            width - 290.0,
+            60.0 + 16.0 * i as f64
+        ));
+    }
+    out.push_str("</svg>\n");
+    out
 }
