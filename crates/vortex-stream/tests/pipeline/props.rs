@@ -297,4 +297,37 @@ proptest! {
         prop_assert_eq!(report.items_in(), input.len() as u64);
         prop_assert_eq!(report.items_out(), input.len() as u64 - errors);
     }
+
+    #[test]
+    fn then_and_try_then_match_map_and_try_map(input in input()) {
+        let got = outcome(source(&input).then(|v| async move { v * 3 }));
+        prop_assert_eq!(got, per_value(&input, |v, out| out.push(Ok(v * 3))));
+        let got = outcome(source(&input).try_then(|v| async move { if v % 3 == 0 { Err("div3") } else { Ok(v) } }));
+        let want = per_value(&input, |v, out| out.push(if v % 3 == 0 { Err("try_then: div3".into()) } else { Ok(v) }));
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn merge_all_keeps_every_item_and_each_inputs_order(a in input(), b in input(), c in input()) {
+        let inputs = [&a, &b, &c];
+        let tagged: Vec<Vec<In>> = inputs
+            .iter()
+            .enumerate()
+            .map(|(side, input)| input.iter().map(|i| i.map(|v| v * 10 + (side as i32 + 1) * v.signum().max(1))).collect())
+            .collect();
+        let got = outcome(vortex_stream::Pipeline::merge_all(tagged.iter().map(|t| source(t))));
+        prop_assert_eq!(got.len(), a.len() + b.len() + c.len());
+        for (side, input) in tagged.iter().enumerate() {
+            let want: Vec<i32> = input.iter().filter_map(|i| i.ok()).collect();
+            let mine: Vec<i32> = got
+                .iter()
+                .filter_map(|i| i.as_ref().ok())
+                .copied()
+                .filter(|v| want.contains(v))
+                .collect();
+            // Values of other inputs may coincide; the input's own sequence must appear in order.
+            let mut rest = mine.iter();
+            prop_assert!(want.iter().all(|w| rest.any(|m| m == w)), "input {} out of order", side);
+        }
+    }
 }
