@@ -481,7 +481,7 @@ impl Decoder {
         let result = self.reader.read_byte_record(&mut self.record);
         let end = self.reader.position().byte();
         self.rearm();
-        match result {
+        let item = match result {
             Ok(false) => {
                 self.done = true;
                 None
@@ -497,7 +497,6 @@ impl Decoder {
                         None => Ok(()),
                     }
                 };
-                self.reader.get_mut().forget_before(end);
                 Some((checked, at))
             }
             Err(e) => {
@@ -507,7 +506,11 @@ impl Decoder {
                 }
                 Some((Err(self.parse_error(e, at)), at))
             }
-        }
+        };
+        // Good record or bad, its raw bytes are no longer needed once its item is made: a run
+        // of bad records must not pile up in the copy.
+        self.reader.get_mut().forget_before(end);
+        item
     }
 
     fn at(&self) -> RecordAt {
@@ -691,7 +694,35 @@ fn check_quotes(raw: &[u8], delimiter: u8, quote: u8) -> Option<QuoteFault> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_quotes, QuoteFault};
+    use std::sync::Arc;
+
+    use super::{check_quotes, CsvSource, Decoder, QuoteFault, PARSE_BUFFER};
+    use crate::io::{Input, OpenedInput};
+
+    #[test]
+    fn the_raw_copy_stays_bounded_through_a_run_of_bad_records() {
+        // 100,000 ragged records in a row, each an error: 600 KB of input.
+        let mut text = String::from("a,b\n");
+        for _ in 0..100_000 {
+            text.push_str("1,2,3\n");
+        }
+        let options = CsvSource::new(Input::bytes("")).options;
+        let opened = OpenedInput {
+            reader: Box::new(std::io::Cursor::new(text.into_bytes())),
+            name: Arc::from("t"),
+        };
+        let mut decoder = Decoder::new(opened, options);
+        let (mut errors, mut largest) = (0, 0);
+        while let Some((read, _)) = decoder.next_raw() {
+            errors += usize::from(read.is_err());
+            largest = largest.max(decoder.reader.get_ref().tail.len());
+        }
+        assert_eq!(errors, 100_000);
+        assert!(
+            largest <= 3 * PARSE_BUFFER,
+            "the copy grew to {largest} bytes"
+        );
+    }
 
     #[test]
     fn quote_checks() {
