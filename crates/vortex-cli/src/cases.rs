@@ -225,12 +225,7 @@ fn xlsx(args: &CaseArgs, eager: bool) -> Result<String> {
     Ok(format!("rows={}", written.rows))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")
-}
+use crate::runtime;
 
 fn output(args: &CaseArgs) -> Result<&PathBuf> {
     args.output.as_ref().context("W1 needs --output")

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use futures_core::stream::BoxStream;
 use regex::Regex;
 use serde_json::{Map, Value as Json};
-use vortex_stream::io::{Input, Output};
+use vortex_stream::io::Input;
 use vortex_stream::sinks::{CsvRecords, DeadLetters, JsonlSink, LinesSink};
 use vortex_stream::sources::{CsvSource, JsonlSource, LinesSource};
 use vortex_stream::{ErrorPolicy, Pipeline};
@@ -196,15 +196,8 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
         .iter()
         .map(|f| Filter::parse(f))
         .collect::<Result<_>>()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    let output = if args.output.as_os_str() == "-" {
-        Output::stdout()
-    } else {
-        Output::path(&args.output)
-    };
+    let runtime = crate::runtime()?;
+    let output = crate::output_of(&args.output);
     let bar = crate::progress::rows("vortex convert");
     let (policy, outcome) = runtime.block_on(async {
         let mut policy = match args.on_error.as_str() {
@@ -248,20 +241,17 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
                 .write(LinesSink, output)
                 .await
             }
-            Format::Csv => kept
-                .scan(true, |first, record| {
-                    let values: Vec<String> = record.values().map(json_text).collect();
-                    let header =
-                        std::mem::take(first).then(|| record.keys().cloned().collect::<Vec<_>>());
-                    Some(header.into_iter().chain([values]).collect::<Vec<_>>())
-                })
-                .flatten()
-                .write(CsvRecords::new(), output)
-                .await
-                .map(|mut w| {
-                    w.rows = w.rows.saturating_sub(1);
-                    w
-                }),
+            Format::Csv => crate::rows::with_header_by(
+                kept,
+                |record: &Record| record.keys().cloned().collect(),
+                |record: &Record| record.values().map(json_text).collect(),
+            )
+            .write(CsvRecords::new(), output)
+            .await
+            .map(|mut w| {
+                w.rows = w.rows.saturating_sub(1);
+                w
+            }),
         };
         Ok((policy, written))
     })?;

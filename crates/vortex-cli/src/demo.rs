@@ -75,12 +75,7 @@ struct Figures {
     total: Duration,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")
-}
+use crate::runtime;
 
 fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use vortex_stream::db::{Database, Value};
-use vortex_stream::io::Output;
 use vortex_stream::sinks::{CsvRecords, JsonlSink, XlsxSink};
 
 #[derive(Debug, Args)]
@@ -43,15 +42,8 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
         .iter()
         .map(|p| Value::from(p.as_str()))
         .collect();
-    let output = if args.out.as_os_str() == "-" {
-        Output::stdout()
-    } else {
-        Output::path(&args.out)
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let output = crate::output_of(&args.out);
+    let runtime = crate::runtime()?;
     let bar = crate::progress::rows("vortex export");
     let counter = bar.clone();
     let written = runtime.block_on(async {

@@ -161,10 +161,7 @@ impl Log {
 
 pub(crate) fn run(args: &GenArgs) -> Result<()> {
     let output = Output::path(&args.out);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = crate::runtime()?;
     let rows = args.rows;
     let written = runtime.block_on(async {
         match (args.kind, args.format) {

@@ -75,6 +75,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// The runtime a command runs its pipelines on: one thread, with time and I/O.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+/// A file to write, or stdout for `-`.
+fn output_of(path: &std::path::Path) -> vortex_stream::io::Output {
+    if path.as_os_str() == "-" {
+        vortex_stream::io::Output::stdout()
+    } else {
+        vortex_stream::io::Output::path(path)
+    }
+}
+
 /// The error and its causes on one line, each cause once: vortex errors already show their
 /// cause's message, which the chain would repeat.
 fn one_line(err: &anyhow::Error) -> String {

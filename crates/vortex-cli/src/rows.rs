@@ -1,22 +1,47 @@
-//! Query rows as CSV records: the header (the column names) first, then one record per row.
+//! Records as CSV text: a header first (taken from the first record), then one text record
+//! per record, for query rows and for `convert`'s named fields alike.
 
 use futures_core::stream::BoxStream;
+use futures_core::Stream;
 use vortex_stream::db::Row;
 use vortex_stream::{Pipeline, Result};
 
-/// The rows as text records, led by a header record of the first row's column names.
+/// Records as text records, led by a header record that `header` takes from the first one.
+pub(crate) fn with_header_by<S, T, H, V>(
+    records: Pipeline<S>,
+    header: H,
+    values: V,
+) -> Pipeline<BoxStream<'static, Result<Vec<String>>>>
+where
+    S: Stream<Item = Result<T>> + Send + 'static,
+    H: Fn(&T) -> Vec<String> + Send + 'static,
+    V: Fn(&T) -> Vec<String> + Send + 'static,
+{
+    records
+        .scan(true, move |first, record| {
+            let head = std::mem::take(first).then(|| header(&record));
+            Some(
+                head.into_iter()
+                    .chain([values(&record)])
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .flatten()
+        .boxed()
+}
+
+/// Query rows as text records, led by a header record of the column names.
 pub(crate) fn with_header(
     rows: Pipeline<BoxStream<'static, Result<Row>>>,
 ) -> Pipeline<BoxStream<'static, Result<Vec<String>>>> {
-    rows.scan(true, |first, row| {
-        let values: Vec<String> = row
-            .values()
-            .iter()
-            .map(|v| v.to_text().into_owned())
-            .collect();
-        let header = std::mem::take(first).then(|| row.columns().to_vec());
-        Some(header.into_iter().chain([values]).collect::<Vec<_>>())
-    })
-    .flatten()
-    .boxed()
+    with_header_by(
+        rows,
+        |row: &Row| row.columns().to_vec(),
+        |row: &Row| {
+            row.values()
+                .iter()
+                .map(|v| v.to_text().into_owned())
+                .collect()
+        },
+    )
 }
