@@ -2,7 +2,6 @@
 //! over in growing batches, which measured far faster than an async wrapper.
 
 use std::path::PathBuf;
-use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use super::{
     batch_error, db_error, insert_sql, upstream_failed, IntoValues, Loaded, Query, Row, Table,
     Value, FIRST_FETCH, MAX_FETCH,
 };
+use crate::sinks::{feed, Msg};
 use crate::sources::Blocking;
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
@@ -175,15 +175,7 @@ pub(super) async fn execute(
     }
 }
 
-/// A message to the writing thread.
-enum Msg {
-    /// One table batch: one transaction.
-    Batch(Vec<Vec<Value>>),
-    /// Every row was sent.
-    End,
-}
-
-/// Values cross to the writing thread one table batch at a time.
+/// Values cross to the writing thread one table batch (one transaction) at a time.
 pub(super) async fn load<S, T>(
     path: PathBuf,
     name: Arc<str>,
@@ -194,38 +186,14 @@ where
     S: Stream<Item = Result<T>> + Send,
     T: IntoValues + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel::<Msg>(1);
-    let size = table.batch.get();
     let writer_table = table.clone();
-    let writer =
-        tokio::task::spawn_blocking(move || write_batches(&path, &name, &writer_table, rx));
-    let mut stream = pin!(stream);
-    let mut batch = Vec::with_capacity(size.min(MAX_FETCH));
-    let outcome: Result<()> = async {
-        while let Some(item) = stream.next().await {
-            batch.push(item?.into_values());
-            if batch.len() >= size
-                && tx
-                    .send(Msg::Batch(std::mem::take(&mut batch)))
-                    .await
-                    .is_err()
-            {
-                return Ok(());
-            }
-        }
-        if !batch.is_empty() && tx.send(Msg::Batch(batch)).await.is_err() {
-            return Ok(());
-        }
-        let _ = tx.send(Msg::End).await;
-        Ok(())
-    }
+    let rows = stream.map(|item| item.map(IntoValues::into_values));
+    let (outcome, written) = feed(rows, table.batch.get(), move |rx| {
+        write_batches(&path, &name, &writer_table, rx)
+    })
     .await;
-    drop(tx);
-    let written = match writer.await {
-        Ok(written) => written,
-        Err(e) => return Err(Error::internal("sqlite: load", e.to_string())),
-    };
     match (outcome, written) {
+        // What committed stays; the error says how much that was.
         (Err(err), Ok(loaded)) => Err(upstream_failed(err, loaded)),
         (_, written) => written,
     }
@@ -235,7 +203,7 @@ fn write_batches(
     path: &PathBuf,
     name: &Arc<str>,
     table: &Table,
-    mut rx: mpsc::Receiver<Msg>,
+    mut rx: mpsc::Receiver<Msg<Vec<Value>>>,
 ) -> Result<Loaded> {
     let mut conn = open(path, true, name)?;
     let sql = insert_sql(table, |i| format!("?{i}"), "excluded");
@@ -243,7 +211,7 @@ fn write_batches(
     while let Some(msg) = rx.blocking_recv() {
         let rows = match msg {
             Msg::Batch(rows) => rows,
-            Msg::End => return Ok(loaded),
+            Msg::Commit => return Ok(loaded),
         };
         let first = loaded.rows;
         let tx = conn

@@ -24,6 +24,8 @@ pub use lines::{LinesSink, LinesWriter};
 pub use xlsx::{XlsxRow, XlsxSink, XlsxWriter};
 
 pub(crate) use write::write;
+#[cfg(feature = "sqlite")]
+pub(crate) use write::{feed, Msg};
 
 use crate::io::SinkWriter;
 use crate::Result;

@@ -15,39 +15,49 @@ use crate::{Error, ErrorKind, Result};
 /// Values handed to the writing thread at once.
 const BATCH: usize = 1024;
 
-enum Msg<T> {
+/// A message to a writing thread.
+pub(crate) enum Msg<T> {
     Batch(Vec<T>),
-    /// Every value was sent: finish and commit the output.
+    /// Every value was sent: finish and commit.
     Commit,
 }
 
-/// Drives `stream` into `format` on `output`; see [`Pipeline::write`](crate::Pipeline::write).
-pub(crate) async fn write<S, T, F>(stream: S, format: F, output: Output) -> Result<Written>
+/// Feeds `stream` to `writer`, run on tokio's blocking pool, in batches of `batch` values, and
+/// sends [`Msg::Commit`] after the last one. An error item stops the feeding without a commit,
+/// so the writer can discard or keep what it wrote as its output requires. Returns how the
+/// feeding ended and what the writer returned; at most two batches wait in the channel.
+pub(crate) async fn feed<S, T, R, W>(stream: S, batch: usize, writer: W) -> (Result<()>, Result<R>)
 where
     S: Stream<Item = Result<T>>,
     T: Send + 'static,
-    F: Format<T>,
+    R: Send + 'static,
+    W: FnOnce(mpsc::Receiver<Msg<T>>) -> Result<R> + Send + 'static,
 {
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|_| Error::internal("sink", "a file sink must run inside a tokio runtime"))?;
+    let runtime = match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime,
+        Err(_) => {
+            let err = || Error::internal("sink", "a sink must run inside a tokio runtime");
+            return (Err(err()), Err(err()));
+        }
+    };
     let (tx, rx) = mpsc::channel::<Msg<T>>(2);
-    let writer = runtime.spawn_blocking(move || write_blocking(rx, format, output));
+    let writer = runtime.spawn_blocking(move || writer(rx));
     let mut stream = pin!(stream);
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut pending = Vec::with_capacity(batch.min(BATCH));
     let outcome: Result<()> = async {
         while let Some(item) = stream.next().await {
-            batch.push(item?);
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            pending.push(item?);
+            if pending.len() >= batch {
+                let full = std::mem::replace(&mut pending, Vec::with_capacity(batch.min(BATCH)));
                 if tx.send(Msg::Batch(full)).await.is_err() {
-                    // The writer stopped on an error of its own, reported below.
+                    // The writer stopped on an error of its own, returned below.
                     return Ok(());
                 }
             }
         }
-        if !batch.is_empty()
+        if !pending.is_empty()
             && tx
-                .send(Msg::Batch(std::mem::take(&mut batch)))
+                .send(Msg::Batch(std::mem::take(&mut pending)))
                 .await
                 .is_err()
         {
@@ -57,17 +67,29 @@ where
         Ok(())
     }
     .await;
-    // Without a commit, the writer discards the output (a temporary file is removed).
     drop(tx);
-    let written = writer.await;
-    outcome?;
-    match written {
+    let written = match writer.await {
         Ok(written) => written,
         Err(e) => Err(Error::internal(
             "sink",
             format!("the writing thread failed: {e}"),
         )),
-    }
+    };
+    (outcome, written)
+}
+
+/// Drives `stream` into `format` on `output`; see [`Pipeline::write`](crate::Pipeline::write).
+pub(crate) async fn write<S, T, F>(stream: S, format: F, output: Output) -> Result<Written>
+where
+    S: Stream<Item = Result<T>>,
+    T: Send + 'static,
+    F: Format<T>,
+{
+    // Without a commit, the writer discards the output (a temporary file is removed).
+    let (outcome, written) =
+        feed(stream, BATCH, move |rx| write_blocking(rx, format, output)).await;
+    outcome?;
+    written
 }
 
 fn write_blocking<T, F: Format<T>>(
