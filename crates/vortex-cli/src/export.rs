@@ -10,10 +10,11 @@ use vortex_stream::sinks::{CsvRecords, JsonlSink, XlsxSink};
 
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
-    /// The database: `sqlite://path` or `postgres://user:password@host/db`.
+    /// The database: `sqlite://path`, `postgres://user:password@host/db` or
+    /// `mysql://user:password@host/db`.
     #[arg(long)]
     db: String,
-    /// The query; parameters are ?1, ?2 (SQLite) or $1, $2 (PostgreSQL).
+    /// The query; parameters are ?1, ?2 (SQLite), $1, $2 (PostgreSQL) or ? (MariaDB, MySQL).
     #[arg(long)]
     query: String,
     /// A parameter value, bound in order (repeat for each).

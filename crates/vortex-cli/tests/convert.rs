@@ -256,7 +256,7 @@ fn export_streams_a_query_as_csv_or_jsonl() {
         "{stderr}"
     );
 
-    let out = vortex(&["export", "--db", "mysql://x", "--query", "SELECT 1"]);
+    let out = vortex(&["export", "--db", "oracle://x", "--query", "SELECT 1"]);
     assert!(
         text(&out.stderr).contains("unknown database URL"),
         "{}",

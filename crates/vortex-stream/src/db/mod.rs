@@ -1,5 +1,5 @@
 //! Databases as sources and sinks, chosen by URL: SQLite (`sqlite://path`, bundled, nothing to
-//! install) and PostgreSQL (`postgres://…`).
+//! install), PostgreSQL (`postgres://…`) and MariaDB or MySQL (`mysql://…`, `mariadb://…`).
 //!
 //! A query is a stream of [`Row`]s fetched as the pipeline pulls them: never the whole result
 //! at once. Loading a table is a sink that writes in bounded batches, each in its own
@@ -7,6 +7,8 @@
 
 mod value;
 
+#[cfg(feature = "mysql")]
+mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
@@ -69,6 +71,8 @@ enum Backend {
     Sqlite(std::path::PathBuf),
     #[cfg(feature = "postgres")]
     Postgres(String),
+    #[cfg(feature = "mysql")]
+    Mysql(mysql_async::Opts),
 }
 
 impl fmt::Debug for Database {
@@ -81,8 +85,9 @@ impl fmt::Debug for Database {
 }
 
 impl Database {
-    /// A database by URL: `sqlite://path` (or `sqlite::memory:` is not supported: each query
-    /// has its own connection), `postgres://user:password@host:port/dbname`.
+    /// A database by URL: `sqlite://path` (`sqlite::memory:` is not supported: each query
+    /// has its own connection), `postgres://user:password@host:port/dbname`,
+    /// `mysql://user:password@host:port/dbname` (or `mariadb://…`).
     ///
     /// # Errors
     ///
@@ -121,8 +126,21 @@ impl Database {
                     "PostgreSQL support is not compiled in: enable the `postgres` feature",
                 );
             }
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            #[cfg(feature = "mysql")]
+            {
+                Backend::Mysql(mysql::options(url, &name)?)
+            }
+            #[cfg(not(feature = "mysql"))]
+            {
+                return unsupported(
+                    "MariaDB and MySQL support is not compiled in: enable the `mysql` feature",
+                );
+            }
         } else {
-            return unsupported("unknown database URL: expected sqlite:// or postgres://");
+            return unsupported(
+                "unknown database URL: expected sqlite://, postgres:// or mysql://",
+            );
         };
         Ok(Database {
             backend,
@@ -145,16 +163,21 @@ impl Database {
     }
 
     /// The rows of `sql`, with `params` bound (never interpolated), fetched as the pipeline
-    /// pulls them: in batches of 8 rows, then 16, 32, ... up to 1024 (16,384 for PostgreSQL,
-    /// where each batch is a round trip).
+    /// pulls them. SQLite and PostgreSQL fetch in batches of 8 rows, then 16, 32, ... up to
+    /// 1024 (16,384 for PostgreSQL, where each batch is a round trip); MariaDB and MySQL read
+    /// the result row by row from the socket, which holds the server back when the pipeline
+    /// stops pulling.
     ///
-    /// Parameters are `?1`, `?2` in SQLite and `$1`, `$2` in PostgreSQL. Dropping the
-    /// pipeline closes the query's connection, which ends the query on the server. Every
-    /// error names the database (without its password).
+    /// Parameters are `?1`, `?2` in SQLite, `$1`, `$2` in PostgreSQL and `?` in MariaDB and
+    /// MySQL. Dropping the pipeline ends the query on the server (PostgreSQL and MariaDB/MySQL
+    /// also ask the server to cancel a statement still running). Every error names the
+    /// database (without its password).
     ///
     /// Memory: at most three batches of rows: the one being consumed, one waiting and one
-    /// being fetched. So `take(10)` reads 56 rows at most (8 + 16 + 32), whatever the table's
-    /// size.
+    /// being fetched (MariaDB and MySQL: one row, and the driver's read buffer). So `take(10)`
+    /// reads 56 rows at most (8 + 16 + 32) from SQLite or PostgreSQL, whatever the table's
+    /// size, and 10 from MariaDB or MySQL (the server may have sent more into the socket's
+    /// buffer).
     pub fn query(
         &self,
         sql: impl Into<String>,
@@ -172,6 +195,8 @@ impl Database {
             Backend::Sqlite(path) => sqlite::query(path.clone(), query),
             #[cfg(feature = "postgres")]
             Backend::Postgres(url) => postgres::query(url.clone(), query),
+            #[cfg(feature = "mysql")]
+            Backend::Mysql(opts) => mysql::query(opts.clone(), query),
         }
     }
 
@@ -207,6 +232,8 @@ impl Database {
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres(url) => postgres::execute(url, &sql, &params, &self.name).await,
+            #[cfg(feature = "mysql")]
+            Backend::Mysql(opts) => mysql::execute(opts, &sql, &params, &self.name).await,
         }
     }
 
@@ -223,6 +250,8 @@ impl Database {
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres(url) => postgres::load(url, &self.name, pipeline, table).await,
+            #[cfg(feature = "mysql")]
+            Backend::Mysql(opts) => mysql::load(opts, &self.name, pipeline, table).await,
         }
     }
 }

@@ -1,9 +1,12 @@
-//! Databases as sources and sinks, on SQLite (bundled) and on the real PostgreSQL server
-//! named by `VORTEX_PG_URL` (skipped with a notice when unset, and a failure under `CI=true`).
+//! Databases as sources and sinks, on SQLite (bundled) and on the real PostgreSQL
+//! and MariaDB servers named by `VORTEX_PG_URL` and `VORTEX_MYSQL_URL` (skipped with a notice
+//! when unset, and a failure under `CI=true`).
 
 // Test helpers outside `#[test]` functions may fail loudly: a panic is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "mysql")]
+mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]

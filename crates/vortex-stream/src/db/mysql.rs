@@ -1,0 +1,513 @@
+//! MariaDB and MySQL through `mysql_async`: a query reads its result set from the socket as the
+//! pipeline pulls rows, so TCP backpressure holds the server back; a load sends multi-row
+//! `INSERT` statements with bound parameters, one transaction per batch.
+
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures_core::stream::BoxStream;
+use futures_core::Stream;
+use futures_util::StreamExt;
+use mysql_async::consts::{ColumnFlags, ColumnType};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Column, Conn, Opts, OptsBuilder, Params};
+
+use super::{
+    batch_error, db_error, upstream_failed, IntoValues, Loaded, Query, Row, Table, Value, MAX_FETCH,
+};
+use crate::{Error, ErrorKind, Pipeline, Position, Result};
+
+/// The most parameters one statement may bind (the protocol counts them in 16 bits).
+const MAX_PARAMS: usize = u16::MAX as usize;
+/// Rows one `INSERT` statement carries at most: larger statements measured no faster.
+const MAX_ROWS_PER_STATEMENT: usize = 2000;
+/// Bytes of values one `INSERT` statement carries at most, well under the server's default
+/// `max_allowed_packet` (16 MiB on MariaDB, 64 MiB on MySQL 8).
+const MAX_STATEMENT_BYTES: usize = 4 << 20;
+/// The binary character set: a string column with it holds bytes, not text.
+const BINARY_CHARSET: u16 = 63;
+
+/// The error for a failure reported by `mysql_async`, with the server's message and codes.
+fn my_error(operation: &'static str, name: &Arc<str>, e: mysql_async::Error) -> Error {
+    let message = match &e {
+        mysql_async::Error::Server(server) => format!(
+            "{} (error {}, SQLSTATE {})",
+            server.message, server.code, server.state
+        ),
+        // A URL error may quote the URL; the name already says which, without the password.
+        mysql_async::Error::Url(_) => "invalid or incomplete connection URL".to_owned(),
+        // The driver's own wrappers repeat themselves ("Input/output error: Input/output
+        // error: …"): the innermost cause says what happened.
+        other => {
+            let mut cause: &dyn std::error::Error = other;
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
+            cause.to_string()
+        }
+    };
+    db_error(operation, name, e).with_message(message)
+}
+
+/// The connection options: the URL's, with the session clock on UTC so that `TIMESTAMP`
+/// columns read as UTC (written with a `Z`) whatever the server's zone.
+pub(super) fn options(url: &str, name: &Arc<str>) -> Result<Opts> {
+    let url = match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => url.to_owned(),
+    };
+    let opts = Opts::from_url(&url).map_err(|e| my_error("mysql: open", name, e.into()))?;
+    Ok(OptsBuilder::from_opts(opts)
+        .setup(vec!["SET time_zone = '+00:00'"])
+        .into())
+}
+
+async fn connect(opts: &Opts, name: &Arc<str>) -> Result<Conn> {
+    Conn::new(opts.clone())
+        .await
+        .map_err(|e| my_error("mysql: connect", name, e))
+}
+
+/// Kills the connection's running statement from a second connection if dropped while armed:
+/// a pipeline dropped in the middle of a result stops the work on the server at once (left
+/// alone, the driver would read the rest of the result before closing).
+struct KillOnDrop {
+    opts: Opts,
+    id: u32,
+    armed: bool,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let opts = self.opts.clone();
+            let id = self.id;
+            // Detached on purpose: the request must outlive the dropped pipeline, and it is
+            // one short connection that ends by itself.
+            drop(runtime.spawn(async move {
+                if let Ok(mut conn) = Conn::new(opts).await {
+                    let _ = conn.query_drop(format!("KILL CONNECTION {id}")).await;
+                    let _ = conn.disconnect().await;
+                }
+            }));
+        }
+    }
+}
+
+fn to_my(value: &Value) -> mysql_async::Value {
+    match value {
+        Value::Null => mysql_async::Value::NULL,
+        Value::Bool(b) => mysql_async::Value::Int(i64::from(*b)),
+        Value::Int(i) => mysql_async::Value::Int(*i),
+        Value::Float(f) => mysql_async::Value::Double(*f),
+        Value::Text(s) => mysql_async::Value::Bytes(s.as_bytes().to_vec()),
+        Value::Bytes(b) => mysql_async::Value::Bytes(b.clone()),
+    }
+}
+
+fn params(values: &[Value]) -> Params {
+    if values.is_empty() {
+        Params::Empty
+    } else {
+        Params::Positional(values.iter().map(to_my).collect())
+    }
+}
+
+/// How a column's values read: the protocol's value alone does not say whether bytes are text.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Binary,
+    Date,
+    DateTime,
+    Timestamp,
+    Other,
+}
+
+fn kind(column: &Column) -> Kind {
+    let kind = match column.column_type() {
+        ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => Kind::Date,
+        ColumnType::MYSQL_TYPE_DATETIME | ColumnType::MYSQL_TYPE_DATETIME2 => Kind::DateTime,
+        ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => Kind::Timestamp,
+        ColumnType::MYSQL_TYPE_BIT | ColumnType::MYSQL_TYPE_GEOMETRY => Kind::Binary,
+        ColumnType::MYSQL_TYPE_STRING
+        | ColumnType::MYSQL_TYPE_VAR_STRING
+        | ColumnType::MYSQL_TYPE_VARCHAR
+        | ColumnType::MYSQL_TYPE_BLOB
+        | ColumnType::MYSQL_TYPE_TINY_BLOB
+        | ColumnType::MYSQL_TYPE_MEDIUM_BLOB
+        | ColumnType::MYSQL_TYPE_LONG_BLOB
+            if column.character_set() == BINARY_CHARSET
+                && column.flags().contains(ColumnFlags::BINARY_FLAG) =>
+        {
+            Kind::Binary
+        }
+        _ => Kind::Text,
+    };
+    kind.or_other(column)
+}
+
+impl Kind {
+    /// Numbers keep their own kind whatever the column says.
+    fn or_other(self, column: &Column) -> Kind {
+        match column.column_type() {
+            ColumnType::MYSQL_TYPE_TINY
+            | ColumnType::MYSQL_TYPE_SHORT
+            | ColumnType::MYSQL_TYPE_INT24
+            | ColumnType::MYSQL_TYPE_LONG
+            | ColumnType::MYSQL_TYPE_LONGLONG
+            | ColumnType::MYSQL_TYPE_FLOAT
+            | ColumnType::MYSQL_TYPE_DOUBLE
+            | ColumnType::MYSQL_TYPE_YEAR => Kind::Other,
+            _ => self,
+        }
+    }
+}
+
+/// One value, read into a [`Value`]: text as text (checked UTF-8), dates in ISO form (a
+/// `TIMESTAMP`, read on the UTC session clock, ends in `Z`), unsigned integers beyond `i64`
+/// as text, decimals as their exact text.
+fn from_my(value: mysql_async::Value, kind: Kind) -> std::result::Result<Value, String> {
+    use mysql_async::Value as My;
+    Ok(match value {
+        My::NULL => Value::Null,
+        My::Int(i) => Value::Int(i),
+        My::UInt(u) => i64::try_from(u).map_or_else(|_| Value::Text(u.to_string()), Value::Int),
+        My::Float(f) => Value::Float(f.into()),
+        My::Double(f) => Value::Float(f),
+        My::Bytes(bytes) => match kind {
+            Kind::Binary => Value::Bytes(bytes),
+            _ => Value::Text(String::from_utf8(bytes).map_err(|e| e.utf8_error().to_string())?),
+        },
+        My::Date(y, m, d, h, mi, s, us) => {
+            let date = format!("{y:04}-{m:02}-{d:02}");
+            match kind {
+                Kind::Date => Value::Text(date),
+                _ => {
+                    let mut text = format!("{date}T{h:02}:{mi:02}:{s:02}");
+                    if us > 0 {
+                        text.push_str(&format!(".{us:06}"));
+                    }
+                    if matches!(kind, Kind::Timestamp) {
+                        text.push('Z');
+                    }
+                    Value::Text(text)
+                }
+            }
+        }
+        My::Time(negative, days, h, m, s, us) => {
+            let hours = u64::from(days) * 24 + u64::from(h);
+            let sign = if negative { "-" } else { "" };
+            let mut text = format!("{sign}{hours:02}:{m:02}:{s:02}");
+            if us > 0 {
+                text.push_str(&format!(".{us:06}"));
+            }
+            Value::Text(text)
+        }
+    })
+}
+
+pub(super) fn query(opts: Opts, query: Query) -> Pipeline<BoxStream<'static, Result<Row>>> {
+    Pipeline::generate(move |mut y| async move {
+        let name = &query.name;
+        let mut conn = connect(&opts, name).await?;
+        let mut kill = KillOnDrop {
+            opts: opts.clone(),
+            id: conn.id(),
+            armed: true,
+        };
+        let mut result = conn
+            .exec_iter(query.sql.as_str(), params(&query.params))
+            .await
+            .map_err(|e| my_error("mysql: query", name, e))?;
+        let described = result.columns_ref();
+        let columns: Arc<[String]> = described.iter().map(|c| c.name_str().into()).collect();
+        let kinds: Vec<Kind> = described.iter().map(kind).collect();
+        let mut index = 0u64;
+        loop {
+            let row = result.next().await.map_err(|e| {
+                my_error("mysql: fetch", name, e).or_position(|| {
+                    Position::new()
+                        .with_source(Arc::clone(name))
+                        .with_record(index)
+                })
+            })?;
+            let Some(row) = row else { break };
+            query.fetched.fetch_add(1, Ordering::Relaxed);
+            let item = convert(row, &columns, &kinds, index, name);
+            index += 1;
+            y.emit_item(item).await;
+        }
+        kill.armed = false;
+        drop(result);
+        let _ = conn.disconnect().await;
+        Ok(())
+    })
+    .boxed()
+}
+
+fn convert(
+    row: mysql_async::Row,
+    columns: &Arc<[String]>,
+    kinds: &[Kind],
+    index: u64,
+    name: &Arc<str>,
+) -> Result<Row> {
+    let mut values = Vec::with_capacity(columns.len());
+    for ((value, kind), column) in row.unwrap().into_iter().zip(kinds).zip(columns.iter()) {
+        match from_my(value, *kind) {
+            Ok(value) => values.push(value),
+            Err(detail) => {
+                return Err(Error::new(ErrorKind::Decode, "mysql: read")
+                    .with_position(
+                        Position::new()
+                            .with_source(Arc::clone(name))
+                            .with_record(index),
+                    )
+                    .with_message(format!("column `{column}`: {detail}")))
+            }
+        }
+    }
+    Ok(Row::new(Arc::clone(columns), values, index))
+}
+
+pub(super) async fn execute(
+    opts: &Opts,
+    sql: &str,
+    values: &[Value],
+    name: &Arc<str>,
+) -> Result<u64> {
+    let mut conn = connect(opts, name).await?;
+    let fail = |e| my_error("mysql: execute", name, e);
+    if values.is_empty() {
+        // The text protocol: several statements at once, and statements that cannot be
+        // prepared.
+        conn.query_drop(sql).await.map_err(fail)?;
+    } else {
+        conn.exec_drop(sql, params(values)).await.map_err(fail)?;
+    }
+    let changed = conn.affected_rows();
+    let _ = conn.disconnect().await;
+    Ok(changed)
+}
+
+/// A quoted identifier.
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// The `INSERT` of `rows` rows into `table`, with an upsert clause when the table has
+/// conflict keys (MariaDB and MySQL detect the conflict on any unique key; the keys are the
+/// columns left as they were).
+fn insert_sql(table: &Table, rows: usize) -> String {
+    let columns: Vec<String> = table.columns.iter().map(|c| quote(c)).collect();
+    let one = format!("({})", vec!["?"; columns.len()].join(", "));
+    let mut sql = format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        quote(&table.name),
+        columns.join(", "),
+        vec![one.as_str(); rows].join(", ")
+    );
+    if let Some(keys) = &table.conflict {
+        let updates: Vec<String> = table
+            .columns
+            .iter()
+            .filter(|c| !keys.contains(c))
+            .map(|c| format!("{0} = VALUES({0})", quote(c)))
+            .collect();
+        if updates.is_empty() {
+            sql = sql.replacen("INSERT", "INSERT IGNORE", 1);
+        } else {
+            sql.push_str(" ON DUPLICATE KEY UPDATE ");
+            sql.push_str(&updates.join(", "));
+        }
+    }
+    sql
+}
+
+pub(super) async fn load<S, T>(
+    opts: &Opts,
+    name: &Arc<str>,
+    stream: S,
+    table: &Table,
+) -> Result<Loaded>
+where
+    S: Stream<Item = Result<T>> + Send,
+    T: IntoValues + Send + 'static,
+{
+    let mut conn = connect(opts, name).await?;
+    let mut stream = pin!(stream);
+    let mut loaded = Loaded::default();
+    let size = table.batch.get();
+    let mut batch: Vec<Vec<Value>> = Vec::with_capacity(size.min(MAX_FETCH));
+    loop {
+        let item = stream.next().await;
+        let end = item.is_none();
+        match item {
+            Some(Ok(row)) => batch.push(row.into_values()),
+            Some(Err(err)) => return Err(upstream_failed(err, loaded)),
+            None => {}
+        }
+        if batch.len() >= size || (end && !batch.is_empty()) {
+            let first = loaded.rows;
+            let rows = std::mem::take(&mut batch);
+            if let Err((offset, err)) = insert_batch(&mut conn, table, &rows, name).await {
+                let bad = offset.map(|o| first + o);
+                return Err(batch_error(err, loaded.batches, first, bad, loaded));
+            }
+            loaded.rows += rows.len() as u64;
+            loaded.batches += 1;
+        }
+        if end {
+            let _ = conn.disconnect().await;
+            return Ok(loaded);
+        }
+    }
+}
+
+/// The rows of a batch, cut into statements no larger than the protocol and the server allow.
+fn statements(rows: &[Vec<Value>], columns: usize) -> Vec<std::ops::Range<usize>> {
+    let per_statement = (MAX_PARAMS / columns.max(1)).clamp(1, MAX_ROWS_PER_STATEMENT);
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, row) in rows.iter().enumerate() {
+        let size: usize = row.iter().map(value_size).sum();
+        if i > start && (i - start == per_statement || bytes + size > MAX_STATEMENT_BYTES) {
+            ranges.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < rows.len() {
+        ranges.push(start..rows.len());
+    }
+    ranges
+}
+
+fn value_size(value: &Value) -> usize {
+    match value {
+        Value::Text(s) => s.len() + 4,
+        Value::Bytes(b) => b.len() + 4,
+        _ => 9,
+    }
+}
+
+/// One batch in one transaction. On failure the batch is rolled back and replayed a row at a
+/// time in a transaction that is rolled back too, to find the offset of the first bad row
+/// (a multi-row statement's error does not say which row it was).
+async fn insert_batch(
+    conn: &mut Conn,
+    table: &Table,
+    rows: &[Vec<Value>],
+    name: &Arc<str>,
+) -> std::result::Result<(), (Option<u64>, Error)> {
+    let fail = |operation: &'static str| move |e| (None, my_error(operation, name, e));
+    conn.query_drop("START TRANSACTION")
+        .await
+        .map_err(fail("mysql: begin"))?;
+    let mut failure = None;
+    for range in statements(rows, table.columns.len()) {
+        let sql = insert_sql(table, range.len());
+        let values: Vec<mysql_async::Value> = rows[range].iter().flatten().map(to_my).collect();
+        if let Err(e) = conn.exec_drop(sql, Params::Positional(values)).await {
+            failure = Some(my_error("mysql: insert", name, e));
+            break;
+        }
+    }
+    let Some(err) = failure else {
+        return conn
+            .query_drop("COMMIT")
+            .await
+            .map_err(fail("mysql: commit"));
+    };
+    conn.query_drop("ROLLBACK")
+        .await
+        .map_err(fail("mysql: rollback"))?;
+    Err(match first_bad_row(conn, table, rows, name).await {
+        Some((offset, cause)) => (Some(offset), cause),
+        None => (None, err),
+    })
+}
+
+async fn first_bad_row(
+    conn: &mut Conn,
+    table: &Table,
+    rows: &[Vec<Value>],
+    name: &Arc<str>,
+) -> Option<(u64, Error)> {
+    conn.query_drop("START TRANSACTION").await.ok()?;
+    let sql = insert_sql(table, 1);
+    let mut found = None;
+    for (offset, row) in rows.iter().enumerate() {
+        if let Err(e) = conn.exec_drop(sql.as_str(), params(row)).await {
+            found = Some((offset as u64, my_error("mysql: insert", name, e)));
+            break;
+        }
+    }
+    conn.query_drop("ROLLBACK").await.ok()?;
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_respect_the_parameter_and_size_limits() {
+        let rows = vec![vec![Value::Int(1); 100]; 1500];
+        let ranges = statements(&rows, 100);
+        assert_eq!(
+            ranges.len(),
+            3,
+            "655 rows of 100 parameters fit a statement"
+        );
+        assert_eq!(ranges[0], 0..655);
+        assert_eq!(ranges.last().map(|r| r.end), Some(1500));
+
+        let big = vec![vec![Value::Text("x".repeat(1 << 20))]; 10];
+        let ranges = statements(&big, 1);
+        assert!(ranges.iter().all(|r| r.len() <= 4), "{ranges:?}");
+        assert_eq!(ranges.iter().map(ExactSizeIterator::len).sum::<usize>(), 10);
+    }
+
+    #[test]
+    fn inserts_quote_identifiers_and_upsert() {
+        let table = Table::new("my`t", ["id", "name"]).upsert(["id"]);
+        assert_eq!(
+            insert_sql(&table, 2),
+            "INSERT INTO `my``t` (`id`, `name`) VALUES (?, ?), (?, ?) ON DUPLICATE KEY UPDATE `name` = VALUES(`name`)"
+        );
+    }
+
+    #[test]
+    fn dates_times_and_big_unsigned_read_as_text() {
+        use mysql_async::Value as My;
+        assert_eq!(
+            from_my(My::Date(2026, 11, 29, 0, 0, 0, 0), Kind::Date),
+            Ok(Value::from("2026-11-29"))
+        );
+        assert_eq!(
+            from_my(My::Date(2026, 1, 2, 3, 4, 5, 6), Kind::Timestamp),
+            Ok(Value::from("2026-01-02T03:04:05.000006Z"))
+        );
+        assert_eq!(
+            from_my(My::Time(true, 1, 2, 3, 4, 0), Kind::Other),
+            Ok(Value::from("-26:03:04"))
+        );
+        assert_eq!(
+            from_my(My::UInt(u64::MAX), Kind::Other),
+            Ok(Value::from("18446744073709551615"))
+        );
+        assert!(from_my(My::Bytes(vec![0xff]), Kind::Text).is_err());
+        assert_eq!(
+            from_my(My::Bytes(vec![0xff]), Kind::Binary),
+            Ok(Value::Bytes(vec![0xff]))
+        );
+    }
+}

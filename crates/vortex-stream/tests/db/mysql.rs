@@ -1,0 +1,415 @@
+//! MariaDB (or MySQL), on the real server named by `VORTEX_MYSQL_URL`.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use vortex_stream::db::{Database, Table, Value};
+use vortex_stream::{params, ErrorKind, Pipeline, Position};
+
+/// The server's URL; `None` (with a notice) when unset outside CI, a failure under `CI=true`.
+fn server() -> Option<String> {
+    match std::env::var("VORTEX_MYSQL_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("VORTEX_MYSQL_URL is not set: under CI the MariaDB tests must run")
+        }
+        _ => {
+            eprintln!("skipped: VORTEX_MYSQL_URL is not set (run ./scripts/test to start MariaDB)");
+            None
+        }
+    }
+}
+
+/// A name no other test run uses.
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+struct Orders {
+    db: Database,
+    table: String,
+}
+
+impl Orders {
+    /// A table of `n` orders, loaded through the sink.
+    async fn create(url: &str, n: i64) -> Orders {
+        let db = Database::open(url).unwrap();
+        let table = unique("vortex_orders");
+        db.execute(
+            format!(
+                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, email VARCHAR(100) NOT NULL, status VARCHAR(20), amount DECIMAL(10,2), created DATE, seen TIMESTAMP NULL, raw VARBINARY(8))"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+        let rows = (1..=n).map(|g| {
+            params![
+                g,
+                format!("u{g}@example.com"),
+                if g % 3 == 0 { "active" } else { "shipped" },
+                format!("{}.{:02}", g / 4, g % 4 * 25),
+                format!("2026-01-{:02}", g % 28 + 1),
+                "2026-03-04 05:06:07",
+                vec![0u8, 0xff]
+            ]
+        });
+        let loaded = Pipeline::from_iter(rows)
+            .load(
+                &db,
+                Table::new(
+                    &table,
+                    ["id", "email", "status", "amount", "created", "seen", "raw"],
+                )
+                .batch(NonZeroUsize::new(10_000).unwrap()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(loaded.rows, n as u64);
+        Orders { db, table }
+    }
+
+    async fn drop_table(self) {
+        self.db
+            .execute(format!("DROP TABLE {}", self.table), vec![])
+            .await
+            .unwrap();
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Order {
+    id: i64,
+    email: String,
+    amount: f64,
+    created: String,
+}
+
+/// How many statements carrying `tag` in their text the server is running.
+async fn running(admin: &Database, tag: &str) -> Value {
+    admin
+        .query(
+            "SELECT count(*) FROM information_schema.processlist WHERE info LIKE ? AND id <> CONNECTION_ID()",
+            params![format!("%{tag}%")],
+        )
+        .first()
+        .await
+        .unwrap()
+        .unwrap()
+        .values()[0]
+        .clone()
+}
+
+#[tokio::test]
+async fn rows_stream_typed_and_take_reads_ten() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 100_000).await;
+    let sql = format!(
+        "SELECT id, email, amount, created FROM {} WHERE status = ? ORDER BY id",
+        orders.table
+    );
+    let first = orders
+        .db
+        .query_as::<Order>(sql.as_str(), params!["active"])
+        .take(10)
+        .collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(
+        first[0],
+        Order {
+            id: 3,
+            email: "u3@example.com".into(),
+            amount: 0.75,
+            created: "2026-01-04".into()
+        }
+    );
+    assert_eq!(first.len(), 10);
+    assert_eq!(orders.db.rows_fetched(), 10, "take(10) reads ten rows");
+    let all = orders
+        .db
+        .query(format!("SELECT * FROM {}", orders.table), vec![])
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(all, 100_000);
+    let row = orders
+        .db
+        .query(
+            format!(
+                "SELECT amount, seen, raw, id * 2 AS twice, CAST(7 AS UNSIGNED) AS u FROM {} WHERE id = 7",
+                orders.table
+            ),
+            vec![],
+        )
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.values(),
+        [
+            Value::from("1.75"),
+            Value::from("2026-03-04T05:06:07Z"),
+            Value::Bytes(vec![0, 0xff]),
+            Value::Int(14),
+            Value::Int(7),
+        ]
+    );
+    orders.drop_table().await;
+}
+
+#[tokio::test]
+async fn dropping_the_stream_ends_the_query_on_the_server() {
+    let Some(url) = server() else { return };
+    let db = Database::open(&url).unwrap();
+    let admin = Database::open(&url).unwrap();
+
+    // A statement still computing its first row.
+    let tag = unique("vortex_drop");
+    let mut rows = Box::pin(db.query(
+        format!("SELECT /* {tag} */ BENCHMARK(5000000000, MD5('x'))"),
+        vec![],
+    ));
+    let pending = tokio::time::timeout(
+        Duration::from_millis(500),
+        futures_util::StreamExt::next(&mut rows),
+    )
+    .await;
+    assert!(pending.is_err(), "the statement should still be running");
+    assert_eq!(running(&admin, &tag).await, Value::Int(1));
+    drop(rows);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while running(&admin, &tag).await != Value::Int(0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(running(&admin, &tag).await, Value::Int(0), "still running");
+
+    // A long result read in part.
+    let tag = unique("vortex_take");
+    let sql = format!("SELECT /* {tag} */ a.seq FROM seq_1_to_1000000 a, seq_1_to_100 b");
+    let taken = db.query(sql, vec![]).take(100).count().await.unwrap();
+    assert_eq!(taken, 100);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while running(&admin, &tag).await != Value::Int(0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(running(&admin, &tag).await, Value::Int(0), "still running");
+}
+
+#[tokio::test]
+async fn a_killed_connection_is_an_error_not_a_clean_end() {
+    let Some(url) = server() else { return };
+    let db = Database::open(&url).unwrap();
+    let admin = Database::open(&url).unwrap();
+    let tag = unique("vortex_kill");
+    let mut rows = Box::pin(
+        db.query(
+            format!("SELECT /* {tag} */ a.seq FROM seq_1_to_1000000 a, seq_1_to_10 b"),
+            vec![],
+        )
+        .into_inner(),
+    );
+    for _ in 0..100 {
+        futures_util::StreamExt::next(&mut rows)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let id = admin
+        .query(
+            "SELECT id FROM information_schema.processlist WHERE info LIKE ? AND id <> CONNECTION_ID()",
+            params![format!("%{tag}%")],
+        )
+        .first()
+        .await
+        .unwrap()
+        .expect("the query's connection");
+    admin
+        .execute(
+            format!("KILL CONNECTION {}", id.values()[0].to_text()),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let rest: Vec<_> = futures_util::StreamExt::collect(rows).await;
+    let last = rest.last().expect("an error item after the kill");
+    let err = last.as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert!(rest.len() < 10_000_000);
+}
+
+#[tokio::test]
+async fn unreachable_servers_and_bad_credentials_name_the_url_without_the_password() {
+    let Some(url) = server() else { return };
+    let db = Database::open("mysql://app:hunter2@127.0.0.1:1/test").unwrap();
+    let err = db.query("SELECT 1", vec![]).count().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    let text = err.to_string();
+    assert!(text.contains("mysql://app:***@127.0.0.1:1/test"), "{text}");
+    assert!(text.contains("refused"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let host = url.split('@').nth(1).unwrap_or("127.0.0.1:3306/test");
+    let db = Database::open(&format!("mariadb://no_such_user:pw@{host}")).unwrap();
+    let err = db.execute("SELECT 1", vec![]).await.unwrap_err();
+    assert!(err.to_string().contains("no_such_user"), "{err}");
+    assert!(!err.to_string().contains(":pw@"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_sql_type_mismatches_and_nulls_are_clear_errors() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 5).await;
+    let err = orders
+        .db
+        .query("SELEC 1", vec![])
+        .count()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("SQL syntax"), "{err}");
+
+    let sql = format!(
+        "SELECT id, email, email AS amount, created FROM {} ORDER BY id",
+        orders.table
+    );
+    let err = orders
+        .db
+        .query_as::<Order>(sql, vec![])
+        .count()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert_eq!(err.position().and_then(Position::record), Some(0));
+    assert!(err.to_string().contains("column `amount`"), "{err}");
+
+    orders
+        .db
+        .execute(
+            format!("UPDATE {} SET created = NULL WHERE id = 3", orders.table),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let sql = format!(
+        "SELECT id, email, amount, created FROM {} ORDER BY id",
+        orders.table
+    );
+    let items: Vec<_> =
+        futures_util::StreamExt::collect(orders.db.query_as::<Order>(sql, vec![]).into_inner())
+            .await;
+    let err = items[2].as_ref().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("column `created`: invalid type: Option value"),
+        "{err}"
+    );
+    assert_eq!(err.position().and_then(Position::record), Some(2));
+    orders.drop_table().await;
+}
+
+#[tokio::test]
+async fn parameters_are_bound_never_interpolated() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 3).await;
+    let evil = "x' OR '1'='1";
+    let n = orders
+        .db
+        .query(
+            format!("SELECT id FROM {} WHERE status = ?", orders.table),
+            params![evil],
+        )
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let table = Table::new(&orders.table, ["id", "email"]);
+    Pipeline::from_iter([params![10, "'); DROP TABLE x; --"]])
+        .load(&orders.db, table)
+        .await
+        .unwrap();
+    let row = orders
+        .db
+        .query(
+            format!("SELECT email FROM {} WHERE id = 10", orders.table),
+            vec![],
+        )
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.values()[0], Value::from("'); DROP TABLE x; --"));
+    orders.drop_table().await;
+}
+
+#[tokio::test]
+async fn inserts_load_in_batches_and_a_bad_row_rolls_its_batch_back() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 0).await;
+    let table = Table::new(&orders.table, ["id", "email", "status", "amount"])
+        .batch(NonZeroUsize::new(1000).unwrap());
+    let rows = (0..3500i64).map(|i| {
+        let email = if i == 2345 {
+            Value::Null
+        } else {
+            Value::from(format!("u{i}\t\"x\"\\@y"))
+        };
+        vec![
+            Value::Int(i),
+            email,
+            Value::from("new"),
+            Value::from("1.50"),
+        ]
+    });
+    let err = Pipeline::from_iter(rows)
+        .load(&orders.db, table.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    let text = err.to_string();
+    assert!(
+        text.contains("batch 2 (rows from 2000) failed at row 2345"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2000 rows in 2 earlier batches were committed"),
+        "{text}"
+    );
+    assert!(text.contains("cannot be null"), "{text}");
+    assert_eq!(err.position().and_then(Position::record), Some(2345));
+    let count = format!("SELECT count(*), max(email) FROM {}", orders.table);
+    let row = orders
+        .db
+        .query(count.as_str(), vec![])
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.values()[0], Value::Int(2000));
+    assert_eq!(row.values()[1], Value::from("u999\t\"x\"\\@y"));
+
+    // An upsert over what landed.
+    let loaded = Pipeline::from_iter((1990..2010i64).map(|i| {
+        vec![
+            Value::Int(i),
+            Value::from("re@x"),
+            Value::from("upd"),
+            Value::Null,
+        ]
+    }))
+    .load(&orders.db, table.upsert(["id"]))
+    .await
+    .unwrap();
+    assert_eq!(loaded.rows, 20);
+    let sql = format!("SELECT count(*) FROM {} WHERE status = 'upd'", orders.table);
+    let row = orders.db.query(sql, vec![]).first().await.unwrap().unwrap();
+    assert_eq!(row.values()[0], Value::Int(20));
+    orders.drop_table().await;
+}
