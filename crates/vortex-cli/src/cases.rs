@@ -45,7 +45,9 @@ enum Case {
     XlsxEager,
     DbExportStream,
     DbExportHand,
+    DbExportCopy,
     DbLoad,
+    DbLoadInserts,
     W2Stream,
     W2Hand,
     W3Stream,
@@ -97,7 +99,9 @@ pub(crate) fn run(args: &CaseArgs) -> Result<()> {
         Case::XlsxEager => xlsx(args, true)?,
         Case::DbExportStream => db_export_stream(args)?,
         Case::DbExportHand => db_export_hand(args)?,
-        Case::DbLoad => db_load(args)?,
+        Case::DbExportCopy => db_export_copy(args)?,
+        Case::DbLoad => db_load(args, vortex_stream::db::LoadMethod::Fastest)?,
+        Case::DbLoadInserts => db_load(args, vortex_stream::db::LoadMethod::Inserts)?,
         Case::W1Stream => w1_stream(args)?,
         Case::W1Hand => w1_hand(args)?,
         Case::W2Stream => w2_stream(args, None)?,
@@ -326,10 +330,24 @@ fn db_export_stream(args: &CaseArgs) -> Result<String> {
     let out = output(args)?;
     let db = vortex_stream::db::Database::open(&db_url(&args.input))?;
     let written = runtime()?.block_on(
-        crate::rows::with_header(db.query(EXPORT_QUERY, vec![]))
+        db.query(EXPORT_QUERY, vec![])
             .write(vortex_stream::sinks::CsvRecords::new(), Output::path(out)),
     )?;
-    Ok(format!("rows={}", written.rows.saturating_sub(1)))
+    Ok(format!("rows={}", written.rows))
+}
+
+/// A whole table to CSV by PostgreSQL's own `COPY … TO STDOUT`, written as it arrives.
+fn db_export_copy(args: &CaseArgs) -> Result<String> {
+    let out = output(args)?;
+    let db = vortex_stream::db::Database::open(&db_url(&args.input))?;
+    let written = runtime()?.block_on(
+        db.copy_out(
+            EXPORT_QUERY,
+            vortex_stream::db::CopyFormat::Csv { header: true },
+        )
+        .write(vortex_stream::sinks::BytesSink, Output::path(out)),
+    )?;
+    Ok(format!("bytes={}", written.bytes))
 }
 
 /// The same with the driver directly: one thread, a loop, the csv crate.
@@ -360,6 +378,35 @@ fn db_export_hand(args: &CaseArgs) -> Result<String> {
             ])?;
             rows += 1;
         }
+    } else if url.starts_with("mysql://") {
+        use mysql_async::prelude::Queryable as _;
+        rows = runtime()?.block_on(async {
+            let mut conn = mysql_async::Conn::from_url(&url).await?;
+            let mut result = conn.exec_iter(EXPORT_QUERY, ()).await?;
+            let mut rows = 0u64;
+            while let Some(row) = result.next().await? {
+                let (id, customer, email, status, amount, created_at): (
+                    i64,
+                    String,
+                    String,
+                    String,
+                    f64,
+                    String,
+                ) = mysql_async::from_row(row);
+                writer.write_record([
+                    id.to_string(),
+                    customer,
+                    email,
+                    status,
+                    amount.to_string(),
+                    created_at,
+                ])?;
+                rows += 1;
+            }
+            drop(result);
+            conn.disconnect().await?;
+            Ok::<_, anyhow::Error>(rows)
+        })?;
     } else {
         use futures_util::StreamExt as _;
         rows = runtime()?.block_on(async {
@@ -396,7 +443,7 @@ fn db_export_hand(args: &CaseArgs) -> Result<String> {
 
 /// Orders from a CSV file into the `orders` table of `--output` (a database URL), which must
 /// exist; it is emptied first.
-fn db_load(args: &CaseArgs) -> Result<String> {
+fn db_load(args: &CaseArgs, method: vortex_stream::db::LoadMethod) -> Result<String> {
     use vortex_stream::db::{Table, Value};
     let url = db_url(output(args)?);
     let db = vortex_stream::db::Database::open(&url)?;
@@ -422,7 +469,8 @@ fn db_load(args: &CaseArgs) -> Result<String> {
                     "orders",
                     ["id", "customer", "email", "status", "amount", "created_at"],
                 )
-                .batch(std::num::NonZeroUsize::new(10_000).unwrap_or(std::num::NonZeroUsize::MIN)),
+                .batch(std::num::NonZeroUsize::new(10_000).unwrap_or(std::num::NonZeroUsize::MIN))
+                .method(method),
             )
             .await
     })?;

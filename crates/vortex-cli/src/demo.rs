@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
-use vortex_stream::db::{Database, Table, Value};
 use vortex_stream::io::Output;
 use vortex_stream::sinks::CsvSink;
 use vortex_stream::Pipeline;
 
-use crate::gen::{Exported, Order};
+use crate::gen::Exported;
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -77,12 +76,7 @@ struct Figures {
 
 use crate::runtime;
 
-fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}", path.display())
-}
-
-/// Builds the demo database once: generated orders loaded in batches, into a temporary file
-/// renamed into place when complete.
+/// Builds the demo database once (later runs reuse it).
 pub(crate) fn ensure_database(path: &Path, rows: u64) -> Result<()> {
     if path.exists() {
         return Ok(());
@@ -91,38 +85,7 @@ pub(crate) fn ensure_database(path: &Path, rows: u64) -> Result<()> {
         "vortex demo: generating {rows} orders into {} (once)",
         path.display()
     );
-    let partial = path.with_extension("db.part");
-    let _ = std::fs::remove_file(&partial);
-    let db = Database::open(&sqlite_url(&partial))?;
-    runtime()?.block_on(async {
-        db.execute(
-            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-             CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, email TEXT NOT NULL,
-                                  status TEXT NOT NULL, amount REAL NOT NULL, created_at TEXT NOT NULL);",
-            vec![],
-        )
-        .await?;
-        let table = Table::new("orders", ["id", "customer", "email", "status", "amount", "created_at"])
-            .batch(std::num::NonZeroUsize::new(50_000).unwrap_or(std::num::NonZeroUsize::MIN));
-        Pipeline::from_iter((1..=rows).map(Order::generate))
-            .map(|o| {
-                let amount: f64 = o.amount.parse().unwrap_or(0.0);
-                let id = i64::try_from(o.id).unwrap_or(i64::MAX);
-                vec![
-                    Value::Int(id),
-                    Value::Text(o.customer),
-                    Value::Text(o.email),
-                    Value::from(o.status),
-                    Value::Float(amount),
-                    Value::Text(o.created_at),
-                ]
-            })
-            .load(&db, table)
-            .await
-    })?;
-    std::fs::rename(&partial, path)
-        .with_context(|| format!("moving {} into place", path.display()))?;
-    Ok(())
+    crate::gen::orders_database(path, rows)
 }
 
 pub(crate) fn run(args: &DemoArgs) -> Result<()> {
@@ -223,7 +186,7 @@ fn parse_figures(text: &str) -> Result<Figures> {
 
 pub(crate) fn worker(args: &WorkerArgs) -> Result<()> {
     let start = Instant::now();
-    let db = Database::open(&sqlite_url(&args.db))?;
+    let db = vortex_stream::db::Database::open(&crate::gen::sqlite_url(&args.db))?;
     let output = Output::path(&args.out);
     let first_row = std::sync::Arc::new(std::sync::OnceLock::new());
     let seen = std::sync::Arc::clone(&first_row);

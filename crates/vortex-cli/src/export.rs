@@ -55,20 +55,13 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
         match args.format {
             ExportFormat::Jsonl => rows.write(JsonlSink, output).await,
             ExportFormat::Xlsx => rows.write(XlsxSink::new(), output).await,
-            ExportFormat::Csv => {
-                crate::rows::with_header(rows)
-                    .write(CsvRecords::new(), output)
-                    .await
-            }
+            ExportFormat::Csv => rows.write(CsvRecords::new(), output).await,
         }
     })?;
     bar.finish_and_clear();
-    let rows = match args.format {
-        ExportFormat::Csv => written.rows.saturating_sub(1),
-        ExportFormat::Jsonl | ExportFormat::Xlsx => written.rows,
-    };
     eprintln!(
-        "vortex export: {rows} rows, {} bytes in {:.2} s",
+        "vortex export: {} rows, {} bytes in {:.2} s",
+        written.rows,
         written.bytes,
         start.elapsed().as_secs_f64()
     );

@@ -4,11 +4,12 @@
 //! (`ts,level,service,msg,latency_ms,user_id`, about 1% errors), each row computed from its
 //! index alone, so any row can be regenerated and two runs give identical files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
+use vortex_stream::db::{Database, Table, Value};
 use vortex_stream::io::Output;
 use vortex_stream::sinks::{CsvSink, JsonlSink};
 use vortex_stream::Pipeline;
@@ -21,7 +22,7 @@ pub(crate) struct GenArgs {
     /// How many rows.
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
-    /// The file format (gzip or zstd follow the output's extension).
+    /// The file format (gzip or zstd follow the output's extension; sqlite: orders only).
     #[arg(long, value_enum)]
     format: Format,
     /// The file to write (replaced atomically once complete).
@@ -39,6 +40,8 @@ enum Kind {
 enum Format {
     Csv,
     Jsonl,
+    /// A SQLite database with an `orders` table (orders only).
+    Sqlite,
 }
 
 /// `SplitMix64`: a well-mixed value from an index, with no state to carry.
@@ -159,7 +162,56 @@ impl Log {
     }
 }
 
+pub(crate) fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// A SQLite database of `rows` orders at `path` (replaced once complete): generated orders
+/// loaded in batches into a temporary file renamed into place.
+pub(crate) fn orders_database(path: &Path, rows: u64) -> Result<()> {
+    let partial = path.with_extension("db.part");
+    let _ = std::fs::remove_file(&partial);
+    let db = Database::open(&sqlite_url(&partial))?;
+    crate::runtime()?.block_on(async {
+        db.execute(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+             CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, email TEXT NOT NULL,
+                                  status TEXT NOT NULL, amount REAL NOT NULL, created_at TEXT NOT NULL);",
+            vec![],
+        )
+        .await?;
+        let table = Table::new("orders", ["id", "customer", "email", "status", "amount", "created_at"])
+            .batch(std::num::NonZeroUsize::new(50_000).unwrap_or(std::num::NonZeroUsize::MIN));
+        Pipeline::from_iter((1..=rows).map(Order::generate))
+            .map(|o| {
+                let amount: f64 = o.amount.parse().unwrap_or(0.0);
+                let id = i64::try_from(o.id).unwrap_or(i64::MAX);
+                vec![
+                    Value::Int(id),
+                    Value::Text(o.customer),
+                    Value::Text(o.email),
+                    Value::from(o.status),
+                    Value::Float(amount),
+                    Value::Text(o.created_at),
+                ]
+            })
+            .load(&db, table)
+            .await
+    })?;
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("moving {} into place", path.display()))?;
+    Ok(())
+}
+
 pub(crate) fn run(args: &GenArgs) -> Result<()> {
+    if args.format == Format::Sqlite {
+        if args.kind != Kind::Orders {
+            bail!("--format sqlite holds orders only: write logs as csv or jsonl");
+        }
+        orders_database(&args.out, args.rows)?;
+        eprintln!("vortex gen: {} rows to {}", args.rows, args.out.display());
+        return Ok(());
+    }
     let output = Output::path(&args.out);
     let runtime = crate::runtime()?;
     let rows = args.rows;
@@ -185,6 +237,7 @@ pub(crate) fn run(args: &GenArgs) -> Result<()> {
                     .write(JsonlSink, output)
                     .await
             }
+            (_, Format::Sqlite) => unreachable!("handled above"),
         }
     });
     let written = written.with_context(|| format!("writing {}", args.out.display()))?;

@@ -1,9 +1,8 @@
 //! Records as CSV text: a header first (taken from the first record), then one text record
-//! per record, for query rows and for `convert`'s named fields alike.
+//! per record, for `convert`'s named fields.
 
 use futures_core::stream::BoxStream;
 use futures_core::Stream;
-use vortex_stream::db::Row;
 use vortex_stream::{Pipeline, Result};
 
 /// Records as text records, led by a header record that `header` takes from the first one.
@@ -28,20 +27,4 @@ where
         })
         .flatten()
         .boxed()
-}
-
-/// Query rows as text records, led by a header record of the column names.
-pub(crate) fn with_header(
-    rows: Pipeline<BoxStream<'static, Result<Row>>>,
-) -> Pipeline<BoxStream<'static, Result<Vec<String>>>> {
-    with_header_by(
-        rows,
-        |row: &Row| row.columns().to_vec(),
-        |row: &Row| {
-            row.values()
-                .iter()
-                .map(|v| v.to_text().into_owned())
-                .collect()
-        },
-    )
 }

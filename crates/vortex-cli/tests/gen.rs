@@ -86,3 +86,43 @@ fn bad_arguments_are_one_clear_error() {
     );
     assert!(!stderr.contains("panicked"));
 }
+
+#[test]
+fn orders_go_into_a_sqlite_database_the_same_as_into_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("orders.db");
+    let out = gen(&["orders", "--rows", "999", "--format", "sqlite"], &db);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = dir.path().join("orders.csv");
+    assert!(gen(&["orders", "--rows", "999", "--format", "csv"], &csv)
+        .status
+        .success());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (rows, active): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(status = 'active') FROM orders",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((rows, active), (999, 333));
+    let (id, email, created): (i64, String, String) = conn
+        .query_row(
+            "SELECT id, email, created_at FROM orders WHERE id = 7",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let line = text.lines().nth(7).unwrap();
+    assert!(line.starts_with(&format!("{id},")), "{line}");
+    assert!(line.contains(&email) && line.ends_with(&created), "{line}");
+
+    let out = gen(&["logs", "--rows", "5", "--format", "sqlite"], &db);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("orders only"));
+}

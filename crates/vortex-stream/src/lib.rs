@@ -79,7 +79,7 @@ macro_rules! delegate_access_inner {
 }
 
 pub mod core;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub mod db;
 pub mod error;
 pub mod io;
@@ -95,5 +95,10 @@ pub use crate::error::{BoxError, Error, ErrorKind, Position, Result};
 pub use crate::ops::adapters;
 pub use crate::pipeline::{BlockingIter, Pipeline, DEFAULT_READ_CHUNK};
 
-#[cfg(any(feature = "http", feature = "sqlite", feature = "postgres"))]
+#[cfg(any(
+    feature = "http",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql"
+))]
 mod redact;

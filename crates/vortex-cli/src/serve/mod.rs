@@ -281,9 +281,7 @@ async fn export(
             counter.metrics.rows.fetch_add(1, Ordering::Relaxed);
         });
     let write: body::WriteFuture = match format {
-        Served::Csv => {
-            Box::pin(crate::rows::with_header(rows.boxed()).write(CsvRecords::new(), output))
-        }
+        Served::Csv => Box::pin(rows.write(CsvRecords::new(), output)),
         Served::Jsonl => Box::pin(rows.write(JsonlSink, output)),
         Served::Xlsx => Box::pin(rows.write(XlsxSink::new(), output)),
     };

@@ -97,6 +97,10 @@ impl Row {
         }
     }
 
+    pub(crate) fn set_index(&mut self, index: u64) {
+        self.index = index;
+    }
+
     /// The column names.
     #[must_use]
     pub fn columns(&self) -> &[String] {

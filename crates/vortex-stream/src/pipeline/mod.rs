@@ -20,7 +20,7 @@ use crate::sources::{read_chunks, Blocking, Generate, Iter, ReadChunks, Receiver
 use crate::Result;
 
 mod blocking;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod db;
 mod drive;
 mod ops;

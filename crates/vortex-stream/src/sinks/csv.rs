@@ -80,8 +80,10 @@ impl CsvSink {
     }
 }
 
-/// Writes raw records ([`StringRecord`], [`ByteRecord`], `Vec<String>`) as CSV rows, as they
-/// are; a header is whatever the first record is.
+/// Writes raw records ([`StringRecord`], [`ByteRecord`], `Vec<String>`, query
+/// [`Row`](crate::db::Row)s) as CSV rows, as they are. Query rows get a header row of their
+/// column names first (unless [`headers(false)`](CsvRecords::headers)); for the others, a
+/// header is whatever the first record is.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CsvRecords {
     sink: Option<CsvSink>,
@@ -99,6 +101,15 @@ impl CsvRecords {
     pub fn delimiter(self, delimiter: u8) -> Self {
         CsvRecords {
             sink: Some(self.sink.unwrap_or_default().delimiter(delimiter)),
+        }
+    }
+
+    /// Whether records that carry their column names (query rows) get a header row: yes
+    /// unless turned off.
+    #[must_use]
+    pub fn headers(self, headers: bool) -> Self {
+        CsvRecords {
+            sink: Some(self.sink.unwrap_or_default().headers(headers)),
         }
     }
 }
@@ -155,6 +166,32 @@ pub trait RawRecord {
     ///
     /// When the row cannot be written.
     fn write_to(&self, out: &mut csv::Writer<SinkWriter>) -> csv::Result<()>;
+
+    /// Writes the header row that goes before the first record, for records that carry
+    /// their column names (query [`Row`](crate::db::Row)s do); called once, with the first
+    /// record, unless [`CsvRecords::headers`] turned headers off. Writes nothing by default.
+    ///
+    /// # Errors
+    ///
+    /// When the row cannot be written.
+    fn write_header(&self, out: &mut csv::Writer<SinkWriter>) -> csv::Result<()> {
+        let _ = out;
+        Ok(())
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+impl RawRecord for crate::db::Row {
+    fn write_to(&self, out: &mut csv::Writer<SinkWriter>) -> csv::Result<()> {
+        for value in self.values() {
+            out.write_field(value.to_text().as_bytes())?;
+        }
+        out.write_record(None::<&[u8]>)
+    }
+
+    fn write_header(&self, out: &mut csv::Writer<SinkWriter>) -> csv::Result<()> {
+        out.write_record(self.columns())
+    }
 }
 
 impl RawRecord for StringRecord {
@@ -177,25 +214,36 @@ impl<F: AsRef<[u8]>> RawRecord for Vec<F> {
 
 /// The writer of [`CsvRecords`]: a [`CsvWriter`] that writes raw records.
 #[derive(Debug)]
-pub struct CsvRecordsWriter(CsvWriter);
+pub struct CsvRecordsWriter {
+    writer: CsvWriter,
+    header: bool,
+}
 
 impl<T: RawRecord> Format<T> for CsvRecords {
     type Writer = CsvRecordsWriter;
 
     fn writer(self, out: SinkWriter) -> Result<CsvRecordsWriter> {
-        let sink = self.sink.unwrap_or_default().headers(false);
-        Ok(CsvRecordsWriter(CsvWriter {
-            out: sink.open(out),
-        }))
+        let sink = self.sink.unwrap_or_default();
+        Ok(CsvRecordsWriter {
+            header: sink.headers,
+            writer: CsvWriter {
+                out: sink.headers(false).open(out),
+            },
+        })
     }
 }
 
 impl<T: RawRecord> FormatWriter<T> for CsvRecordsWriter {
     fn write(&mut self, value: T) -> Result<()> {
-        value.write_to(&mut self.0.out).map_err(csv_error)
+        if std::mem::take(&mut self.header) {
+            value
+                .write_header(&mut self.writer.out)
+                .map_err(csv_error)?;
+        }
+        value.write_to(&mut self.writer.out).map_err(csv_error)
     }
 
     fn finish(self) -> Result<SinkWriter> {
-        self.0.into_output()
+        self.writer.into_output()
     }
 }

@@ -1,7 +1,8 @@
-//! Where items go: file formats (CSV, JSON Lines, lines) written to any
+//! Where items go: file formats (CSV, JSON Lines, lines, raw bytes) written to any
 //! [`Output`](crate::io::Output) by [`Pipeline::write`](crate::Pipeline::write), and the
 //! dead-letter sink for an [`ErrorPolicy`](crate::ErrorPolicy).
 
+mod bytes;
 #[cfg(feature = "csv")]
 mod csv;
 #[cfg(feature = "jsonl")]
@@ -13,6 +14,7 @@ mod write;
 #[cfg(feature = "xlsx")]
 mod xlsx;
 
+pub use bytes::{BytesSink, BytesWriter};
 #[cfg(feature = "csv")]
 pub use csv::{CsvRecords, CsvRecordsWriter, CsvSink, CsvWriter, RawRecord};
 #[cfg(feature = "jsonl")]

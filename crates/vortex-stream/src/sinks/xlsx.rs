@@ -91,7 +91,7 @@ impl XlsxRow for Vec<String> {
     }
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod db_rows {
     use rust_xlsxwriter::{Worksheet, XlsxError};
 

@@ -5,6 +5,9 @@
 // Test helpers outside `#[test]` functions may fail loudly: a panic is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod keyset;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod load;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]

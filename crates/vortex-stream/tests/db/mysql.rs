@@ -353,63 +353,17 @@ async fn parameters_are_bound_never_interpolated() {
 async fn inserts_load_in_batches_and_a_bad_row_rolls_its_batch_back() {
     let Some(url) = server() else { return };
     let orders = Orders::create(&url, 0).await;
-    let table = Table::new(&orders.table, ["id", "email", "status", "amount"])
-        .batch(NonZeroUsize::new(1000).unwrap());
-    let rows = (0..3500i64).map(|i| {
-        let email = if i == 2345 {
-            Value::Null
-        } else {
-            Value::from(format!("u{i}\t\"x\"\\@y"))
-        };
-        vec![
-            Value::Int(i),
-            email,
-            Value::from("new"),
-            Value::from("1.50"),
-        ]
-    });
-    let err = Pipeline::from_iter(rows)
-        .load(&orders.db, table.clone())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Database);
-    let text = err.to_string();
-    assert!(
-        text.contains("batch 2 (rows from 2000) failed at row 2345"),
-        "{text}"
-    );
-    assert!(
-        text.contains("2000 rows in 2 earlier batches were committed"),
-        "{text}"
-    );
-    assert!(text.contains("cannot be null"), "{text}");
-    assert_eq!(err.position().and_then(Position::record), Some(2345));
-    let count = format!("SELECT count(*), max(email) FROM {}", orders.table);
-    let row = orders
-        .db
-        .query(count.as_str(), vec![])
-        .first()
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.values()[0], Value::Int(2000));
-    assert_eq!(row.values()[1], Value::from("u999\t\"x\"\\@y"));
+    let table = Table::new(&orders.table, ["id", "email", "status", "amount"]);
+    let amount = |_| vec![Value::from("1.50")];
+    crate::load::a_bad_row_rolls_its_batch_back(&orders.db, &table, amount, "cannot be null").await;
+    crate::load::an_upsert_updates_what_landed(&orders.db, &table, 1).await;
+    orders.drop_table().await;
+}
 
-    // An upsert over what landed.
-    let loaded = Pipeline::from_iter((1990..2010i64).map(|i| {
-        vec![
-            Value::Int(i),
-            Value::from("re@x"),
-            Value::from("upd"),
-            Value::Null,
-        ]
-    }))
-    .load(&orders.db, table.upsert(["id"]))
-    .await
-    .unwrap();
-    assert_eq!(loaded.rows, 20);
-    let sql = format!("SELECT count(*) FROM {} WHERE status = 'upd'", orders.table);
-    let row = orders.db.query(sql, vec![]).first().await.unwrap().unwrap();
-    assert_eq!(row.values()[0], Value::Int(20));
+#[tokio::test]
+async fn keyset_pages_cover_the_scan_and_resume() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 2500).await;
+    crate::keyset::pages_cover_the_scan_and_resume(&orders.db, &orders.table, 2500, "?").await;
     orders.drop_table().await;
 }

@@ -1,12 +1,13 @@
 //! PostgreSQL, on the real server named by `VORTEX_PG_URL`.
 
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use vortex_stream::db::{Database, Table, Value};
-use vortex_stream::{params, ErrorKind, Pipeline, Position};
+use vortex_stream::db::{CopyFormat, Database, LoadMethod, Table, Value};
+use vortex_stream::io::Output;
+use vortex_stream::sinks::BytesSink;
+use vortex_stream::{params, ErrorKind, Position};
 
 /// The server's URL; `None` (with a notice) when unset outside CI, a failure under `CI=true`.
 fn server() -> Option<String> {
@@ -36,6 +37,30 @@ fn unique(prefix: &str) -> String {
 fn tagged(url: &str, app: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}application_name={app}")
+}
+
+/// How many statements of the connections named `app` the server is running.
+async fn active(admin: &Database, app: &str) -> Value {
+    admin
+        .query(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
+            params![app],
+        )
+        .first()
+        .await
+        .unwrap()
+        .unwrap()
+        .values()[0]
+        .clone()
+}
+
+/// The same, once it reaches zero or after 3 seconds.
+async fn settled(admin: &Database, app: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while active(admin, app).await != Value::Int(0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    active(admin, app).await
 }
 
 struct Orders {
@@ -141,19 +166,6 @@ async fn dropping_the_stream_ends_the_query_on_the_server() {
     let app = unique("vortex_drop");
     let db = Database::open(&tagged(&url, &app)).unwrap();
     let admin = Database::open(&url).unwrap();
-    let active = |app: String| {
-        let admin = admin.clone();
-        async move {
-            admin
-                .query("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'", params![app])
-                .first()
-                .await
-                .unwrap()
-                .unwrap()
-                .values()[0]
-                .clone()
-        }
-    };
     // A sort of millions of rows: the first fetch keeps the server busy for a while.
     let mut rows = Box::pin(db.query(
         "SELECT g FROM generate_series(1, 20000000) g ORDER BY md5(g::text)",
@@ -166,19 +178,33 @@ async fn dropping_the_stream_ends_the_query_on_the_server() {
     .await;
     assert!(pending.is_err(), "the sort should still be running");
     assert_eq!(
-        active(app.clone()).await,
+        active(&admin, &app).await,
         Value::Int(1),
         "the query runs on the server"
     );
     drop(rows);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while active(app.clone()).await != Value::Int(0) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert_eq!(
-        active(app).await,
+        settled(&admin, &app).await,
         Value::Int(0),
         "no query may be left running"
+    );
+
+    // Past the batched fetches the rest streams; a consumer that stops there stops it too.
+    let taken = db
+        .query(
+            "SELECT g, md5(g::text) FROM generate_series(1, 50000000) g",
+            vec![],
+        )
+        .take(100_000)
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(taken, 100_000);
+    assert!(db.rows_fetched() < 1_000_000, "{}", db.rows_fetched());
+    assert_eq!(
+        settled(&admin, &app).await,
+        Value::Int(0),
+        "the stream must not go on"
     );
 }
 
@@ -309,66 +335,105 @@ async fn parameters_are_bound_never_interpolated() {
 async fn copy_loads_in_batches_and_a_bad_row_rolls_its_batch_back() {
     let Some(url) = server() else { return };
     let orders = Orders::create(&url, 0).await;
-    let table = Table::new(&orders.table, ["id", "email", "status", "amount"])
-        .batch(NonZeroUsize::new(1000).unwrap());
-    let rows = (0..3500i64).map(|i| {
-        let email = if i == 2345 {
-            Value::Null
-        } else {
-            Value::from(format!("u{i}\t\"x\"\\@y"))
-        };
-        vec![
-            Value::Int(i),
-            email,
-            Value::from("new"),
-            Value::from("1.50"),
-        ]
-    });
-    let err = Pipeline::from_iter(rows)
-        .load(&orders.db, table.clone())
+    let table = Table::new(&orders.table, ["id", "email", "status", "amount"]);
+    let amount = |_| vec![Value::from("1.50")];
+    crate::load::a_bad_row_rolls_its_batch_back(&orders.db, &table, amount, "null value").await;
+    crate::load::an_upsert_updates_what_landed(&orders.db, &table, 1).await;
+    orders.drop_table().await;
+}
+
+#[tokio::test]
+async fn keyset_pages_cover_the_scan_and_resume() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 2500).await;
+    crate::keyset::pages_cover_the_scan_and_resume(&orders.db, &orders.table, 2500, "$1").await;
+    orders.drop_table().await;
+}
+
+#[tokio::test]
+async fn copy_out_streams_the_servers_csv_and_stops_when_dropped() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.csv");
+    let sql = format!(
+        "SELECT id, email, amount FROM {} WHERE id <= 3 ORDER BY id",
+        orders.table
+    );
+    let written = orders
+        .db
+        .copy_out(sql, CopyFormat::Csv { header: true })
+        .write(BytesSink, Output::path(&path))
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text,
+        "id,email,amount\n1,u1@example.com,0.25\n2,u2@example.com,0.50\n3,u3@example.com,0.75\n"
+    );
+    assert_eq!(written.bytes, text.len() as u64);
+
+    let err = orders
+        .db
+        .copy_out("SELECT nope FROM nowhere", CopyFormat::Text)
+        .count()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Database);
-    let text = err.to_string();
-    assert!(
-        text.contains("batch 2 (rows from 2000) failed at row 2345"),
-        "{text}"
-    );
-    assert!(
-        text.contains("2000 rows in 2 earlier batches were committed"),
-        "{text}"
-    );
-    assert_eq!(err.position().and_then(Position::record), Some(2345));
-    let count = format!("SELECT count(*), max(email) FROM {}", orders.table);
-    let row = orders
-        .db
-        .query(count.as_str(), vec![])
-        .first()
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.values()[0], Value::Int(2000));
-    assert_eq!(
-        row.values()[1],
-        Value::from("u999\t\"x\"\\@y"),
-        "escapes survive the round trip"
-    );
+    assert!(err.to_string().contains("nowhere"), "{err}");
+    orders.drop_table().await;
 
-    // An upsert over what landed.
-    let loaded = Pipeline::from_iter((1990..2010i64).map(|i| {
+    // A long COPY read in part: nothing is left running once the pipeline is gone.
+    let app = unique("vortex_copy");
+    let db = Database::open(&tagged(&url, &app)).unwrap();
+    let chunks = db
+        .copy_out(
+            "SELECT g, md5(g::text) FROM generate_series(1, 50000000) g",
+            CopyFormat::Csv { header: false },
+        )
+        .take(1000)
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(chunks, 1000);
+    let admin = Database::open(&url).unwrap();
+    assert_eq!(
+        settled(&admin, &app).await,
+        Value::Int(0),
+        "the COPY must not go on"
+    );
+}
+
+#[tokio::test]
+async fn inserts_load_in_batches_cast_by_column_and_find_the_bad_row() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 0).await;
+    let table = Table::new(
+        &orders.table,
+        ["id", "email", "status", "amount", "created", "meta"],
+    )
+    .method(LoadMethod::Inserts);
+    // Numeric, date and JSON columns take text, cast by the statement.
+    let rest = |i| {
         vec![
-            Value::Int(i),
-            Value::from("re@x"),
-            Value::from("upd"),
-            Value::Null,
+            Value::from("1.50"),
+            Value::from("2026-11-29"),
+            Value::from(format!("{{\"n\": {i}}}")),
         ]
-    }))
-    .load(&orders.db, table.upsert(["id"]))
-    .await
-    .unwrap();
-    assert_eq!(loaded.rows, 20);
-    let sql = format!("SELECT count(*) FROM {} WHERE status = 'upd'", orders.table);
+    };
+    crate::load::a_bad_row_rolls_its_batch_back(&orders.db, &table, rest, "null value").await;
+    let sql = format!(
+        "SELECT sum(amount)::text, max(created)::text, max((meta->>'n')::int) FROM {}",
+        orders.table
+    );
     let row = orders.db.query(sql, vec![]).first().await.unwrap().unwrap();
-    assert_eq!(row.values()[0], Value::Int(20));
+    assert_eq!(
+        row.values(),
+        [
+            Value::from("3000.00"),
+            Value::from("2026-11-29"),
+            Value::Int(1999)
+        ]
+    );
+    crate::load::an_upsert_updates_what_landed(&orders.db, &table, 3).await;
     orders.drop_table().await;
 }
