@@ -46,6 +46,7 @@ enum Case {
     DbExportStream,
     DbExportHand,
     DbExportCopy,
+    DbExportEager,
     DbLoad,
     DbLoadInserts,
     W2Stream,
@@ -100,6 +101,7 @@ pub(crate) fn run(args: &CaseArgs) -> Result<()> {
         Case::DbExportStream => db_export_stream(args)?,
         Case::DbExportHand => db_export_hand(args)?,
         Case::DbExportCopy => db_export_copy(args)?,
+        Case::DbExportEager => db_export_eager(args)?,
         Case::DbLoad => db_load(args, vortex_stream::db::LoadMethod::Fastest)?,
         Case::DbLoadInserts => db_load(args, vortex_stream::db::LoadMethod::Inserts)?,
         Case::W1Stream => w1_stream(args)?,
@@ -333,6 +335,19 @@ fn db_export_stream(args: &CaseArgs) -> Result<String> {
         db.query(EXPORT_QUERY, vec![])
             .write(vortex_stream::sinks::CsvRecords::new(), Output::path(out)),
     )?;
+    Ok(format!("rows={}", written.rows))
+}
+
+/// The eager way: every row collected into a `Vec` first, then written.
+fn db_export_eager(args: &CaseArgs) -> Result<String> {
+    let out = output(args)?;
+    let db = vortex_stream::db::Database::open(&db_url(&args.input))?;
+    let written = runtime()?.block_on(async {
+        let all: Vec<vortex_stream::db::Row> = db.query(EXPORT_QUERY, vec![]).collect().await?;
+        vortex_stream::Pipeline::from_iter(all)
+            .write(vortex_stream::sinks::CsvRecords::new(), Output::path(out))
+            .await
+    })?;
     Ok(format!("rows={}", written.rows))
 }
 

@@ -306,3 +306,174 @@ async fn a_client_that_goes_away_stops_the_query_and_a_dead_database_aborts_the_
         "a truncated export must not look complete"
     );
 }
+
+/// A SQLite database with an empty `people` table, and a config with two imports into it:
+/// `people` skips bad rows, `strict` rejects the whole body for one.
+fn import_setup(dir: &Path) -> (String, std::path::PathBuf) {
+    let path = dir.join("people.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INTEGER)",
+    )
+    .unwrap();
+    let columns = r#"columns = [
+        { name = "id", type = "int", required = true },
+        { name = "name", required = true },
+        { name = "age", type = "int" },
+    ]"#;
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[import]]\nname = \"people\"\ntable = \"people\"\nbatch = 2\nmax_body_bytes = 2000\nreport_limit = 2\n{columns}\n\n\
+             [[import]]\nname = \"strict\"\ntable = \"people\"\non_error = \"reject\"\n{columns}\n"
+        ),
+    )
+    .unwrap();
+    (format!("sqlite://{}", path.display()), config)
+}
+
+fn people(dir: &Path) -> Vec<(i64, String, Option<i64>)> {
+    let conn = rusqlite::Connection::open(dir.join("people.db")).unwrap();
+    let mut statement = conn
+        .prepare("SELECT id, name, age FROM people ORDER BY id")
+        .unwrap();
+    statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+async fn post(
+    server: &Server,
+    import: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(server.url(&format!("/imports/{import}")))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, json)
+}
+
+/// The CSV body of the import tests: rows 1, 4 and 6 are good; the rows on lines 3, 4 and 7
+/// are not (a missing name, an id that is no integer, an age that is no integer).
+const PEOPLE_CSV: &str =
+    "id,name,age\n1,ann,30\n2,,40\nx,bob,1\n4,\"two\nlines\",5\n5,eve,old\n6,joe,\n";
+
+#[tokio::test]
+async fn imports_skip_or_reject_bad_rows_and_report_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, config) = import_setup(dir.path());
+    let server = Server::start(&["--db", &db, "--config", config.to_str().unwrap()], &[]);
+
+    // Reject: one bad row and nothing lands, but every bad row is reported.
+    let (status, report) = post(&server, "strict", "text/csv", PEOPLE_CSV).await;
+    assert_eq!(status, 422, "{report}");
+    assert_eq!(report["committed"], false);
+    assert_eq!(report["rows_rejected"], 3);
+    assert!(people(dir.path()).is_empty());
+
+    // Skip: the good rows land; the report lists the first two bad ones with their lines.
+    let (status, report) = post(&server, "people", "text/csv; charset=utf-8", PEOPLE_CSV).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["committed"], true);
+    assert_eq!(
+        (
+            report["rows_accepted"].as_u64(),
+            report["rows_rejected"].as_u64()
+        ),
+        (Some(3), Some(3))
+    );
+    let rejected = report["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "report_limit is 2");
+    assert_eq!(rejected[0]["line"], 3);
+    assert_eq!(rejected[0]["reason"], "`name` is required");
+    assert_eq!(rejected[1]["line"], 4);
+    assert_eq!(rejected[1]["reason"], "`id`: \"x\" is not an integer");
+    assert_eq!(
+        people(dir.path()),
+        [
+            (1, "ann".to_owned(), Some(30)),
+            (4, "two\nlines".to_owned(), Some(5)),
+            (6, "joe".to_owned(), None)
+        ]
+    );
+
+    // JSON Lines: empty lines skipped, lines counted as in the file.
+    let body = "{\"id\": 10, \"name\": \"zed\", \"age\": 3}\n\nnot json\n{\"id\": 11}\n";
+    let (status, report) = post(&server, "people", "application/x-ndjson", body).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["rows_accepted"], 1);
+    assert_eq!(report["rejected"][0]["line"], 3);
+    assert!(report["rejected"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("not a JSON object"));
+    assert_eq!(report["rejected"][1]["line"], 4);
+    assert_eq!(people(dir.path()).len(), 4);
+
+    // The database refusing a row (id 1 again) commits nothing of the body.
+    let (status, report) = post(&server, "people", "text/csv", "id,name\n20,a\n1,b\n").await;
+    assert_eq!(status, 422, "{report}");
+    assert_eq!(report["committed"], false);
+    assert!(
+        report["error"].as_str().unwrap().contains("UNIQUE"),
+        "{report}"
+    );
+    assert_eq!(people(dir.path()).len(), 4);
+    assert_eq!(server.metric("vortex_import_rows_rejected_total").await, 8);
+
+    // A multipart form: the first part that is a CSV or JSON Lines file is the upload.
+    let form = "--XB\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n\
+        --XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"people.jsonl\"\r\n\
+        Content-Type: application/octet-stream\r\n\r\n\
+        {\"id\": 30, \"name\": \"may\"}\n{\"id\": \"z\", \"name\": \"no\"}\n\r\n--XB--\r\n";
+    let (status, report) = post(&server, "people", "multipart/form-data; boundary=XB", form).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["rows_accepted"], 1);
+    assert_eq!(report["rejected"][0]["line"], 2);
+    assert_eq!(people(dir.path()).len(), 5);
+    let form = "--XB\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XB--\r\n";
+    let (status, report) = post(&server, "people", "multipart/form-data; boundary=XB", form).await;
+    assert_eq!(status, 400, "{report}");
+}
+
+#[tokio::test]
+async fn oversized_or_unknown_uploads_are_refused_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, config) = import_setup(dir.path());
+    let server = Server::start(&["--db", &db, "--config", config.to_str().unwrap()], &[]);
+    let rows: String = std::iter::once("id,name\n".to_owned())
+        .chain((1..=400).map(|i| format!("{i},n{i}\n")))
+        .collect();
+    assert!(rows.len() > 2000);
+    // Declared too large: refused before any of it is read.
+    let (status, report) = post(&server, "people", "text/csv", rows.clone()).await;
+    assert_eq!(status, 413, "{report}");
+    // Streamed without a length: cut off at the limit, and the batches already sent roll back.
+    let chunks: Vec<Result<String, std::io::Error>> = rows
+        .as_bytes()
+        .chunks(100)
+        .map(|c| Ok(String::from_utf8(c.to_vec()).unwrap()))
+        .collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let (status, report) = post(&server, "people", "text/csv", body).await;
+    assert_eq!(status, 413, "{report}");
+    assert_eq!(report["committed"], false);
+    assert!(report["rows_accepted"].as_u64().unwrap() > 2, "{report}");
+    assert!(people(dir.path()).is_empty());
+
+    let (status, _) = post(&server, "people", "text/plain", "id,name\n1,a\n").await;
+    assert_eq!(status, 415);
+    let (status, _) = post(&server, "nope", "text/csv", "id,name\n1,a\n").await;
+    assert_eq!(status, 404);
+}

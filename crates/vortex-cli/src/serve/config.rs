@@ -1,4 +1,5 @@
-//! The service's configuration: named exports, each a query with typed parameters.
+//! The service's configuration: named exports, each a query with typed parameters, and named
+//! imports, each a table with typed columns.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,6 +14,73 @@ use vortex_stream::db::Value;
 pub(crate) struct Config {
     #[serde(rename = "export", default)]
     pub(crate) exports: Vec<Export>,
+    #[serde(rename = "import", default)]
+    pub(crate) imports: Vec<Import>,
+}
+
+/// One named import: `POST /imports/{name}` with a CSV or JSON Lines body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Import {
+    pub(crate) name: String,
+    /// The table the rows go into.
+    pub(crate) table: String,
+    /// The table's columns the body fills, matched by name to CSV header fields or JSON keys.
+    pub(crate) columns: Vec<Column>,
+    /// Rows per batch sent to the database.
+    #[serde(default = "default_batch")]
+    pub(crate) batch: std::num::NonZeroUsize,
+    /// Larger bodies are refused with 413.
+    #[serde(default = "default_max_body")]
+    pub(crate) max_body_bytes: u64,
+    /// What a row that fails its checks does to the import.
+    #[serde(default)]
+    pub(crate) on_error: OnBadRow,
+    /// Rejected rows listed in the report; the rest are counted.
+    #[serde(default = "default_report_limit")]
+    pub(crate) report_limit: usize,
+    /// Requests of this import running at once; more are refused with 429.
+    #[serde(default = "default_import_concurrency")]
+    pub(crate) max_concurrent: usize,
+}
+
+/// A column an import fills.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Column {
+    pub(crate) name: String,
+    #[serde(rename = "type", default)]
+    pub(crate) kind: ParamType,
+    /// A missing or empty value rejects the row; otherwise it is `NULL`.
+    #[serde(default)]
+    pub(crate) required: bool,
+}
+
+/// What a row that fails its checks does to the import.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum OnBadRow {
+    /// The row is left out and reported; the good rows are committed.
+    #[default]
+    Skip,
+    /// The row is reported and nothing is committed.
+    Reject,
+}
+
+fn default_batch() -> std::num::NonZeroUsize {
+    std::num::NonZeroUsize::new(1000).unwrap_or(std::num::NonZeroUsize::MIN)
+}
+
+fn default_max_body() -> u64 {
+    64 << 20
+}
+
+fn default_report_limit() -> usize {
+    100
+}
+
+fn default_import_concurrency() -> usize {
+    4
 }
 
 /// One named export: `GET /exports/{name}.csv`, `.jsonl` or `.xlsx`.
@@ -55,6 +123,18 @@ pub(crate) enum ParamType {
     Bool,
 }
 
+impl ParamType {
+    /// The value of `text` as this type, or what it is not.
+    pub(crate) fn parse(self, text: &str) -> Result<Value, &'static str> {
+        Ok(match self {
+            ParamType::Text => Value::Text(text.to_owned()),
+            ParamType::Int => Value::Int(text.trim().parse().map_err(|_| "an integer")?),
+            ParamType::Float => Value::Float(text.trim().parse().map_err(|_| "a number")?),
+            ParamType::Bool => Value::Bool(text.trim().parse().map_err(|_| "true or false")?),
+        })
+    }
+}
+
 /// Why a request's parameters were refused: the parameter and what is wrong with it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct BadParam {
@@ -84,17 +164,31 @@ impl Export {
                         param: param.name.clone(),
                         problem: "missing".to_owned(),
                     })?;
-                let bad = |what: &str| BadParam {
+                param.kind.parse(text).map_err(|what| BadParam {
                     param: param.name.clone(),
                     problem: format!("{text:?} is not {what}"),
-                };
-                Ok(match param.kind {
-                    ParamType::Text => Value::Text(text.clone()),
-                    ParamType::Int => Value::Int(text.parse().map_err(|_| bad("an integer"))?),
-                    ParamType::Float => Value::Float(text.parse().map_err(|_| bad("a number"))?),
-                    ParamType::Bool => Value::Bool(text.parse().map_err(|_| bad("true or false"))?),
                 })
             })
+            .collect()
+    }
+}
+
+impl Import {
+    /// A row's values in column order, from `field` (a column's text, if the record has it),
+    /// or why the row is rejected.
+    pub(crate) fn row(&self, field: impl Fn(&str) -> Option<String>) -> Result<Vec<Value>, String> {
+        self.columns
+            .iter()
+            .map(
+                |column| match field(&column.name).filter(|text| !text.is_empty()) {
+                    None if column.required => Err(format!("`{}` is required", column.name)),
+                    None => Ok(Value::Null),
+                    Some(text) => column
+                        .kind
+                        .parse(&text)
+                        .map_err(|what| format!("`{}`: {text:?} is not {what}", column.name)),
+                },
+            )
             .collect()
     }
 }
@@ -123,17 +217,53 @@ impl Config {
                 }],
                 max_concurrent: default_concurrency(),
             }],
+            imports: vec![Import {
+                name: "orders".to_owned(),
+                table: "orders".to_owned(),
+                columns: [
+                    ("id", ParamType::Int),
+                    ("customer", ParamType::Text),
+                    ("email", ParamType::Text),
+                    ("status", ParamType::Text),
+                    ("amount", ParamType::Float),
+                    ("created_at", ParamType::Text),
+                ]
+                .into_iter()
+                .map(|(name, kind)| Column {
+                    name: name.to_owned(),
+                    kind,
+                    required: true,
+                })
+                .collect(),
+                batch: default_batch(),
+                max_body_bytes: default_max_body(),
+                on_error: OnBadRow::Skip,
+                report_limit: default_report_limit(),
+                max_concurrent: default_import_concurrency(),
+            }],
         }
     }
 
     fn check(&self) -> Result<()> {
+        for (i, import) in self.imports.iter().enumerate() {
+            if !valid_name(&import.name) {
+                bail!(
+                    "import {i}: the name {:?} must be letters, digits, `_` or `-`",
+                    import.name
+                );
+            }
+            if self.imports[..i].iter().any(|e| e.name == import.name) {
+                bail!("import {:?} is defined twice", import.name);
+            }
+            if import.columns.is_empty() || import.max_concurrent == 0 {
+                bail!(
+                    "import {:?}: it needs columns, and max_concurrent at least 1",
+                    import.name
+                );
+            }
+        }
         for (i, export) in self.exports.iter().enumerate() {
-            if export.name.is_empty()
-                || !export
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
+            if !valid_name(&export.name) {
                 bail!(
                     "export {i}: the name {:?} must be letters, digits, `_` or `-`",
                     export.name
@@ -151,6 +281,13 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ pub(crate) struct Metrics {
     pub(crate) cancelled: AtomicU64,
     pub(crate) duration_micros: AtomicU64,
     pub(crate) finished: AtomicU64,
+    pub(crate) imported_rows: AtomicU64,
+    pub(crate) rejected_rows: AtomicU64,
+    pub(crate) failed_imports: AtomicU64,
 }
 
 impl Metrics {
@@ -82,6 +85,24 @@ impl Metrics {
             "counter",
             "Finished exports.",
             get(&self.finished).to_string(),
+        );
+        metric(
+            "vortex_import_rows_accepted_total",
+            "counter",
+            "Rows of imports that passed their checks.",
+            get(&self.imported_rows).to_string(),
+        );
+        metric(
+            "vortex_import_rows_rejected_total",
+            "counter",
+            "Rows of imports rejected by their checks.",
+            get(&self.rejected_rows).to_string(),
+        );
+        metric(
+            "vortex_imports_failed_total",
+            "counter",
+            "Imports that committed nothing.",
+            get(&self.failed_imports).to_string(),
         );
         out
     }

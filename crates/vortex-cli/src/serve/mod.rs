@@ -1,9 +1,10 @@
-//! `vortex serve`: named exports over HTTP, streamed from the first row, that no request can
-//! blow up: memory stays flat whatever the export's size or the number running, and a client
-//! that goes away stops the query.
+//! `vortex serve`: named exports over HTTP, streamed from the first row, and named imports,
+//! streamed into a table, that no request can blow up: memory stays flat whatever the size of
+//! the export or upload or the number running, and a client that goes away stops the work.
 
 mod body;
 mod config;
+mod import;
 mod metrics;
 
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use anyhow::{Context as _, Result};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use clap::Args;
 use tokio::sync::Semaphore;
@@ -35,7 +36,8 @@ pub(crate) struct ServeArgs {
     /// built on first use.
     #[arg(long)]
     db: Option<String>,
-    /// The exports (TOML); by default an `orders` export of the demo database, by `status`.
+    /// The exports and imports (TOML); by default an `orders` export of the demo database, by
+    /// `status`, and an `orders` import.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Where to listen; loopback by default.
@@ -44,6 +46,10 @@ pub(crate) struct ServeArgs {
     /// After ctrl-c or SIGTERM, how long running exports may go on before they are cut.
     #[arg(long, default_value = "10s", value_parser = parse_seconds)]
     grace: Duration,
+    /// Collect each export's rows before writing any (the way that gets pods killed), to
+    /// measure against.
+    #[arg(long, hide = true)]
+    eager: bool,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -56,8 +62,11 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 struct Shared {
     db: Database,
     exports: HashMap<String, (config::Export, Arc<Semaphore>)>,
+    imports: HashMap<String, (config::Import, Arc<Semaphore>)>,
     /// From `VORTEX_SERVE_TOKEN`; never logged.
     token: Option<String>,
+    /// Exports collect their rows first (benchmarks only).
+    eager: bool,
     metrics: Metrics,
 }
 
@@ -87,25 +96,40 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
             (e.name.clone(), (e, permits))
         })
         .collect();
+    let imports = config
+        .imports
+        .into_iter()
+        .map(|i| {
+            let permits = Arc::new(Semaphore::new(i.max_concurrent));
+            (i.name.clone(), (i, permits))
+        })
+        .collect();
     let shared = Arc::new(Shared {
         db,
         exports,
+        imports,
         token: std::env::var("VORTEX_SERVE_TOKEN")
             .ok()
             .filter(|t| !t.is_empty()),
         metrics: Metrics::default(),
+        eager: args.eager,
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_page))
         .route("/exports/{file}", get(export))
+        .route("/imports/{name}", post(import::import))
         .with_state(Arc::clone(&shared));
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("listening on {}", args.addr))?;
         let addr = listener.local_addr()?;
-        println!("vortex serve: listening on http://{addr} ({} exports)", shared.exports.len());
+        println!(
+            "vortex serve: listening on http://{addr} ({} exports, {} imports)",
+            shared.exports.len(),
+            shared.imports.len()
+        );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let server = axum::serve(listener, app).with_graceful_shutdown({
             let mut stop = stop_rx.clone();
@@ -274,12 +298,19 @@ async fn export(
             Compression::None
         });
     let counter = Arc::clone(&shared);
-    let rows = shared
-        .db
-        .query(export.query.as_str(), values)
-        .inspect(move |_| {
-            counter.metrics.rows.fetch_add(1, Ordering::Relaxed);
-        });
+    let mut rows = shared.db.query(export.query.as_str(), values);
+    if shared.eager {
+        rows = match rows.collect::<Vec<_>>().await {
+            Ok(all) => vortex_stream::Pipeline::from_iter(all).boxed(),
+            Err(err) => {
+                let status = StatusCode::INTERNAL_SERVER_ERROR;
+                return refuse(&shared, status, &err.to_string(), None);
+            }
+        };
+    }
+    let rows = rows.inspect(move |_| {
+        counter.metrics.rows.fetch_add(1, Ordering::Relaxed);
+    });
     let write: body::WriteFuture = match format {
         Served::Csv => Box::pin(rows.write(CsvRecords::new(), output)),
         Served::Jsonl => Box::pin(rows.write(JsonlSink, output)),

@@ -339,9 +339,19 @@ where
     S: Stream<Item = Result<T>> + Send,
     T: IntoValues + Send + 'static,
 {
+    // A dropped load closes the connection, which rolls back what was not committed.
     let mut conn = connect(opts, name).await?;
     let mut stream = pin!(stream);
     let mut loaded = Loaded::default();
+    // What is committed so far: everything loaded, or (all or nothing) none of it yet.
+    let committed = |loaded: Loaded| {
+        if table.all_or_nothing {
+            Loaded::default()
+        } else {
+            loaded
+        }
+    };
+    let mut open_transaction = false;
     let size = table.batch.get();
     let mut batch: Vec<Vec<Value>> = Vec::with_capacity(size.min(MAX_FETCH));
     loop {
@@ -349,24 +359,66 @@ where
         let end = item.is_none();
         match item {
             Some(Ok(row)) => batch.push(row.into_values()),
-            Some(Err(err)) => return Err(upstream_failed(err, loaded)),
+            Some(Err(err)) => {
+                if open_transaction {
+                    let _ = conn.query_drop("ROLLBACK").await;
+                }
+                return Err(upstream_failed(err, committed(loaded)));
+            }
             None => {}
         }
         if batch.len() >= size || (end && !batch.is_empty()) {
             let first = loaded.rows;
             let rows = std::mem::take(&mut batch);
-            if let Err((offset, err)) = insert_batch(&mut conn, table, &rows, name).await {
+            if !open_transaction {
+                conn.query_drop("START TRANSACTION")
+                    .await
+                    .map_err(|e| my_error("mysql: begin", name, e))?;
+                open_transaction = true;
+            }
+            if let Err(err) = insert_batch(&mut conn, table, &rows, name).await {
+                // Rolls back the batch, or (all or nothing) the load.
+                let _ = conn.query_drop("ROLLBACK").await;
+                let (offset, err) = match first_bad_row(&mut conn, table, &rows, name).await {
+                    Some((offset, cause)) => (Some(offset), cause),
+                    None => (None, err),
+                };
                 let bad = offset.map(|o| first + o);
-                return Err(batch_error(err, loaded.batches, first, bad, loaded));
+                return Err(batch_error(
+                    err,
+                    loaded.batches,
+                    first,
+                    bad,
+                    committed(loaded),
+                ));
+            }
+            if !table.all_or_nothing {
+                commit(&mut conn, name, loaded).await?;
+                open_transaction = false;
             }
             loaded.rows += rows.len() as u64;
             loaded.batches += 1;
         }
         if end {
+            if open_transaction {
+                commit(&mut conn, name, loaded).await?;
+            }
             let _ = conn.disconnect().await;
             return Ok(loaded);
         }
     }
+}
+
+async fn commit(conn: &mut Conn, name: &Arc<str>, loaded: Loaded) -> Result<()> {
+    conn.query_drop("COMMIT").await.map_err(|e| {
+        batch_error(
+            my_error("mysql: commit", name, e),
+            loaded.batches,
+            loaded.rows,
+            None,
+            Loaded::default(),
+        )
+    })
 }
 
 /// The rows of a batch, cut into statements no larger than the protocol and the server allow.
@@ -398,43 +450,25 @@ fn value_size(value: &Value) -> usize {
     }
 }
 
-/// One batch in one transaction. On failure the batch is rolled back and replayed a row at a
-/// time in a transaction that is rolled back too, to find the offset of the first bad row
-/// (a multi-row statement's error does not say which row it was).
+/// One batch of multi-row `INSERT`s, in the transaction the caller opened.
 async fn insert_batch(
     conn: &mut Conn,
     table: &Table,
     rows: &[Vec<Value>],
     name: &Arc<str>,
-) -> std::result::Result<(), (Option<u64>, Error)> {
-    let fail = |operation: &'static str| move |e| (None, my_error(operation, name, e));
-    conn.query_drop("START TRANSACTION")
-        .await
-        .map_err(fail("mysql: begin"))?;
-    let mut failure = None;
+) -> Result<()> {
     for range in statements(rows, table.columns.len()) {
         let sql = insert_sql(table, range.len());
         let values: Vec<mysql_async::Value> = rows[range].iter().flatten().map(to_my).collect();
-        if let Err(e) = conn.exec_drop(sql, Params::Positional(values)).await {
-            failure = Some(my_error("mysql: insert", name, e));
-            break;
-        }
-    }
-    let Some(err) = failure else {
-        return conn
-            .query_drop("COMMIT")
+        conn.exec_drop(sql, Params::Positional(values))
             .await
-            .map_err(fail("mysql: commit"));
-    };
-    conn.query_drop("ROLLBACK")
-        .await
-        .map_err(fail("mysql: rollback"))?;
-    Err(match first_bad_row(conn, table, rows, name).await {
-        Some((offset, cause)) => (Some(offset), cause),
-        None => (None, err),
-    })
+            .map_err(|e| my_error("mysql: insert", name, e))?;
+    }
+    Ok(())
 }
 
+/// Replays a failed batch a row at a time in a transaction that is rolled back, to find the
+/// first bad row (a multi-row statement's error does not say which row it was).
 async fn first_bad_row(
     conn: &mut Conn,
     table: &Table,

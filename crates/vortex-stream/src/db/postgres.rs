@@ -304,7 +304,8 @@ where
     S: Stream<Item = Result<T>> + Send,
     T: IntoValues + Send + 'static,
 {
-    let (mut client, _connection) = connect(url, name).await?;
+    // A dropped load closes the connection, which rolls back what was not committed.
+    let (client, _connection) = connect(url, name).await?;
     let mut inserts = match table.method {
         LoadMethod::Inserts => Some(
             Inserts::new(&client, table)
@@ -315,6 +316,15 @@ where
     };
     let mut stream = pin!(stream);
     let mut loaded = Loaded::default();
+    // What is committed so far: everything loaded, or (all or nothing) none of it yet.
+    let committed = |loaded: Loaded| {
+        if table.all_or_nothing {
+            Loaded::default()
+        } else {
+            loaded
+        }
+    };
+    let mut open_transaction = false;
     let size = table.batch.get();
     let mut batch: Vec<Vec<Value>> = Vec::with_capacity(size.min(MAX_FETCH));
     loop {
@@ -322,34 +332,83 @@ where
         let end = item.is_none();
         match item {
             Some(Ok(row)) => batch.push(row.into_values()),
-            Some(Err(err)) => return Err(upstream_failed(err, loaded)),
+            Some(Err(err)) => {
+                if open_transaction {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                }
+                return Err(upstream_failed(err, committed(loaded)));
+            }
             None => {}
         }
         if batch.len() >= size || (end && !batch.is_empty()) {
             let first = loaded.rows;
             let rows = std::mem::take(&mut batch);
+            if !open_transaction {
+                client
+                    .batch_execute("BEGIN")
+                    .await
+                    .map_err(|e| pg_error("postgres: begin", name, e))?;
+                open_transaction = true;
+            }
             let written = match &mut inserts {
-                Some(inserts) => insert_batch(&mut client, inserts, table, &rows, name).await,
-                None => copy_batch(&mut client, table, &rows, name).await,
+                Some(inserts) => insert_batch(&client, inserts, table, &rows, name).await,
+                None => copy_batch(&client, table, &rows, name).await,
             };
             if let Err((offset, err)) = written {
+                // Rolls back the batch, or (all or nothing) the load.
+                let _ = client.batch_execute("ROLLBACK").await;
+                let (offset, err) = match &mut inserts {
+                    // A multi-row statement's error does not say which row it was.
+                    Some(inserts) => {
+                        match first_bad_row(&client, inserts, table, &rows, name).await {
+                            Some((offset, cause)) => (Some(offset), cause),
+                            None => (None, err),
+                        }
+                    }
+                    None => (offset, err),
+                };
                 let bad = offset.map(|o| first + o);
-                return Err(batch_error(err, loaded.batches, first, bad, loaded));
+                return Err(batch_error(
+                    err,
+                    loaded.batches,
+                    first,
+                    bad,
+                    committed(loaded),
+                ));
+            }
+            if !table.all_or_nothing {
+                commit(&client, name, loaded).await?;
+                open_transaction = false;
             }
             loaded.rows += rows.len() as u64;
             loaded.batches += 1;
         }
         if end {
+            if open_transaction {
+                commit(&client, name, loaded).await?;
+            }
             return Ok(loaded);
         }
     }
 }
 
-/// One batch in one transaction: `COPY` straight into the table, or into a temporary table
-/// and then `INSERT … ON CONFLICT` for an upsert. On failure, the offset in the batch of the
-/// row the server blamed, if it did.
+async fn commit(client: &Client, name: &Arc<str>, loaded: Loaded) -> Result<()> {
+    client.batch_execute("COMMIT").await.map_err(|e| {
+        batch_error(
+            pg_error("postgres: commit", name, e),
+            loaded.batches,
+            loaded.rows,
+            None,
+            Loaded::default(),
+        )
+    })
+}
+
+/// One batch, in the transaction the caller opened: `COPY` straight into the table, or into a
+/// temporary table and then `INSERT … ON CONFLICT` for an upsert. On failure, the offset in
+/// the batch of the row the server blamed, if it did.
 async fn copy_batch(
-    client: &mut Client,
+    client: &Client,
     table: &Table,
     rows: &[Vec<Value>],
     name: &Arc<str>,
@@ -360,10 +419,7 @@ async fn copy_batch(
             (offset, pg_error(operation, name, e))
         }
     };
-    let tx = client
-        .transaction()
-        .await
-        .map_err(fail("postgres: begin"))?;
+    let tx = client;
     let columns = table.quoted_columns();
     let target = Table::quote(&table.name);
     let into = if table.conflict.is_some() {
@@ -404,11 +460,11 @@ async fn copy_batch(
             "INSERT INTO {target} ({columns}) SELECT {columns} FROM vortex_load{}",
             upsert_clause(table, keys, "EXCLUDED")
         );
-        tx.batch_execute(&sql)
+        tx.batch_execute(&format!("{sql}; DROP TABLE vortex_load"))
             .await
             .map_err(fail("postgres: upsert"))?;
     }
-    tx.commit().await.map_err(fail("postgres: commit"))
+    Ok(())
 }
 
 /// Whether a parameter of this type is sent as it is (see `ToSql for Value`); a value for a
@@ -508,71 +564,54 @@ fn insert_statement(table: &Table, casts: &[String], rows: usize) -> String {
     sql
 }
 
-/// One batch as multi-row `INSERT`s in one transaction. On failure, the batch is rolled back
-/// and replayed a row at a time in a transaction that is rolled back too, to find the first
-/// bad row (a multi-row statement's error does not say which row it was).
+/// One batch as multi-row `INSERT`s, in the transaction the caller opened.
 async fn insert_batch(
-    client: &mut Client,
+    client: &Client,
     inserts: &mut Inserts,
     table: &Table,
     rows: &[Vec<Value>],
     name: &Arc<str>,
 ) -> std::result::Result<(), (Option<u64>, Error)> {
-    let fail = |operation: &'static str| move |e| (None, pg_error(operation, name, e));
     let per_statement = (usize::from(u16::MAX) / table.columns.len().max(1)).clamp(1, 1000);
-    let tx = client
-        .transaction()
-        .await
-        .map_err(fail("postgres: begin"))?;
-    let mut failure = None;
     for chunk in rows.chunks(per_statement) {
         let result = async {
-            let statement = inserts.statement(&tx, table, chunk.len()).await?;
+            let statement = inserts.statement(client, table, chunk.len()).await?;
             let params: Vec<&(dyn ToSql + Sync)> = chunk
                 .iter()
                 .flatten()
                 .map(|v| v as &(dyn ToSql + Sync))
                 .collect();
-            tx.execute(&statement, &params).await
+            client.execute(&statement, &params).await
         }
         .await;
         if let Err(e) = result {
-            failure = Some(pg_error("postgres: insert", name, e));
-            break;
+            return Err((None, pg_error("postgres: insert", name, e)));
         }
     }
-    let Some(err) = failure else {
-        return tx.commit().await.map_err(fail("postgres: commit"));
-    };
-    tx.rollback().await.map_err(fail("postgres: rollback"))?;
-    Err(
-        match first_bad_row(client, inserts, table, rows, name).await {
-            Some((offset, cause)) => (Some(offset), cause),
-            None => (None, err),
-        },
-    )
+    Ok(())
 }
 
+/// Replays a failed batch a row at a time in a transaction that is rolled back, to find the
+/// first bad row and the server's words about it.
 async fn first_bad_row(
-    client: &mut Client,
+    client: &Client,
     inserts: &mut Inserts,
     table: &Table,
     rows: &[Vec<Value>],
     name: &Arc<str>,
 ) -> Option<(u64, Error)> {
-    let tx = client.transaction().await.ok()?;
-    let statement = inserts.statement(&tx, table, 1).await.ok()?;
+    let statement = inserts.statement(client, table, 1).await.ok()?;
+    client.batch_execute("BEGIN").await.ok()?;
     let mut found = None;
     for (offset, row) in rows.iter().enumerate() {
         let params: Vec<&(dyn ToSql + Sync)> =
             row.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        // A savepoint per row would let the replay go on; the first failure is all we need.
-        if let Err(e) = tx.execute(&statement, &params).await {
+        if let Err(e) = client.execute(&statement, &params).await {
             found = Some((offset as u64, pg_error("postgres: insert", name, e)));
             break;
         }
     }
-    tx.rollback().await.ok()?;
+    client.batch_execute("ROLLBACK").await.ok()?;
     found
 }
 

@@ -31,6 +31,13 @@ fn open(path: &PathBuf, write: bool, name: &Arc<str>) -> Result<Connection> {
         Connection::open_with_flags(path, flags).map_err(|e| db_error("sqlite: open", name, e))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| db_error("sqlite: open", name, e))?;
+    if !write {
+        // A query's connection keeps a small page cache (SQLite's default is 2 MB a
+        // connection): a scan reads each page once, and many queries at once (a service's
+        // exports) would each hold the default.
+        conn.pragma_update(None, "cache_size", -512)
+            .map_err(|e| db_error("sqlite: open", name, e))?;
+    }
     Ok(conn)
 }
 
@@ -205,59 +212,69 @@ fn write_batches(
     table: &Table,
     mut rx: mpsc::Receiver<Msg<Vec<Value>>>,
 ) -> Result<Loaded> {
-    let mut conn = open(path, true, name)?;
+    let conn = open(path, true, name)?;
     let sql = insert_sql(table, |i| format!("?{i}"), "excluded");
     let mut loaded = Loaded::default();
+    // What is committed so far: everything loaded, or (all or nothing) none of it yet.
+    let committed = |loaded: Loaded| {
+        if table.all_or_nothing {
+            Loaded::default()
+        } else {
+            loaded
+        }
+    };
+    let run = |statement: &str| conn.execute_batch(statement);
+    let mut open_transaction = false;
     while let Some(msg) = rx.blocking_recv() {
         let rows = match msg {
             Msg::Batch(rows) => rows,
-            Msg::Commit => return Ok(loaded),
+            Msg::Commit => {
+                if open_transaction {
+                    run("COMMIT").map_err(|e| {
+                        batch_error(
+                            db_error("sqlite: commit", name, e),
+                            loaded.batches,
+                            loaded.rows,
+                            None,
+                            Loaded::default(),
+                        )
+                    })?;
+                }
+                return Ok(loaded);
+            }
         };
         let first = loaded.rows;
-        let tx = conn
-            .transaction()
-            .map_err(|e| db_error("sqlite: load", name, e))?;
-        let mut failure = None;
-        {
-            let mut statement = tx.prepare_cached(&sql).map_err(|e| {
-                batch_error(
-                    db_error("sqlite: load", name, e),
-                    loaded.batches,
-                    first,
-                    None,
-                    loaded,
-                )
-            })?;
-            for (i, row) in rows.iter().enumerate() {
-                let params: Vec<SqlValue> = row.iter().map(to_sql).collect();
-                if let Err(e) = statement.execute(rusqlite::params_from_iter(params)) {
-                    failure = Some((i as u64, db_error("sqlite: insert", name, e)));
-                    break;
-                }
+        let fail = |err: Error, bad: Option<u64>| {
+            // Rolls back the batch, or (all or nothing) the load.
+            let _ = run("ROLLBACK");
+            batch_error(err, loaded.batches, first, bad, committed(loaded))
+        };
+        if !open_transaction {
+            run("BEGIN").map_err(|e| fail(db_error("sqlite: load", name, e), None))?;
+            open_transaction = true;
+        }
+        let mut statement = conn
+            .prepare_cached(&sql)
+            .map_err(|e| fail(db_error("sqlite: load", name, e), None))?;
+        for (i, row) in rows.iter().enumerate() {
+            let params: Vec<SqlValue> = row.iter().map(to_sql).collect();
+            if let Err(e) = statement.execute(rusqlite::params_from_iter(params)) {
+                drop(statement);
+                return Err(fail(
+                    db_error("sqlite: insert", name, e),
+                    Some(first + i as u64),
+                ));
             }
         }
-        if let Some((offset, err)) = failure {
-            drop(tx); // rolls the batch back
-            return Err(batch_error(
-                err,
-                loaded.batches,
-                first,
-                Some(first + offset),
-                loaded,
-            ));
+        drop(statement);
+        if !table.all_or_nothing {
+            run("COMMIT").map_err(|e| fail(db_error("sqlite: commit", name, e), None))?;
+            open_transaction = false;
         }
-        tx.commit().map_err(|e| {
-            batch_error(
-                db_error("sqlite: commit", name, e),
-                loaded.batches,
-                first,
-                None,
-                loaded,
-            )
-        })?;
         loaded.rows += rows.len() as u64;
         loaded.batches += 1;
     }
-    // The pipeline stopped before its end: the rows not yet in a batch were not written.
-    Ok(loaded)
+    // The pipeline stopped before its end: the rows not yet in a batch were not written, and
+    // an open all-or-nothing transaction is rolled back as the connection closes.
+    Ok(committed(loaded))
 }

@@ -18,7 +18,8 @@ where
     ///
     /// SQLite inserts with one prepared statement per batch on a blocking thread; PostgreSQL
     /// streams each batch through `COPY FROM STDIN` (into a temporary table first for an
-    /// upsert).
+    /// upsert), or sends multi-row `INSERT`s ([`LoadMethod`](crate::db::LoadMethod));
+    /// MariaDB and MySQL send multi-row `INSERT`s.
     ///
     /// Memory: about three batches of rows.
     ///
@@ -26,7 +27,8 @@ where
     ///
     /// When a batch fails, it is rolled back and the error names the batch, the first bad
     /// row's index where the database tells it, and the rows of earlier batches, which stay
-    /// committed. An error item upstream stops the load the same way: the rows not yet in a
+    /// committed (with [`Table::all_or_nothing`](crate::db::Table::all_or_nothing), nothing
+    /// stays). An error item upstream stops the load the same way: the rows not yet in a
     /// committed batch are not written, and the error says what was.
     ///
     /// # Examples

@@ -12,8 +12,9 @@ use crate::io::Output;
 use crate::io::Written;
 use crate::{Error, ErrorKind, Result};
 
-/// Values handed to the writing thread at once.
-const BATCH: usize = 1024;
+/// Values handed to the writing thread at once (256: as fast as 1024, a quarter of the
+/// memory a sink holds).
+const BATCH: usize = 256;
 
 /// A message to a writing thread.
 pub(crate) enum Msg<T> {

@@ -64,8 +64,79 @@ pub(crate) async fn an_upsert_updates_what_landed(db: &Database, table: &Table, 
         .load(db, table.clone().upsert(["id"]))
         .await
         .unwrap();
-    assert_eq!((loaded.rows, loaded.batches), (20, 1));
+    assert_eq!(loaded.rows, 20);
     let sql = format!("SELECT count(*) FROM {} WHERE status = 'upd'", table.name());
     let row = db.query(sql, vec![]).first().await.unwrap().unwrap();
     assert_eq!(row.values()[0], Value::Int(20));
+}
+
+/// With [`Table::all_or_nothing`], the same bad row leaves the table as it was; an error item
+/// upstream too; a clean load commits every batch at its end.
+pub(crate) async fn all_or_nothing_commits_everything_or_nothing(
+    db: &Database,
+    table: &Table,
+    rest: impl Fn(i64) -> Vec<Value> + Send + Sync,
+) {
+    let table = table
+        .clone()
+        .batch(NonZeroUsize::new(1000).unwrap())
+        .all_or_nothing();
+    let row = |i: i64, email: Value| {
+        let mut row = vec![Value::Int(i), email, Value::from("new")];
+        row.extend(rest(i));
+        row
+    };
+    let count = || async {
+        let sql = format!("SELECT count(*) FROM {}", table.name());
+        db.query(sql, vec![])
+            .first()
+            .await
+            .unwrap()
+            .unwrap()
+            .values()[0]
+            .clone()
+    };
+    let rows = (0..3500i64).map(|i| {
+        let email = if i == 2345 {
+            Value::Null
+        } else {
+            Value::from("a@b")
+        };
+        row(i, email)
+    });
+    let err = Pipeline::from_iter(rows)
+        .load(db, table.clone())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("failed at row 2345"), "{text}");
+    assert!(
+        text.contains("0 rows in 0 earlier batches were committed"),
+        "{text}"
+    );
+    assert_eq!(count().await, Value::Int(0), "nothing may land");
+
+    let items = (0..2500i64).map(|i| {
+        if i == 1500 {
+            Err(vortex_stream::Error::new(ErrorKind::User, "upstream"))
+        } else {
+            Ok(row(i, Value::from("a@b")))
+        }
+    });
+    let err = Pipeline::from_results(items)
+        .load(db, table.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("after 0 rows in 0 batches"),
+        "{err}"
+    );
+    assert_eq!(count().await, Value::Int(0), "nothing may land");
+
+    let loaded = Pipeline::from_iter((0..2500i64).map(|i| row(i, Value::from("a@b"))))
+        .load(db, table.clone())
+        .await
+        .unwrap();
+    assert_eq!((loaded.rows, loaded.batches), (2500, 3));
+    assert_eq!(count().await, Value::Int(2500));
 }

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod keyset;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
 mod load;
 #[cfg(feature = "mysql")]
 mod mysql;

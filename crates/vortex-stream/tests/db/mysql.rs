@@ -367,3 +367,13 @@ async fn keyset_pages_cover_the_scan_and_resume() {
     crate::keyset::pages_cover_the_scan_and_resume(&orders.db, &orders.table, 2500, "?").await;
     orders.drop_table().await;
 }
+
+#[tokio::test]
+async fn all_or_nothing_loads_commit_everything_or_nothing() {
+    let Some(url) = server() else { return };
+    let orders = Orders::create(&url, 0).await;
+    let table = Table::new(&orders.table, ["id", "email", "status", "amount"]);
+    let amount = |_| vec![Value::from("1.50")];
+    crate::load::all_or_nothing_commits_everything_or_nothing(&orders.db, &table, amount).await;
+    orders.drop_table().await;
+}

@@ -1,5 +1,6 @@
 //! PostgreSQL, on the real server named by `VORTEX_PG_URL`.
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -436,4 +437,22 @@ async fn inserts_load_in_batches_cast_by_column_and_find_the_bad_row() {
     );
     crate::load::an_upsert_updates_what_landed(&orders.db, &table, 3).await;
     orders.drop_table().await;
+}
+
+#[tokio::test]
+async fn all_or_nothing_loads_commit_everything_or_nothing() {
+    let Some(url) = server() else { return };
+    for method in [LoadMethod::Fastest, LoadMethod::Inserts] {
+        let orders = Orders::create(&url, 0).await;
+        let table = Table::new(&orders.table, ["id", "email", "status", "amount"]).method(method);
+        let amount = |_| vec![Value::from("1.50")];
+        crate::load::all_or_nothing_commits_everything_or_nothing(&orders.db, &table, amount).await;
+        // Upserts over it, all or nothing too (the staging table is made and dropped per batch).
+        let small = table
+            .clone()
+            .batch(NonZeroUsize::new(7).unwrap())
+            .all_or_nothing();
+        crate::load::an_upsert_updates_what_landed(&orders.db, &small, 1).await;
+        orders.drop_table().await;
+    }
 }

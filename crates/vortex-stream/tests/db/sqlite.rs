@@ -264,3 +264,13 @@ async fn copy_out_is_postgres_only() {
     assert_eq!(err.kind(), ErrorKind::Database);
     assert!(err.to_string().contains("PostgreSQL"), "{err}");
 }
+
+#[tokio::test]
+async fn all_or_nothing_loads_commit_everything_or_nothing() {
+    let (_dir, db) = orders(0).await;
+    let table = Table::new("orders", ["id", "email", "status", "amount"]);
+    crate::load::all_or_nothing_commits_everything_or_nothing(&db, &table, |_| {
+        vec![Value::Float(1.5)]
+    })
+    .await;
+}

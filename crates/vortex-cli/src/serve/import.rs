@@ -1,0 +1,349 @@
+//! `POST /imports/{name}`: a CSV or JSON Lines body (plain, or a part of a multipart form)
+//! streamed into a table in batches, each row checked against the import's columns, answered
+//! with a JSON report.
+//!
+//! The body is never held whole: it is read as the load takes rows, and a body over the
+//! import's size limit is refused with 413 (at once when its `Content-Length` says so, or when
+//! the limit is crossed). Every import runs in one transaction ([`Table::all_or_nothing`]):
+//! the table gets the rows the policy accepts, or nothing when the body breaks off, is too
+//! large, or the database refuses a row.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::{future, stream, StreamExt as _, TryStreamExt as _};
+use serde::Serialize;
+use tokio_util::io::StreamReader;
+use vortex_stream::db::{Table, Value};
+use vortex_stream::io::Input;
+use vortex_stream::sources::{CsvSource, Headers, LinesSource};
+use vortex_stream::{Error, ErrorKind, Pipeline};
+
+use super::config::{Import, OnBadRow};
+use super::{authorized, refuse, Shared};
+
+/// The answer to an import.
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    import: String,
+    /// Whether the accepted rows are in the table.
+    committed: bool,
+    rows_accepted: u64,
+    rows_rejected: u64,
+    /// The first rejected rows (up to the import's `report_limit`), with their line numbers.
+    rejected: Vec<Rejected>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Rejected {
+    line: Option<u64>,
+    reason: String,
+}
+
+/// One record of the body: its line, and its values or why it was rejected.
+type Parsed = (Option<u64>, Result<Vec<Value>, String>);
+
+#[derive(Clone, Copy)]
+enum BodyFormat {
+    Csv,
+    Jsonl,
+}
+
+pub(super) async fn import(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    shared.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    if !authorized(&shared, &headers) {
+        let status = StatusCode::UNAUTHORIZED;
+        return refuse(&shared, status, "a valid bearer token is required", None);
+    }
+    let Some((import, permits)) = shared.imports.get(&name) else {
+        let message = format!("no such import: {name}");
+        return refuse(&shared, StatusCode::NOT_FOUND, &message, None);
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let essence = content_type.split(';').next().map_or("", str::trim);
+    let plain = body_format(essence);
+    if plain.is_none() && essence != "multipart/form-data" {
+        let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        let message = "send text/csv (with a header row), application/x-ndjson, or either as a part of multipart/form-data";
+        return refuse(&shared, status, message, None);
+    }
+    let limit = import.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        let message = format!("the body is over this import's limit of {limit} bytes");
+        return refuse(&shared, StatusCode::PAYLOAD_TOO_LARGE, &message, None);
+    }
+    let Ok(_permit) = Arc::clone(permits).try_acquire_owned() else {
+        let message = format!("{name}: too many imports running");
+        return refuse(&shared, StatusCode::TOO_MANY_REQUESTS, &message, None);
+    };
+
+    // The upload as it arrives: the body, or its first CSV or JSON Lines part.
+    let (format, upload) = match plain {
+        Some(format) => (
+            format,
+            body.into_data_stream()
+                .map_err(std::io::Error::other)
+                .boxed(),
+        ),
+        None => match first_part(body, &content_type).await {
+            Ok(part) => part,
+            Err(message) => return refuse(&shared, StatusCode::BAD_REQUEST, &message, None),
+        },
+    };
+    // Cut off with an error past the limit.
+    let too_large = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&too_large);
+    let mut seen = 0u64;
+    let chunks = upload.map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len() as u64;
+        if seen > limit {
+            flag.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::other(format!(
+                "the body is over this import's limit of {limit} bytes"
+            )));
+        }
+        Ok(chunk)
+    });
+    let input =
+        Input::async_reader(StreamReader::new(chunks)).name(format!("POST /imports/{name}"));
+    let records = match format {
+        BodyFormat::Csv => csv_rows(input, import),
+        BodyFormat::Jsonl => jsonl_rows(input, import),
+    };
+
+    let report = Arc::new(Mutex::new(Report {
+        import: name.clone(),
+        ..Report::default()
+    }));
+    let rejecting = Arc::new(AtomicBool::new(false));
+    let rows = tally(records, import, &report, &rejecting);
+    // Under `on_error = "reject"`, a rejected row makes the load fail at the end of the body,
+    // which rolls back every batch.
+    let verdict = {
+        let rejecting = Arc::clone(&rejecting);
+        stream::once(future::lazy(move |_| {
+            rejecting.load(Ordering::Relaxed).then(|| {
+                Err(Error::new(ErrorKind::Validation, "import")
+                    .with_message("rows were rejected, so nothing was committed"))
+            })
+        }))
+        .filter_map(future::ready)
+    };
+    let table = Table::new(&import.table, import.columns.iter().map(|c| c.name.clone()))
+        .batch(import.batch)
+        .all_or_nothing();
+    let loaded = Pipeline::from_stream(rows.chain(verdict))
+        .load(&shared.db, table)
+        .await;
+
+    let mut report = std::mem::take(&mut *report.lock().unwrap_or_else(|e| e.into_inner()));
+    shared
+        .metrics
+        .imported_rows
+        .fetch_add(report.rows_accepted, Ordering::Relaxed);
+    shared
+        .metrics
+        .rejected_rows
+        .fetch_add(report.rows_rejected, Ordering::Relaxed);
+    let status = match loaded {
+        Ok(_) => {
+            report.committed = true;
+            StatusCode::OK
+        }
+        Err(err) => {
+            shared
+                .metrics
+                .failed_imports
+                .fetch_add(1, Ordering::Relaxed);
+            report.error = Some(err.to_string());
+            if too_large.load(Ordering::Relaxed) {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else if rejecting.load(Ordering::Relaxed) || err.kind() == ErrorKind::Database {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else if err.kind() == ErrorKind::Io {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    };
+    let body = serde_json::to_string(&report).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+type Upload = futures_core::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
+
+fn body_format(essence: &str) -> Option<BodyFormat> {
+    match essence {
+        "text/csv" => Some(BodyFormat::Csv),
+        "application/x-ndjson" | "application/jsonl" | "application/json-lines" => {
+            Some(BodyFormat::Jsonl)
+        }
+        _ => None,
+    }
+}
+
+/// The first part of a `multipart/form-data` body that is CSV or JSON Lines, by its content
+/// type or its file name, streamed as it arrives.
+async fn first_part(body: Body, content_type: &str) -> Result<(BodyFormat, Upload), String> {
+    let boundary = multer::parse_boundary(content_type).map_err(|e| e.to_string())?;
+    let mut form = multer::Multipart::new(body.into_data_stream(), boundary);
+    while let Some(part) = form.next_field().await.map_err(|e| e.to_string())? {
+        let by_type = part
+            .content_type()
+            .and_then(|m| body_format(m.essence_str()));
+        let by_name = part.file_name().and_then(|name| {
+            let name = name.to_ascii_lowercase();
+            if name.ends_with(".csv") {
+                Some(BodyFormat::Csv)
+            } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
+                Some(BodyFormat::Jsonl)
+            } else {
+                None
+            }
+        });
+        if let Some(format) = by_type.or(by_name) {
+            return Ok((format, part.map_err(std::io::Error::other).boxed()));
+        }
+    }
+    Err("the form has no CSV or JSON Lines part (a text/csv or application/x-ndjson part, or a .csv or .jsonl file)".to_owned())
+}
+
+/// Counts accepted and rejected rows into `report`, keeps the first rejections, and passes on
+/// the accepted rows' values (none once rejecting under `on_error = "reject"`). Errors that
+/// are not about one row (the body broke off or is too large) pass on and end the load.
+fn tally(
+    records: impl futures_core::Stream<Item = vortex_stream::Result<Parsed>> + Send + 'static,
+    import: &Import,
+    report: &Arc<Mutex<Report>>,
+    rejecting: &Arc<AtomicBool>,
+) -> impl futures_core::Stream<Item = vortex_stream::Result<Vec<Value>>> + Send + 'static {
+    let report = Arc::clone(report);
+    let rejecting = Arc::clone(rejecting);
+    let limit = import.report_limit;
+    let policy = import.on_error;
+    records.filter_map(move |item| {
+        let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
+        let passed = match item {
+            Ok((_, Ok(values))) => {
+                report.rows_accepted += 1;
+                (!rejecting.load(Ordering::Relaxed)).then_some(Ok(values))
+            }
+            Ok((line, Err(reason))) => {
+                report.rows_rejected += 1;
+                if report.rejected.len() < limit {
+                    report.rejected.push(Rejected { line, reason });
+                }
+                if policy == OnBadRow::Reject {
+                    rejecting.store(true, Ordering::Relaxed);
+                }
+                None
+            }
+            Err(err) => Some(Err(err)),
+        };
+        future::ready(passed)
+    })
+}
+
+/// A malformed record is the row's problem, named with its line; anything else ends the
+/// import.
+fn bad_record(err: Error) -> vortex_stream::Result<Option<Parsed>> {
+    if err.kind() == ErrorKind::Decode {
+        let line = err.position().and_then(vortex_stream::Position::line);
+        Ok(Some((line, Err(err.message().to_string()))))
+    } else {
+        Err(err)
+    }
+}
+
+/// CSV with a header row: fields matched to the import's columns by name.
+fn csv_rows(
+    input: Input,
+    import: &Import,
+) -> futures_core::stream::BoxStream<'static, vortex_stream::Result<Parsed>> {
+    let import = import.clone();
+    let mut header: Option<Vec<String>> = None;
+    CsvSource::new(input)
+        .headers(Headers::None)
+        .flexible(true)
+        .records()
+        .into_inner()
+        .map(move |item| {
+            let record = match item {
+                Ok(record) => record,
+                Err(err) => return bad_record(err),
+            };
+            let Some(names) = &header else {
+                header = Some(record.iter().map(str::to_owned).collect());
+                return Ok(None);
+            };
+            let line = record.position().map(csv::Position::line);
+            let values = import.row(|column| {
+                names
+                    .iter()
+                    .position(|name| name == column)
+                    .and_then(|i| record.get(i))
+                    .map(str::to_owned)
+            });
+            Ok(Some((line, values)))
+        })
+        .try_filter_map(|parsed| future::ready(Ok(parsed)))
+        .boxed()
+}
+
+/// JSON Lines of objects: keys matched to the import's columns; empty lines skipped.
+fn jsonl_rows(
+    input: Input,
+    import: &Import,
+) -> futures_core::stream::BoxStream<'static, vortex_stream::Result<Parsed>> {
+    let import = import.clone();
+    let mut line = 0u64;
+    LinesSource::new(input)
+        .lines()
+        .into_inner()
+        .map(move |item| {
+            line += 1;
+            let text = match item {
+                Ok(text) => text,
+                Err(err) => return bad_record(err),
+            };
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            let object =
+                match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text) {
+                    Ok(object) => object,
+                    Err(e) => {
+                        return Ok(Some((Some(line), Err(format!("not a JSON object: {e}")))))
+                    }
+                };
+            let values = import.row(|column| match object.get(column) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(other) => Some(other.to_string()),
+            });
+            Ok(Some((Some(line), values)))
+        })
+        .try_filter_map(|parsed| future::ready(Ok(parsed)))
+        .boxed()
+}
