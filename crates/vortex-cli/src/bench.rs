@@ -29,6 +29,10 @@ pub(crate) struct BenchArgs {
     /// Also sample the memory of cases 1 and 4 over time and draw it to this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Only these cases (numbers, comma-separated: `--cases 1,3` for the scaling rows);
+    /// all by default.
+    #[arg(long, value_delimiter = ',')]
+    cases: Vec<u8>,
 }
 
 /// The medians of a case's runs.
@@ -162,8 +166,12 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             "440 MB / 12.6 s vs 77 MB / 3.7 s",
         ),
     ];
+    let chosen = |n: u8| args.cases.is_empty() || args.cases.contains(&n);
     let mut failures = Vec::new();
-    for (title, eager_case, stream_case, input, ext, published) in cases {
+    for ((title, eager_case, stream_case, input, ext, published), n) in cases.into_iter().zip(1..) {
+        if !chosen(n) {
+            continue;
+        }
         let output = scratch.with_extension(ext);
         let eager = run_case(&exe, eager_case, input, &output, runs)?;
         let stream = run_case(&exe, stream_case, input, &output, runs)?;
@@ -189,11 +197,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             ));
         }
     }
-    let full = run_case(&exe, "w2-stream", &logs, &scratch, runs)?;
-    println!(
-        "| 3b. JSONL full scan, every error | | {:.1} MiB, {:.3} s | |",
-        full.peak_mib, full.seconds
-    );
+    if chosen(3) {
+        let full = run_case(&exe, "w2-stream", &logs, &scratch, runs)?;
+        println!(
+            "| 3b. JSONL full scan, every error | | {:.1} MiB, {:.3} s | |",
+            full.peak_mib, full.seconds
+        );
+    }
     if let Some(plot) = &args.plot {
         let mut series = Vec::new();
         for (label, case, input, ext) in [

@@ -477,3 +477,28 @@ async fn oversized_or_unknown_uploads_are_refused_and_leave_nothing_behind() {
     let (status, _) = post(&server, "nope", "text/csv", "id,name\n1,a\n").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_token_guards_the_imports_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, config) = import_setup(dir.path());
+    let server = Server::start(
+        &["--db", &db, "--config", config.to_str().unwrap()],
+        &[("VORTEX_SERVE_TOKEN", "s3cret")],
+    );
+    let send = |token: Option<&'static str>| {
+        let mut request = reqwest::Client::new()
+            .post(server.url("/imports/people"))
+            .header("content-type", "text/csv")
+            .body("id,name\n1,a\n");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(send(None).await.unwrap().status(), 401);
+    assert_eq!(send(Some("wrong")).await.unwrap().status(), 401);
+    assert!(people(dir.path()).is_empty());
+    assert_eq!(send(Some("s3cret")).await.unwrap().status(), 200);
+    assert_eq!(people(dir.path()), [(1, "a".to_owned(), None)]);
+}

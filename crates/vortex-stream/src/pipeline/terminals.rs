@@ -456,7 +456,7 @@ where
     /// Writes every value to `output` in `format` (CSV, JSON Lines, lines, ...), and returns
     /// the rows and bytes written.
     ///
-    /// The values cross in batches of 256 to a blocking thread, which encodes, compresses and
+    /// The values cross in batches of 1024 to a blocking thread, which encodes, compresses and
     /// writes them, so a file pipeline uses a second core and never blocks the runtime on
     /// disk. A file output is written under a temporary name and renamed into place only once
     /// it is complete: if the pipeline yields an error, or this future is dropped, the

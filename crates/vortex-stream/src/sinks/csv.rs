@@ -183,8 +183,27 @@ pub trait RawRecord {
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 impl RawRecord for crate::db::Row {
     fn write_to(&self, out: &mut csv::Writer<SinkWriter>) -> csv::Result<()> {
+        use crate::db::Value;
+        use std::io::Write as _;
+        // Numbers are formatted on the stack: no allocation per value.
+        let mut digits = [0u8; 40];
         for value in self.values() {
-            out.write_field(value.to_text().as_bytes())?;
+            let formatted = |args: std::fmt::Arguments<'_>, digits: &mut [u8; 40]| {
+                let mut cursor = std::io::Cursor::new(&mut digits[..]);
+                let _ = cursor.write_fmt(args);
+                usize::try_from(cursor.position()).unwrap_or(0)
+            };
+            match value {
+                Value::Int(i) => {
+                    let n = formatted(format_args!("{i}"), &mut digits);
+                    out.write_field(&digits[..n])?;
+                }
+                Value::Float(f) => {
+                    let n = formatted(format_args!("{f}"), &mut digits);
+                    out.write_field(&digits[..n])?;
+                }
+                other => out.write_field(other.to_text().as_bytes())?,
+            }
         }
         out.write_record(None::<&[u8]>)
     }

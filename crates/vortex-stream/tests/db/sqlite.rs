@@ -274,3 +274,35 @@ async fn all_or_nothing_loads_commit_everything_or_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn rows_write_as_csv_with_their_column_names_first() {
+    let (dir, db) = orders(3).await;
+    let path = dir.path().join("out.csv");
+    let written = db
+        .query(
+            "SELECT id, amount, email, NULL AS note, -id * 1.5 AS neg FROM orders ORDER BY id",
+            vec![],
+        )
+        .write(
+            vortex_stream::sinks::CsvRecords::new(),
+            vortex_stream::io::Output::path(&path),
+        )
+        .await
+        .unwrap();
+    assert_eq!(written.rows, 3);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "id,amount,email,note,neg\n1,0.25,u1@example.com,,-1.5\n2,0.5,u2@example.com,,-3\n3,0.75,u3@example.com,,-4.5\n"
+    );
+    let empty = db
+        .query("SELECT id FROM orders WHERE id > 99", vec![])
+        .write(
+            vortex_stream::sinks::CsvRecords::new().headers(false),
+            vortex_stream::io::Output::path(&path),
+        )
+        .await
+        .unwrap();
+    assert_eq!(empty.rows, 0);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+}
