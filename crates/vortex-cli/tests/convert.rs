@@ -263,3 +263,51 @@ fn export_streams_a_query_as_csv_or_jsonl() {
         text(&out.stderr)
     );
 }
+
+/// `vortex export` on the servers, when `./scripts/test` has started them (skipped with a
+/// notice otherwise, a failure under `CI=true`).
+#[test]
+fn export_reads_postgresql_and_mariadb() {
+    for (variable, create, query) in [
+        (
+            "VORTEX_PG_URL",
+            "CREATE TABLE IF NOT EXISTS vortex_cli_export (id BIGINT, name TEXT, amount NUMERIC(6,2)); \
+             DELETE FROM vortex_cli_export; INSERT INTO vortex_cli_export VALUES (1, 'a,b', 1.50), (2, NULL, 2)",
+            "SELECT id, name, amount FROM vortex_cli_export WHERE id >= $1 ORDER BY id",
+        ),
+        (
+            "VORTEX_MYSQL_URL",
+            "CREATE TABLE IF NOT EXISTS vortex_cli_export (id BIGINT, name TEXT, amount DECIMAL(6,2)); \
+             DELETE FROM vortex_cli_export; INSERT INTO vortex_cli_export VALUES (1, 'a,b', 1.50), (2, NULL, 2)",
+            "SELECT id, name, amount FROM vortex_cli_export WHERE id >= ? ORDER BY id",
+        ),
+    ] {
+        let url = match std::env::var(variable) {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("{variable} is not set: under CI the server tests must run")
+            }
+            _ => {
+                eprintln!("skipped: {variable} is not set (run ./scripts/test to start the servers)");
+                continue;
+            }
+        };
+        // Set up through the library's own statement runner, as a user of the CLI would not.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let db = vortex_stream::db::Database::open(&url).unwrap();
+        runtime.block_on(db.execute(create, vec![])).unwrap();
+        let out = vortex(&["export", "--db", &url, "--query", query, "--param", "1"]);
+        assert!(out.status.success(), "{variable}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            "id,name,amount\n1,\"a,b\",1.50\n2,,2.00\n",
+            "{variable}"
+        );
+        runtime
+            .block_on(db.execute("DROP TABLE vortex_cli_export", vec![]))
+            .unwrap();
+    }
+}

@@ -502,3 +502,44 @@ async fn a_token_guards_the_imports_too() {
     assert_eq!(send(Some("s3cret")).await.unwrap().status(), 200);
     assert_eq!(people(dir.path()), [(1, "a".to_owned(), None)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_running_export_finish_then_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path(), 300_000);
+    let mut server = Server::start(&["--db", &db, "--grace", "20s"], &[]);
+    let response = reqwest::get(server.url("/exports/orders.csv?status=active"))
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut lines = bytecount(&body.next().await.unwrap().unwrap());
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Stopped accepting: a new request is refused once the signal is handled.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reqwest::get(server.url("/healthz")).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The running export goes on to its end.
+    while let Some(chunk) = body.next().await {
+        lines += bytecount(&chunk.unwrap());
+    }
+    assert_eq!(lines, 100_001);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
+fn bytecount(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| **b == b'\n').count()
+}
