@@ -40,6 +40,7 @@ const SHEET_ROWS: u32 = 1_048_576;
 #[derive(Clone, Copy, Debug)]
 pub struct XlsxSink {
     sheet_rows: u32,
+    zip_level: u8,
 }
 
 impl Default for XlsxSink {
@@ -54,7 +55,17 @@ impl XlsxSink {
     pub fn new() -> Self {
         XlsxSink {
             sheet_rows: SHEET_ROWS,
+            zip_level: 6,
         }
+    }
+
+    /// The workbook's zip compression level, from 1 (fastest) to 9; 6 by default. Most of a
+    /// large workbook's time goes into compressing its worksheets after the last row: level 1
+    /// takes about half the time of level 6 for a file about 1.5 times larger.
+    #[must_use]
+    pub fn compression_level(mut self, level: u8) -> Self {
+        self.zip_level = level.clamp(1, 9);
+        self
     }
 
     /// Rows per sheet, the header included (at most, and by default, 1,048,576).
@@ -186,8 +197,10 @@ impl<T: XlsxRow> Format<T> for XlsxSink {
     type Writer = XlsxWriter;
 
     fn writer(self, out: SinkWriter) -> Result<XlsxWriter> {
+        let mut workbook = Workbook::new();
+        workbook.set_zip_compression_level(self.zip_level);
         Ok(XlsxWriter {
-            workbook: Workbook::new(),
+            workbook,
             out,
             sheets: 0,
             row: 0,

@@ -83,3 +83,25 @@ async fn an_empty_pipeline_still_makes_a_valid_workbook() {
         .unwrap();
     assert_eq!(rows_per_sheet(&path).len(), 1);
 }
+
+#[tokio::test]
+async fn the_compression_level_trades_size_for_speed_and_keeps_the_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sizes = Vec::new();
+    for level in [1, 9] {
+        let path = dir.path().join(format!("level-{level}.xlsx"));
+        let rows = (0..20_000).map(|i| vec![format!("customer-{}", i % 977), (i * 7).to_string()]);
+        let written = Pipeline::from_iter(rows)
+            .write(
+                XlsxSink::new().compression_level(level),
+                Output::path(&path),
+            )
+            .await
+            .unwrap();
+        let sheets = rows_per_sheet(&path);
+        assert_eq!(sheets[0].0, 20_000);
+        assert!(sheets[0].1.contains("customer-976"));
+        sizes.push(written.bytes);
+    }
+    assert!(sizes[0] > sizes[1], "level 1 should be larger: {sizes:?}");
+}
