@@ -411,6 +411,16 @@ impl Table {
         self
     }
 
+    /// What a load has committed when it has loaded `loaded`: all of it, or (all or nothing)
+    /// none of it until the end.
+    pub(crate) fn committed(&self, loaded: Loaded) -> Loaded {
+        if self.all_or_nothing {
+            Loaded::default()
+        } else {
+            loaded
+        }
+    }
+
     /// The table's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -483,6 +493,113 @@ impl IntoValues for Row {
     fn into_values(self) -> Vec<Value> {
         Row::into_values(self)
     }
+}
+
+/// A server connection a load writes through, batch by batch: see [`load_in_batches`].
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) trait BatchTarget {
+    /// Runs `BEGIN`, `COMMIT` or `ROLLBACK`.
+    fn run(
+        &mut self,
+        statement: &'static str,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Writes one batch in the open transaction; on failure, the offset in the batch of the
+    /// row the database blamed, if it said.
+    fn write(
+        &mut self,
+        rows: &[Vec<Value>],
+    ) -> impl std::future::Future<Output = std::result::Result<(), (Option<u64>, Error)>> + Send;
+
+    /// After a failed batch was rolled back: its first bad row and the database's words about
+    /// it, when the failure did not say which row it was and the target can find out.
+    fn locate(
+        &mut self,
+        rows: &[Vec<Value>],
+    ) -> impl std::future::Future<Output = Option<(u64, Error)>> + Send;
+}
+
+/// The load loop of the servers: batches of `table.batch` rows, each in its own transaction
+/// (or all in one, for [`Table::all_or_nothing`]); a failed batch is rolled back and named.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) async fn load_in_batches<S, T, B>(
+    stream: S,
+    table: &Table,
+    target: &mut B,
+) -> Result<Loaded>
+where
+    S: Stream<Item = Result<T>> + Send,
+    T: IntoValues + Send + 'static,
+    B: BatchTarget + Send,
+{
+    use futures_util::StreamExt as _;
+    let mut stream = std::pin::pin!(stream);
+    let mut loaded = Loaded::default();
+    let committed = |loaded: Loaded| table.committed(loaded);
+    let mut open_transaction = false;
+    let size = table.batch.get();
+    let mut batch: Vec<Vec<Value>> = Vec::with_capacity(size.min(MAX_FETCH));
+    loop {
+        let item = stream.next().await;
+        let end = item.is_none();
+        match item {
+            Some(Ok(row)) => batch.push(row.into_values()),
+            Some(Err(err)) => {
+                if open_transaction {
+                    let _ = target.run("ROLLBACK").await;
+                }
+                return Err(upstream_failed(err, committed(loaded)));
+            }
+            None => {}
+        }
+        if batch.len() >= size || (end && !batch.is_empty()) {
+            let first = loaded.rows;
+            let rows = std::mem::take(&mut batch);
+            if !open_transaction {
+                target.run("BEGIN").await?;
+                open_transaction = true;
+            }
+            if let Err((offset, err)) = target.write(&rows).await {
+                // Rolls back the batch, or (all or nothing) the load.
+                let _ = target.run("ROLLBACK").await;
+                let (offset, err) = match offset {
+                    Some(offset) => (Some(offset), err),
+                    None => match target.locate(&rows).await {
+                        Some((offset, cause)) => (Some(offset), cause),
+                        None => (None, err),
+                    },
+                };
+                let bad = offset.map(|o| first + o);
+                return Err(batch_error(
+                    err,
+                    loaded.batches,
+                    first,
+                    bad,
+                    committed(loaded),
+                ));
+            }
+            if !table.all_or_nothing {
+                commit(target, loaded).await?;
+                open_transaction = false;
+            }
+            loaded.rows += rows.len() as u64;
+            loaded.batches += 1;
+        }
+        if end {
+            if open_transaction {
+                commit(target, loaded).await?;
+            }
+            return Ok(loaded);
+        }
+    }
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn commit<B: BatchTarget>(target: &mut B, loaded: Loaded) -> Result<()> {
+    target
+        .run("COMMIT")
+        .await
+        .map_err(|err| batch_error(err, loaded.batches, loaded.rows, None, Loaded::default()))
 }
 
 /// The error for a load whose pipeline failed: the pipeline's error, with what was committed.

@@ -2,20 +2,16 @@
 //! pipeline pulls rows, so TCP backpressure holds the server back; a load sends multi-row
 //! `INSERT` statements with bound parameters, one transaction per batch.
 
-use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures_core::stream::BoxStream;
 use futures_core::Stream;
-use futures_util::StreamExt;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, Opts, OptsBuilder, Params};
 
-use super::{
-    batch_error, db_error, upstream_failed, IntoValues, Loaded, Query, Row, Table, Value, MAX_FETCH,
-};
+use super::{db_error, load_in_batches, BatchTarget, IntoValues, Loaded, Query, Row, Table, Value};
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
 /// The most parameters one statement may bind (the protocol counts them in 16 bits).
@@ -340,85 +336,40 @@ where
     T: IntoValues + Send + 'static,
 {
     // A dropped load closes the connection, which rolls back what was not committed.
-    let mut conn = connect(opts, name).await?;
-    let mut stream = pin!(stream);
-    let mut loaded = Loaded::default();
-    // What is committed so far: everything loaded, or (all or nothing) none of it yet.
-    let committed = |loaded: Loaded| {
-        if table.all_or_nothing {
-            Loaded::default()
-        } else {
-            loaded
-        }
-    };
-    let mut open_transaction = false;
-    let size = table.batch.get();
-    let mut batch: Vec<Vec<Value>> = Vec::with_capacity(size.min(MAX_FETCH));
-    loop {
-        let item = stream.next().await;
-        let end = item.is_none();
-        match item {
-            Some(Ok(row)) => batch.push(row.into_values()),
-            Some(Err(err)) => {
-                if open_transaction {
-                    let _ = conn.query_drop("ROLLBACK").await;
-                }
-                return Err(upstream_failed(err, committed(loaded)));
-            }
-            None => {}
-        }
-        if batch.len() >= size || (end && !batch.is_empty()) {
-            let first = loaded.rows;
-            let rows = std::mem::take(&mut batch);
-            if !open_transaction {
-                conn.query_drop("START TRANSACTION")
-                    .await
-                    .map_err(|e| my_error("mysql: begin", name, e))?;
-                open_transaction = true;
-            }
-            if let Err(err) = insert_batch(&mut conn, table, &rows, name).await {
-                // Rolls back the batch, or (all or nothing) the load.
-                let _ = conn.query_drop("ROLLBACK").await;
-                let (offset, err) = match first_bad_row(&mut conn, table, &rows, name).await {
-                    Some((offset, cause)) => (Some(offset), cause),
-                    None => (None, err),
-                };
-                let bad = offset.map(|o| first + o);
-                return Err(batch_error(
-                    err,
-                    loaded.batches,
-                    first,
-                    bad,
-                    committed(loaded),
-                ));
-            }
-            if !table.all_or_nothing {
-                commit(&mut conn, name, loaded).await?;
-                open_transaction = false;
-            }
-            loaded.rows += rows.len() as u64;
-            loaded.batches += 1;
-        }
-        if end {
-            if open_transaction {
-                commit(&mut conn, name, loaded).await?;
-            }
-            let _ = conn.disconnect().await;
-            return Ok(loaded);
-        }
-    }
+    let conn = connect(opts, name).await?;
+    let mut target = MyTarget { conn, table, name };
+    let loaded = load_in_batches(stream, table, &mut target).await;
+    let _ = target.conn.disconnect().await;
+    loaded
 }
 
-async fn commit(conn: &mut Conn, name: &Arc<str>, loaded: Loaded) -> Result<()> {
-    conn.query_drop("COMMIT").await.map_err(|e| {
-        batch_error(
-            my_error("mysql: commit", name, e),
-            loaded.batches,
-            loaded.rows,
-            None,
-            Loaded::default(),
-        )
-    })
+/// Batches go as multi-row `INSERT`s.
+struct MyTarget<'a> {
+    conn: Conn,
+    table: &'a Table,
+    name: &'a Arc<str>,
+}
+
+impl BatchTarget for MyTarget<'_> {
+    async fn run(&mut self, statement: &'static str) -> Result<()> {
+        self.conn
+            .query_drop(statement)
+            .await
+            .map_err(|e| my_error("mysql: transaction", self.name, e))
+    }
+
+    async fn write(
+        &mut self,
+        rows: &[Vec<Value>],
+    ) -> std::result::Result<(), (Option<u64>, Error)> {
+        insert_batch(&mut self.conn, self.table, rows, self.name)
+            .await
+            .map_err(|err| (None, err))
+    }
+
+    async fn locate(&mut self, rows: &[Vec<Value>]) -> Option<(u64, Error)> {
+        first_bad_row(&mut self.conn, self.table, rows, self.name).await
+    }
 }
 
 /// The rows of a batch, cut into statements no larger than the protocol and the server allow.

@@ -17,8 +17,8 @@ use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{CancelToken, Client, GenericClient, NoTls};
 
 use super::{
-    batch_error, db_error, upsert_clause, upstream_failed, CopyFormat, IntoValues, LoadMethod,
-    Loaded, Query, Row, Table, Value, FIRST_FETCH, MAX_FETCH,
+    db_error, load_in_batches, upsert_clause, BatchTarget, CopyFormat, IntoValues, LoadMethod,
+    Loaded, Query, Row, Table, Value, FIRST_FETCH,
 };
 use crate::sources::FlattenBatches;
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
@@ -306,7 +306,7 @@ where
 {
     // A dropped load closes the connection, which rolls back what was not committed.
     let (client, _connection) = connect(url, name).await?;
-    let mut inserts = match table.method {
+    let inserts = match table.method {
         LoadMethod::Inserts => Some(
             Inserts::new(&client, table)
                 .await
@@ -314,94 +314,46 @@ where
         ),
         _ => None,
     };
-    let mut stream = pin!(stream);
-    let mut loaded = Loaded::default();
-    // What is committed so far: everything loaded, or (all or nothing) none of it yet.
-    let committed = |loaded: Loaded| {
-        if table.all_or_nothing {
-            Loaded::default()
-        } else {
-            loaded
-        }
+    let mut target = PgTarget {
+        client: &client,
+        inserts,
+        table,
+        name,
     };
-    let mut open_transaction = false;
-    let size = table.batch.get();
-    let mut batch: Vec<Vec<Value>> = Vec::with_capacity(size.min(MAX_FETCH));
-    loop {
-        let item = stream.next().await;
-        let end = item.is_none();
-        match item {
-            Some(Ok(row)) => batch.push(row.into_values()),
-            Some(Err(err)) => {
-                if open_transaction {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                }
-                return Err(upstream_failed(err, committed(loaded)));
-            }
-            None => {}
-        }
-        if batch.len() >= size || (end && !batch.is_empty()) {
-            let first = loaded.rows;
-            let rows = std::mem::take(&mut batch);
-            if !open_transaction {
-                client
-                    .batch_execute("BEGIN")
-                    .await
-                    .map_err(|e| pg_error("postgres: begin", name, e))?;
-                open_transaction = true;
-            }
-            let written = match &mut inserts {
-                Some(inserts) => insert_batch(&client, inserts, table, &rows, name).await,
-                None => copy_batch(&client, table, &rows, name).await,
-            };
-            if let Err((offset, err)) = written {
-                // Rolls back the batch, or (all or nothing) the load.
-                let _ = client.batch_execute("ROLLBACK").await;
-                let (offset, err) = match &mut inserts {
-                    // A multi-row statement's error does not say which row it was.
-                    Some(inserts) => {
-                        match first_bad_row(&client, inserts, table, &rows, name).await {
-                            Some((offset, cause)) => (Some(offset), cause),
-                            None => (None, err),
-                        }
-                    }
-                    None => (offset, err),
-                };
-                let bad = offset.map(|o| first + o);
-                return Err(batch_error(
-                    err,
-                    loaded.batches,
-                    first,
-                    bad,
-                    committed(loaded),
-                ));
-            }
-            if !table.all_or_nothing {
-                commit(&client, name, loaded).await?;
-                open_transaction = false;
-            }
-            loaded.rows += rows.len() as u64;
-            loaded.batches += 1;
-        }
-        if end {
-            if open_transaction {
-                commit(&client, name, loaded).await?;
-            }
-            return Ok(loaded);
-        }
-    }
+    load_in_batches(stream, table, &mut target).await
 }
 
-async fn commit(client: &Client, name: &Arc<str>, loaded: Loaded) -> Result<()> {
-    client.batch_execute("COMMIT").await.map_err(|e| {
-        batch_error(
-            pg_error("postgres: commit", name, e),
-            loaded.batches,
-            loaded.rows,
-            None,
-            Loaded::default(),
-        )
-    })
+/// Batches go through `COPY`, or multi-row `INSERT`s with [`LoadMethod::Inserts`].
+struct PgTarget<'a> {
+    client: &'a Client,
+    inserts: Option<Inserts>,
+    table: &'a Table,
+    name: &'a Arc<str>,
+}
+
+impl BatchTarget for PgTarget<'_> {
+    async fn run(&mut self, statement: &'static str) -> Result<()> {
+        self.client
+            .batch_execute(statement)
+            .await
+            .map_err(|e| pg_error("postgres: transaction", self.name, e))
+    }
+
+    async fn write(
+        &mut self,
+        rows: &[Vec<Value>],
+    ) -> std::result::Result<(), (Option<u64>, Error)> {
+        match &mut self.inserts {
+            Some(inserts) => insert_batch(self.client, inserts, self.table, rows, self.name).await,
+            None => copy_batch(self.client, self.table, rows, self.name).await,
+        }
+    }
+
+    async fn locate(&mut self, rows: &[Vec<Value>]) -> Option<(u64, Error)> {
+        // `COPY` names the line it failed on; a multi-row statement does not say.
+        let inserts = self.inserts.as_mut()?;
+        first_bad_row(self.client, inserts, self.table, rows, self.name).await
+    }
 }
 
 /// One batch, in the transaction the caller opened: `COPY` straight into the table, or into a
@@ -419,11 +371,10 @@ async fn copy_batch(
             (offset, pg_error(operation, name, e))
         }
     };
-    let tx = client;
     let columns = table.quoted_columns();
     let target = Table::quote(&table.name);
     let into = if table.conflict.is_some() {
-        tx.batch_execute(&format!(
+        client.batch_execute(&format!(
             "CREATE TEMP TABLE vortex_load ON COMMIT DROP AS SELECT {columns} FROM {target} WITH NO DATA"
         ))
         .await
@@ -432,7 +383,7 @@ async fn copy_batch(
     } else {
         target.clone()
     };
-    let sink = tx
+    let sink = client
         .copy_in::<_, Bytes>(&format!("COPY {into} ({columns}) FROM STDIN"))
         .await
         .map_err(fail("postgres: copy"))?;
@@ -460,7 +411,8 @@ async fn copy_batch(
             "INSERT INTO {target} ({columns}) SELECT {columns} FROM vortex_load{}",
             upsert_clause(table, keys, "EXCLUDED")
         );
-        tx.batch_execute(&format!("{sql}; DROP TABLE vortex_load"))
+        client
+            .batch_execute(&format!("{sql}; DROP TABLE vortex_load"))
             .await
             .map_err(fail("postgres: upsert"))?;
     }

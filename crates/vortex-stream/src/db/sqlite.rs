@@ -215,14 +215,7 @@ fn write_batches(
     let conn = open(path, true, name)?;
     let sql = insert_sql(table, |i| format!("?{i}"), "excluded");
     let mut loaded = Loaded::default();
-    // What is committed so far: everything loaded, or (all or nothing) none of it yet.
-    let committed = |loaded: Loaded| {
-        if table.all_or_nothing {
-            Loaded::default()
-        } else {
-            loaded
-        }
-    };
+    let committed = |loaded: Loaded| table.committed(loaded);
     let run = |statement: &str| conn.execute_batch(statement);
     let mut open_transaction = false;
     while let Some(msg) = rx.blocking_recv() {
