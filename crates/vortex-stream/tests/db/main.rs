@@ -5,6 +5,8 @@
 // Test helpers outside `#[test]` functions may fail loudly: a panic is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod errors;
 mod keyset;
 mod load;
 #[cfg(feature = "mysql")]

@@ -4,9 +4,9 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use crate::errors::Order;
 use vortex_stream::db::{Database, Table, Value};
-use vortex_stream::{params, ErrorKind, Pipeline, Position};
+use vortex_stream::{params, ErrorKind, Pipeline};
 
 /// The server's URL; `None` (with a notice) when unset outside CI, a failure under `CI=true`.
 fn server() -> Option<String> {
@@ -82,14 +82,6 @@ impl Orders {
             .await
             .unwrap();
     }
-}
-
-#[derive(Debug, Deserialize, PartialEq)]
-struct Order {
-    id: i64,
-    email: String,
-    amount: f64,
-    created: String,
 }
 
 /// How many statements carrying `tag` in their text the server is running.
@@ -268,50 +260,7 @@ async fn unreachable_servers_and_bad_credentials_name_the_url_without_the_passwo
 async fn bad_sql_type_mismatches_and_nulls_are_clear_errors() {
     let Some(url) = server() else { return };
     let orders = Orders::create(&url, 5).await;
-    let err = orders
-        .db
-        .query("SELEC 1", vec![])
-        .count()
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("SQL syntax"), "{err}");
-
-    let sql = format!(
-        "SELECT id, email, email AS amount, created FROM {} ORDER BY id",
-        orders.table
-    );
-    let err = orders
-        .db
-        .query_as::<Order>(sql, vec![])
-        .count()
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Decode);
-    assert_eq!(err.position().and_then(Position::record), Some(0));
-    assert!(err.to_string().contains("column `amount`"), "{err}");
-
-    orders
-        .db
-        .execute(
-            format!("UPDATE {} SET created = NULL WHERE id = 3", orders.table),
-            vec![],
-        )
-        .await
-        .unwrap();
-    let sql = format!(
-        "SELECT id, email, amount, created FROM {} ORDER BY id",
-        orders.table
-    );
-    let items: Vec<_> =
-        futures_util::StreamExt::collect(orders.db.query_as::<Order>(sql, vec![]).into_inner())
-            .await;
-    let err = items[2].as_ref().unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("column `created`: invalid type: Option value"),
-        "{err}"
-    );
-    assert_eq!(err.position().and_then(Position::record), Some(2));
+    crate::errors::mistakes_name_the_column_and_row(&orders.db, &orders.table, "SQL syntax").await;
     orders.drop_table().await;
 }
 
