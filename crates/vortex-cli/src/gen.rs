@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use vortex_stream::db::{Database, Table, Value};
-use vortex_stream::io::Output;
+use vortex_stream::io::{Output, Written};
 use vortex_stream::sinks::{CsvSink, JsonlSink};
 use vortex_stream::Pipeline;
 
@@ -168,11 +168,11 @@ pub(crate) fn sqlite_url(path: &Path) -> String {
 
 /// A SQLite database of `rows` orders at `path` (replaced once complete): generated orders
 /// loaded in batches into a temporary file renamed into place.
-pub(crate) fn orders_database(path: &Path, rows: u64) -> Result<()> {
+pub(crate) async fn orders_database(path: &Path, rows: u64) -> Result<Written> {
     let partial = path.with_extension("db.part");
     let _ = std::fs::remove_file(&partial);
     let db = Database::open(&sqlite_url(&partial))?;
-    crate::runtime()?.block_on(async {
+    let loaded = async {
         db.execute(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
              CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, email TEXT NOT NULL,
@@ -197,48 +197,47 @@ pub(crate) fn orders_database(path: &Path, rows: u64) -> Result<()> {
             })
             .load(&db, table)
             .await
-    })?;
+    }
+    .await?;
     std::fs::rename(&partial, path)
         .with_context(|| format!("moving {} into place", path.display()))?;
-    Ok(())
+    Ok(Written {
+        rows: loaded.rows,
+        bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
+    })
 }
 
 pub(crate) fn run(args: &GenArgs) -> Result<()> {
-    if args.format == Format::Sqlite {
-        if args.kind != Kind::Orders {
-            bail!("--format sqlite holds orders only: write logs as csv or jsonl");
-        }
-        orders_database(&args.out, args.rows)?;
-        eprintln!("vortex gen: {} rows to {}", args.rows, args.out.display());
-        return Ok(());
-    }
     let output = Output::path(&args.out);
     let runtime = crate::runtime()?;
     let rows = args.rows;
-    let written = runtime.block_on(async {
-        match (args.kind, args.format) {
+    let written: Result<Written> = runtime.block_on(async {
+        Ok(match (args.kind, args.format) {
             (Kind::Orders, Format::Csv) => {
                 Pipeline::from_iter((1..=rows).map(Order::generate))
                     .write(CsvSink::new(), output)
-                    .await
+                    .await?
             }
             (Kind::Orders, Format::Jsonl) => {
                 Pipeline::from_iter((1..=rows).map(Order::generate))
                     .write(JsonlSink, output)
-                    .await
+                    .await?
             }
+            (Kind::Orders, Format::Sqlite) => orders_database(&args.out, rows).await?,
             (Kind::Logs, Format::Csv) => {
                 Pipeline::from_iter((0..rows).map(Log::generate))
                     .write(CsvSink::new(), output)
-                    .await
+                    .await?
             }
             (Kind::Logs, Format::Jsonl) => {
                 Pipeline::from_iter((0..rows).map(Log::generate))
                     .write(JsonlSink, output)
-                    .await
+                    .await?
             }
-            (_, Format::Sqlite) => unreachable!("handled above"),
-        }
+            (Kind::Logs, Format::Sqlite) => {
+                bail!("--format sqlite holds orders only: write logs as csv or jsonl")
+            }
+        })
     });
     let written = written.with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("vortex gen: {} to {}", written, args.out.display());

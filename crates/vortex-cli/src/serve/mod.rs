@@ -88,22 +88,8 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::builtin(),
     };
-    let exports = config
-        .exports
-        .into_iter()
-        .map(|e| {
-            let permits = Arc::new(Semaphore::new(e.max_concurrent));
-            (e.name.clone(), (e, permits))
-        })
-        .collect();
-    let imports = config
-        .imports
-        .into_iter()
-        .map(|i| {
-            let permits = Arc::new(Semaphore::new(i.max_concurrent));
-            (i.name.clone(), (i, permits))
-        })
-        .collect();
+    let exports = limited(config.exports, |e| (e.name.clone(), e.max_concurrent));
+    let imports = limited(config.imports, |i| (i.name.clone(), i.max_concurrent));
     let shared = Arc::new(Shared {
         db,
         exports,
@@ -152,6 +138,21 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
     // Dropping the runtime aborts whatever still runs.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// Named items, each with a semaphore of its own concurrency limit: the requests of one
+/// export or import running at once.
+fn limited<T>(
+    items: Vec<T>,
+    name_and_limit: impl Fn(&T) -> (String, usize),
+) -> HashMap<String, (T, Arc<Semaphore>)> {
+    items
+        .into_iter()
+        .map(|item| {
+            let (name, limit) = name_and_limit(&item);
+            (name, (item, Arc::new(Semaphore::new(limit))))
+        })
+        .collect()
 }
 
 async fn shutdown_signal() {

@@ -117,22 +117,19 @@ impl Database {
                 }
                 let Some(last) = rows.last() else { break };
                 let resume = match last.get(&keyset.key) {
-                    Some(Value::Null) | None => {
-                        let what = if last.get(&keyset.key).is_some() {
-                            "is NULL: keyset keys must be unique and never NULL"
-                        } else {
-                            "is not a column of the query's result"
-                        };
-                        return Err(Error::new(ErrorKind::Database, "database: pages")
-                            .with_position(
-                                Position::new()
-                                    .with_source(Arc::from(db.name()))
-                                    .with_record(last.index()),
-                            )
-                            .with_message(format!("the key `{}` {what}", keyset.key)));
-                    }
-                    Some(key) => key.clone(),
-                };
+                    Some(Value::Null) => Err("is NULL: keyset keys must be unique and never NULL"),
+                    None => Err("is not a column of the query's result"),
+                    Some(key) => Ok(key.clone()),
+                }
+                .map_err(|problem| {
+                    Error::new(ErrorKind::Database, "database: pages")
+                        .with_position(
+                            Position::new()
+                                .with_source(Arc::from(db.name()))
+                                .with_record(last.index()),
+                        )
+                        .with_message(format!("the key `{}` {problem}", keyset.key))
+                })?;
                 after = Some(resume.clone());
                 y.emit(Page { rows, resume }).await;
                 if !full {

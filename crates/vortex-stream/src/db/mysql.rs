@@ -113,7 +113,9 @@ fn params(values: &[Value]) -> Params {
     }
 }
 
-/// How a column's values read: the protocol's value alone does not say whether bytes are text.
+/// How a column's values read: the protocol's value alone does not say whether bytes are text
+/// or whether a date-time is a `DATE`, a `DATETIME` or a `TIMESTAMP`. (Numbers arrive as
+/// numbers whatever the kind.)
 #[derive(Clone, Copy)]
 enum Kind {
     Text,
@@ -121,11 +123,10 @@ enum Kind {
     Date,
     DateTime,
     Timestamp,
-    Other,
 }
 
 fn kind(column: &Column) -> Kind {
-    let kind = match column.column_type() {
+    match column.column_type() {
         ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => Kind::Date,
         ColumnType::MYSQL_TYPE_DATETIME | ColumnType::MYSQL_TYPE_DATETIME2 => Kind::DateTime,
         ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => Kind::Timestamp,
@@ -143,24 +144,6 @@ fn kind(column: &Column) -> Kind {
             Kind::Binary
         }
         _ => Kind::Text,
-    };
-    kind.or_other(column)
-}
-
-impl Kind {
-    /// Numbers keep their own kind whatever the column says.
-    fn or_other(self, column: &Column) -> Kind {
-        match column.column_type() {
-            ColumnType::MYSQL_TYPE_TINY
-            | ColumnType::MYSQL_TYPE_SHORT
-            | ColumnType::MYSQL_TYPE_INT24
-            | ColumnType::MYSQL_TYPE_LONG
-            | ColumnType::MYSQL_TYPE_LONGLONG
-            | ColumnType::MYSQL_TYPE_FLOAT
-            | ColumnType::MYSQL_TYPE_DOUBLE
-            | ColumnType::MYSQL_TYPE_YEAR => Kind::Other,
-            _ => self,
-        }
     }
 }
 
@@ -482,11 +465,11 @@ mod tests {
             Ok(Value::from("2026-01-02T03:04:05.000006Z"))
         );
         assert_eq!(
-            from_my(My::Time(true, 1, 2, 3, 4, 0), Kind::Other),
+            from_my(My::Time(true, 1, 2, 3, 4, 0), Kind::Text),
             Ok(Value::from("-26:03:04"))
         );
         assert_eq!(
-            from_my(My::UInt(u64::MAX), Kind::Other),
+            from_my(My::UInt(u64::MAX), Kind::Text),
             Ok(Value::from("18446744073709551615"))
         );
         assert!(from_my(My::Bytes(vec![0xff]), Kind::Text).is_err());

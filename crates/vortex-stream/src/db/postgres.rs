@@ -14,7 +14,7 @@ use futures_core::Stream;
 use futures_util::{SinkExt, StreamExt};
 use tokio::task::JoinSet;
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
-use tokio_postgres::{CancelToken, Client, GenericClient, NoTls};
+use tokio_postgres::{CancelToken, Client, NoTls};
 
 use super::{
     db_error, load_in_batches, upsert_clause, BatchTarget, CopyFormat, IntoValues, LoadMethod,
@@ -477,7 +477,7 @@ impl Inserts {
 
     async fn statement(
         &mut self,
-        client: &impl GenericClient,
+        client: &Client,
         table: &Table,
         rows: usize,
     ) -> std::result::Result<tokio_postgres::Statement, tokio_postgres::Error> {

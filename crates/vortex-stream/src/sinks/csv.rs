@@ -184,24 +184,12 @@ pub trait RawRecord {
 impl RawRecord for crate::db::Row {
     fn write_to(&self, out: &mut csv::Writer<SinkWriter>) -> csv::Result<()> {
         use crate::db::Value;
-        use std::io::Write as _;
         // Numbers are formatted on the stack: no allocation per value.
         let mut digits = [0u8; 40];
         for value in self.values() {
-            let formatted = |args: std::fmt::Arguments<'_>, digits: &mut [u8; 40]| {
-                let mut cursor = std::io::Cursor::new(&mut digits[..]);
-                let _ = cursor.write_fmt(args);
-                usize::try_from(cursor.position()).unwrap_or(0)
-            };
             match value {
-                Value::Int(i) => {
-                    let n = formatted(format_args!("{i}"), &mut digits);
-                    out.write_field(&digits[..n])?;
-                }
-                Value::Float(f) => {
-                    let n = formatted(format_args!("{f}"), &mut digits);
-                    out.write_field(&digits[..n])?;
-                }
+                Value::Int(i) => out.write_field(on_stack(&mut digits, format_args!("{i}")))?,
+                Value::Float(f) => out.write_field(on_stack(&mut digits, format_args!("{f}")))?,
                 other => out.write_field(other.to_text().as_bytes())?,
             }
         }
@@ -211,6 +199,16 @@ impl RawRecord for crate::db::Row {
     fn write_header(&self, out: &mut csv::Writer<SinkWriter>) -> csv::Result<()> {
         out.write_record(self.columns())
     }
+}
+
+/// `args` written into `buf`: the bytes written (a number's text always fits in 40).
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+fn on_stack<'a>(buf: &'a mut [u8; 40], args: std::fmt::Arguments<'_>) -> &'a [u8] {
+    use std::io::Write as _;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = cursor.write_fmt(args);
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    &buf[..len]
 }
 
 impl RawRecord for StringRecord {
