@@ -1,13 +1,18 @@
 # Shared by the benchmark scripts (sourced, not run): each case is a separate process measured
 # by the OS with GNU time, RUNS runs, and the medians printed as a Markdown table row.
 
+# measure CMD...: one run; prints "wall_seconds peak_rss_kib".
+measure() {
+  { /usr/bin/time -f "%e %M" "$@" >/dev/null; } 2>&1 | tail -n 1
+}
+
 # run NAME CMD...: RUNS runs, prints "NAME median_wall_s median_peak_mib"
 run() {
   local name=$1; shift
   local walls=() rsss=()
   for _ in $(seq "$RUNS"); do
     local out
-    out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null; } 2>&1 | tail -n 1)
+    out=$(measure "$@")
     walls+=("${out% *}"); rsss+=("${out#* }")
   done
   python3 - "$name" "${walls[*]}" "${rsss[*]}" <<'PY'
@@ -31,9 +36,9 @@ pair() {
   shift
   b=("$@")
   for _ in $(seq "$RUNS"); do
-    out=$( { /usr/bin/time -f "%e %M" "${a[@]}" >/dev/null; } 2>&1 | tail -n 1)
+    out=$(measure "${a[@]}")
     walls+=("${out% *}"); rsss+=("${out#* }")
-    out=$( { /usr/bin/time -f "%e %M" "${b[@]}" >/dev/null; } 2>&1 | tail -n 1)
+    out=$(measure "${b[@]}")
     base_walls+=("${out% *}"); base_rsss+=("${out#* }")
   done
   python3 - "$name" "$base_name" "${walls[*]}" "${rsss[*]}" "${base_walls[*]}" "${base_rsss[*]}" <<'PY'

@@ -1,10 +1,12 @@
 //! `vortex convert` and `vortex export`: formats, filters, error policies, and clear errors.
 
 // A panic is how a test reports a failure.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
 use std::process::{Command, Output};
+
+mod support;
 
 fn vortex(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vortex"))
@@ -282,15 +284,9 @@ fn export_reads_postgresql_and_mariadb() {
             "SELECT id, name, amount FROM vortex_cli_export WHERE id >= ? ORDER BY id",
         ),
     ] {
-        let url = match std::env::var(variable) {
-            Ok(url) if !url.is_empty() => url,
-            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!("{variable} is not set: under CI the server tests must run")
-            }
-            _ => {
-                eprintln!("skipped: {variable} is not set (run ./scripts/test to start the servers)");
-                continue;
-            }
+        let what = if variable.contains("PG") { "PostgreSQL" } else { "MariaDB" };
+        let Some(url) = support::server(variable, what) else {
+            continue;
         };
         // Set up through the library's own statement runner, as a user of the CLI would not.
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
+mod support;
+
 /// A running `vortex serve`, killed when dropped.
 struct Server {
     child: Child,
@@ -219,16 +221,7 @@ async fn a_token_guards_the_exports_and_busy_exports_answer_429() {
 
 /// The PostgreSQL server, or `None` (with a notice) when unset outside CI.
 fn postgres() -> Option<String> {
-    match std::env::var("VORTEX_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("VORTEX_PG_URL is not set under CI")
-        }
-        _ => {
-            eprintln!("skipped: VORTEX_PG_URL is not set (run ./scripts/test to start PostgreSQL)");
-            None
-        }
-    }
+    support::server("VORTEX_PG_URL", "PostgreSQL")
 }
 
 async fn psql(url: &str, sql: &str) -> String {

@@ -86,16 +86,7 @@ pub(crate) async fn all_or_nothing_commits_everything_or_nothing(
         row.extend(rest(i));
         row
     };
-    let count = || async {
-        let sql = format!("SELECT count(*) FROM {}", table.name());
-        db.query(sql, vec![])
-            .first()
-            .await
-            .unwrap()
-            .unwrap()
-            .values()[0]
-            .clone()
-    };
+    let count = || crate::scalar(db, format!("SELECT count(*) FROM {}", table.name()), vec![]);
     let rows = (0..3500i64).map(|i| {
         let email = if i == 2345 {
             Value::Null

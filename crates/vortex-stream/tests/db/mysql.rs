@@ -1,35 +1,16 @@
 //! MariaDB (or MySQL), on the real server named by `VORTEX_MYSQL_URL`.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::errors::Order;
+use crate::unique;
 use vortex_stream::db::{Database, Table, Value};
 use vortex_stream::{params, ErrorKind, Pipeline};
 
 /// The server's URL; `None` (with a notice) when unset outside CI, a failure under `CI=true`.
 fn server() -> Option<String> {
-    match std::env::var("VORTEX_MYSQL_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("VORTEX_MYSQL_URL is not set: under CI the MariaDB tests must run")
-        }
-        _ => {
-            eprintln!("skipped: VORTEX_MYSQL_URL is not set (run ./scripts/test to start MariaDB)");
-            None
-        }
-    }
-}
-
-/// A name no other test run uses.
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    )
+    crate::server("VORTEX_MYSQL_URL", "MariaDB")
 }
 
 struct Orders {
@@ -86,17 +67,12 @@ impl Orders {
 
 /// How many statements carrying `tag` in their text the server is running.
 async fn running(admin: &Database, tag: &str) -> Value {
-    admin
-        .query(
-            "SELECT count(*) FROM information_schema.processlist WHERE info LIKE ? AND id <> CONNECTION_ID()",
-            params![format!("%{tag}%")],
-        )
-        .first()
-        .await
-        .unwrap()
-        .unwrap()
-        .values()[0]
-        .clone()
+    crate::scalar(
+        admin,
+        "SELECT count(*) FROM information_schema.processlist WHERE info LIKE ? AND id <> CONNECTION_ID()",
+        params![format!("%{tag}%")],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -178,22 +154,16 @@ async fn dropping_the_stream_ends_the_query_on_the_server() {
     assert!(pending.is_err(), "the statement should still be running");
     assert_eq!(running(&admin, &tag).await, Value::Int(1));
     drop(rows);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while running(&admin, &tag).await != Value::Int(0) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(running(&admin, &tag).await, Value::Int(0), "still running");
+    let left = crate::settled(|| running(&admin, &tag)).await;
+    assert_eq!(left, Value::Int(0), "still running");
 
     // A long result read in part.
     let tag = unique("vortex_take");
     let sql = format!("SELECT /* {tag} */ a.seq FROM seq_1_to_1000000 a, seq_1_to_100 b");
     let taken = db.query(sql, vec![]).take(100).count().await.unwrap();
     assert_eq!(taken, 100);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while running(&admin, &tag).await != Value::Int(0) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(running(&admin, &tag).await, Value::Int(0), "still running");
+    let left = crate::settled(|| running(&admin, &tag)).await;
+    assert_eq!(left, Value::Int(0), "still running");
 }
 
 #[tokio::test]

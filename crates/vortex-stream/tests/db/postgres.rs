@@ -1,10 +1,10 @@
 //! PostgreSQL, on the real server named by `VORTEX_PG_URL`.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::errors::Order;
+use crate::unique;
 use vortex_stream::db::{CopyFormat, Database, LoadMethod, Table, Value};
 use vortex_stream::io::Output;
 use vortex_stream::sinks::BytesSink;
@@ -12,26 +12,7 @@ use vortex_stream::{params, ErrorKind};
 
 /// The server's URL; `None` (with a notice) when unset outside CI, a failure under `CI=true`.
 fn server() -> Option<String> {
-    match std::env::var("VORTEX_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("VORTEX_PG_URL is not set: under CI the PostgreSQL tests must run")
-        }
-        _ => {
-            eprintln!("skipped: VORTEX_PG_URL is not set (run ./scripts/test to start PostgreSQL)");
-            None
-        }
-    }
-}
-
-/// A table name no other test run uses.
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    )
+    crate::server("VORTEX_PG_URL", "PostgreSQL")
 }
 
 /// A URL with `application_name` set, to find the query's backend in `pg_stat_activity`.
@@ -42,26 +23,17 @@ fn tagged(url: &str, app: &str) -> String {
 
 /// How many statements of the connections named `app` the server is running.
 async fn active(admin: &Database, app: &str) -> Value {
-    admin
-        .query(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
-            params![app],
-        )
-        .first()
-        .await
-        .unwrap()
-        .unwrap()
-        .values()[0]
-        .clone()
+    crate::scalar(
+        admin,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
+        params![app],
+    )
+    .await
 }
 
 /// The same, once it reaches zero or after 3 seconds.
 async fn settled(admin: &Database, app: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while active(admin, app).await != Value::Int(0) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    active(admin, app).await
+    crate::settled(|| active(admin, app)).await
 }
 
 struct Orders {
