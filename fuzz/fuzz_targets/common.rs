@@ -14,6 +14,15 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// Every item of a pipeline.
+#[allow(dead_code)]
+pub fn collect<S, T>(stream: S) -> Vec<Result<T>>
+where
+    S: futures_util::Stream<Item = Result<T>>,
+{
+    runtime().block_on(stream.collect())
+}
+
 /// Drives a pipeline to its end; every error must say where it is.
 pub fn drain<S, T>(stream: S) -> usize
 where

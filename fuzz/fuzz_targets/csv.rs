@@ -1,5 +1,7 @@
 #![no_main]
 
+use std::num::NonZeroUsize;
+
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 use vortex_stream::io::{Compression, Input};
@@ -16,6 +18,24 @@ struct Order {
     amount: Option<f64>,
 }
 
+/// Fields, or an error's position and message: what must not depend on how the input is cut.
+type Outcome = Vec<Result<Vec<String>, String>>;
+
+fn outcome<I>(items: I) -> Outcome
+where
+    I: IntoIterator<Item = vortex_stream::Result<Vec<String>>>,
+{
+    items
+        .into_iter()
+        .map(|item| {
+            item.map_err(|e| {
+                let pos = e.position().cloned().unwrap_or_default();
+                format!("{:?} {:?} {:?} {:?} {}", e.kind(), pos.record(), pos.line(), pos.byte(), e.message())
+            })
+        })
+        .collect()
+}
+
 fuzz_target!(|data: &[u8]| {
     let flags = data.first().copied().unwrap_or(0);
     let source = || {
@@ -27,4 +47,14 @@ fuzz_target!(|data: &[u8]| {
     };
     common::drain(source().records());
     common::drain(source().deserialize::<Order>());
+    // Parsed in runs of a few bytes on several threads, the records and errors are the ones
+    // a single parser reading the whole input gives. (Invalid UTF-8 is reported differently
+    // by the two ways, so only valid text is compared.)
+    if std::str::from_utf8(data).is_ok() {
+        let chunk = NonZeroUsize::new(1 + usize::from(flags >> 3)).unwrap_or(NonZeroUsize::MIN);
+        let whole = common::collect(source().records());
+        let whole = outcome(whole.into_iter().map(|r| r.map(|rec| rec.iter().map(str::to_owned).collect())));
+        let runs = common::collect(source().chunk_size(chunk).deserialize::<Vec<String>>());
+        assert_eq!(outcome(runs), whole, "runs of {chunk} bytes");
+    }
 });

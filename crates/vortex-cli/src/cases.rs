@@ -125,6 +125,9 @@ static FIRST: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 static FIRST_ROW: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
 
 fn first_row() {
+    if FIRST_ROW.get().is_some() {
+        return;
+    }
     if let Some(start) = FIRST.get() {
         let _ = FIRST_ROW.set(start.elapsed());
     }

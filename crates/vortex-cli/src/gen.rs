@@ -115,6 +115,17 @@ struct Money(f64);
 
 impl Serialize for Money {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use std::io::Write as _;
+        // Formatted on the stack, not into a new `String` per row; an amount too long for the
+        // buffer (past 10^60) is formatted the allocating way.
+        let mut buf = [0u8; 64];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        if write!(cursor, "{:.2}", self.0).is_ok() {
+            let len = usize::try_from(cursor.position()).unwrap_or(0);
+            if let Ok(text) = std::str::from_utf8(&buf[..len]) {
+                return serializer.serialize_str(text);
+            }
+        }
         serializer.collect_str(&format_args!("{:.2}", self.0))
     }
 }

@@ -27,8 +27,9 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"))
 }
 
-/// Twice the cores: a queued value is ready for each worker the moment it finishes one, so the
-/// workers never wait on the hand-off back to the pipeline.
+/// Twice the cores: the stage runs a job per core (no more than the pool has threads) and
+/// keeps a window of twice the limit, so values are queued for each worker when it finishes
+/// one.
 fn four() -> NonZeroUsize {
     NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN)
 }

@@ -2,10 +2,11 @@
 //! thread pool) and [`par_then`](crate::Pipeline::par_then) (async closures, several in
 //! flight), each ordered or unordered, with bounded memory.
 //!
-//! Both rest on one adapter, [`Parallel`]: it starts work for up to `n` values at once and
-//! holds at most `window` values between pulling and yielding (running or finished and
-//! waiting for an older one), so a slow value at the head makes the stage stop pulling
-//! instead of buffering its input.
+//! Both hold at most `window` values between pulling and yielding (waiting, running, or
+//! finished and waiting for an older one), so a slow value at the head makes the stage stop
+//! pulling instead of buffering its input. [`Parallel`] polls up to `n` futures at once;
+//! [`ParMap`] queues values for up to `n` rayon jobs, which wake the pipeline's task only
+//! when the queue runs low rather than once per value.
 //!
 //! `par_map` runs on rayon's pool rather than tokio's blocking pool: measured with 15 µs of
 //! work per value on 2 cores, a `spawn_blocking` per value made the stage 2.3 times slower than
@@ -15,11 +16,13 @@
 
 use core::num::NonZeroUsize;
 
+mod par_map;
 mod partition;
 mod stage;
 
+pub use par_map::ParMap;
 pub use partition::PartitionBy;
-pub use stage::{Parallel, Start, StartAsync, StartBlocking};
+pub use stage::{Parallel, Start, StartAsync};
 
 /// How much a parallel stage may do at once: `limit` values in flight, and at most `window`
 /// values held between pulling and yielding (at least `limit`; twice it by default).

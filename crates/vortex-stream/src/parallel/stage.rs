@@ -5,7 +5,6 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 use futures_core::{FusedStream, Stream};
 use futures_util::FutureExt;
@@ -73,55 +72,6 @@ where
                     Err(payload) => Err(panic_error(stage, &*payload)),
                 }),
         )
-    }
-}
-
-/// Runs a sync closure on rayon's thread pool. A panic becomes an `Internal` error item.
-/// Work already running when the stage is dropped finishes on its thread, and its result is
-/// discarded.
-pub struct StartBlocking<F> {
-    f: Arc<F>,
-    stage: &'static str,
-}
-
-impl<F> fmt::Debug for StartBlocking<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StartBlocking")
-            .field("stage", &self.stage)
-            .finish()
-    }
-}
-
-impl<F> StartBlocking<F> {
-    pub(crate) fn new(f: F, stage: &'static str) -> Self {
-        StartBlocking {
-            f: Arc::new(f),
-            stage,
-        }
-    }
-}
-
-impl<T, U, F> Start<T> for StartBlocking<F>
-where
-    F: Fn(T) -> U + Send + Sync + 'static,
-    T: Send + 'static,
-    U: Send + 'static,
-{
-    type Output = U;
-
-    fn start(&mut self, value: T) -> Work<U> {
-        let stage = self.stage;
-        let f = Arc::clone(&self.f);
-        let (tx, rx) = futures_channel::oneshot::channel();
-        rayon::spawn(move || {
-            let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(value)));
-            let _ = tx.send(out);
-        });
-        Box::pin(rx.map(move |received| match received {
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(payload)) => Err(panic_error(stage, &*payload)),
-            Err(_) => Err(Error::internal(stage, "the worker thread went away")),
-        }))
     }
 }
 

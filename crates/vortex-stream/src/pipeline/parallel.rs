@@ -7,7 +7,7 @@ use futures_core::Stream;
 
 use super::Pipeline;
 use crate::ops::adapters::{Chunk, Flatten, TryThen};
-use crate::parallel::{Parallel, Parallelism, PartitionBy, StartAsync, StartBlocking};
+use crate::parallel::{ParMap, Parallel, Parallelism, PartitionBy, StartAsync};
 use crate::{BoxError, Result};
 
 /// Parallel operators. Each bounds what it holds: see [`Parallelism`].
@@ -26,9 +26,13 @@ where
     /// microseconds per value is better batched with [`chunk`](Pipeline::chunk), so the
     /// hand-off is paid once per batch.
     ///
-    /// A limit of about twice the cores keeps every worker busy while results travel back.
+    /// Values wait in a queue that up to `limit` rayon jobs take from, and the workers wake
+    /// the pipeline's task only when the queue runs low (or nothing else is left), not once per
+    /// value: a wake-up is a thread switch, and on two cores one per value cost a third of the
+    /// speed-up. A limit of the cores and a window of a few values per core keep every worker
+    /// busy.
     ///
-    /// Memory: the window of values.
+    /// Memory: the window of values (waiting, running, or finished and waiting their turn).
     ///
     /// # Cancel safety
     ///
@@ -56,16 +60,17 @@ where
         self,
         parallelism: impl Into<Parallelism>,
         f: F,
-    ) -> Pipeline<Parallel<S, StartBlocking<F>, U>>
+    ) -> Pipeline<ParMap<S, F, T, U>>
     where
         F: Fn(T) -> U + Send + Sync + 'static,
         T: Send + 'static,
         U: Send + 'static,
     {
         let p = parallelism.into();
-        Pipeline::new(Parallel::new(
+        Pipeline::new(ParMap::new(
             self.inner,
-            StartBlocking::new(f, "par_map"),
+            f,
+            "par_map",
             p.limit(),
             p.window_len(),
             true,
@@ -74,7 +79,7 @@ where
 
     /// Like [`par_map`](Pipeline::par_map), yielding each result as soon as it is ready.
     ///
-    /// Memory: at most the limit of values (finished ones leave at once).
+    /// Memory: the window of values (twice the limit by default; finished ones leave at once).
     ///
     /// # Examples
     ///
@@ -97,18 +102,19 @@ where
         self,
         parallelism: impl Into<Parallelism>,
         f: F,
-    ) -> Pipeline<Parallel<S, StartBlocking<F>, U>>
+    ) -> Pipeline<ParMap<S, F, T, U>>
     where
         F: Fn(T) -> U + Send + Sync + 'static,
         T: Send + 'static,
         U: Send + 'static,
     {
         let p = parallelism.into();
-        Pipeline::new(Parallel::new(
+        Pipeline::new(ParMap::new(
             self.inner,
-            StartBlocking::new(f, "par_map_unordered"),
+            f,
+            "par_map_unordered",
             p.limit(),
-            p.limit(),
+            p.window_len(),
             false,
         ))
     }

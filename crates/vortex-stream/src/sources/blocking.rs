@@ -238,15 +238,13 @@ pub(crate) fn default_decode_threads() -> NonZeroUsize {
     NonZeroUsize::new(cores.clamp(1, 4)).unwrap_or(NonZeroUsize::MIN)
 }
 
-#[cfg(any(feature = "csv", feature = "jsonl"))]
+#[cfg(feature = "jsonl")]
 /// The stream of a format source that reads raw batches on one thread and decodes them on
 /// `threads` others, in order.
-pub(crate) type ParallelDecode<R, T, D> = super::FlattenBatches<
-    crate::parallel::Parallel<Blocking<R>, crate::parallel::StartBlocking<D>, Vec<Result<T>>>,
-    T,
->;
+pub(crate) type ParallelDecode<R, T, D> =
+    super::FlattenBatches<crate::parallel::ParMap<Blocking<R>, D, R, Vec<Result<T>>>, T>;
 
-#[cfg(any(feature = "csv", feature = "jsonl"))]
+#[cfg(feature = "jsonl")]
 /// A format source decoding in parallel: `read` turns the opened input into raw batches on
 /// the reading thread; `decode` turns each batch into items on the blocking pool, `threads`
 /// batches at once, in order.

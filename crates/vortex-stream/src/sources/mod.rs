@@ -19,7 +19,7 @@ mod read;
 pub use blocking::Blocking;
 pub use channel::Receiver;
 #[cfg(feature = "csv")]
-pub use csv::{CsvDecode, CsvSource, Headers, RecordBatch, DEFAULT_MAX_RECORD_LEN};
+pub use csv::{CsvDecode, CsvSource, Headers, DEFAULT_MAX_RECORD_LEN};
 pub use flatten_batches::FlattenBatches;
 pub use generate::{Emit, Generate, Yielder};
 pub use iter::Iter;

@@ -238,3 +238,211 @@ async fn a_record_just_past_a_small_cap_is_reported_and_skipped() {
     assert_eq!(got.iter().map(fields).collect::<Vec<_>>(), [["2", "ok"]]);
     assert_eq!(policy.report().errors(ErrorKind::Decode), 1);
 }
+
+/// What a parse gave, comparable between the two ways: fields, or the error's kind, position
+/// and message.
+fn outcome(items: Vec<vortex_stream::Result<Vec<String>>>) -> Vec<Result<Vec<String>, String>> {
+    items
+        .into_iter()
+        .map(|item| {
+            item.map_err(|e| {
+                let pos = e.position().cloned().unwrap_or_default();
+                format!(
+                    "{:?} r{:?} l{:?} b{:?} {}",
+                    e.kind(),
+                    pos.record(),
+                    pos.line(),
+                    pos.byte(),
+                    e.message()
+                )
+            })
+        })
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+/// Parsed on one thread, record by record, as the parser reads it.
+fn one_thread(
+    text: &[u8],
+    configure: impl Fn(CsvSource) -> CsvSource,
+) -> Vec<Result<Vec<String>, String>> {
+    let source = configure(CsvSource::new(Input::bytes(text.to_vec()).name("p.csv")));
+    let got = runtime().block_on(items(source.records()));
+    outcome(
+        got.into_iter()
+            .map(|item| item.map(|record| fields(&record)))
+            .collect(),
+    )
+}
+
+/// Cut into runs of `chunk` bytes and parsed on `threads` workers.
+fn in_runs(
+    text: &[u8],
+    chunk: usize,
+    threads: usize,
+    configure: impl Fn(CsvSource) -> CsvSource,
+) -> Vec<Result<Vec<String>, String>> {
+    let source = configure(CsvSource::new(Input::bytes(text.to_vec()).name("p.csv")))
+        .chunk_size(std::num::NonZeroUsize::new(chunk).unwrap())
+        .decode_threads(std::num::NonZeroUsize::new(threads).unwrap());
+    outcome(runtime().block_on(items(source.deserialize::<Vec<String>>())))
+}
+
+mod runs {
+    use proptest::prelude::*;
+    use vortex_stream::sources::{CsvSource, Headers};
+
+    use super::{in_runs, one_thread};
+
+    /// CSV-ish text: fields, quotes in every place, every line end, byte-order marks, NULs.
+    fn text() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            6 => Just(&b"a"[..]),
+            3 => Just(&b","[..]),
+            3 => Just(&b"\""[..]),
+            3 => Just(&b"\n"[..]),
+            1 => Just(&b"\r\n"[..]),
+            1 => Just(&b"\r"[..]),
+            1 => Just(&b" "[..]),
+            1 => Just(&b"\xef\xbb\xbf"[..]),
+            1 => Just(&b"\0"[..]),
+            1 => Just(&b"\"x\","[..]),
+            1 => Just(&b"\"\"\""[..]),
+        ];
+        prop::collection::vec(piece, 0..60).prop_map(|pieces| pieces.concat())
+    }
+
+    fn headers() -> impl Strategy<Value = Headers> {
+        prop_oneof![Just(Headers::Use), Just(Headers::Skip), Just(Headers::None)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Cutting the input into runs changes nothing: the same records and the same errors
+        /// at the same positions as one parser reading it all, whatever the quoting.
+        #[test]
+        fn runs_parse_as_one_parser_does(
+            text in text(),
+            chunk in 1usize..12,
+            threads in 1usize..4,
+            headers in headers(),
+            flexible: bool,
+            strict: bool,
+            trim: bool,
+            cap in prop_oneof![Just(vortex_stream::sources::DEFAULT_MAX_RECORD_LEN), 3usize..12],
+        ) {
+            let configure = |s: CsvSource| {
+                s.headers(headers)
+                    .flexible(flexible)
+                    .strict_quotes(strict)
+                    .trim(trim)
+                    .max_record_len(cap)
+            };
+            prop_assert_eq!(in_runs(&text, chunk, threads, configure), one_thread(&text, configure));
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Numbered {
+    id: u64,
+    note: String,
+}
+
+#[tokio::test]
+async fn serde_records_come_out_in_order_across_many_runs() {
+    // 20,000 records with quoted fields holding line ends, delimiters and quotes, cut into
+    // runs of about 1 KiB: every record arrives once, in order, with its text intact.
+    let mut text = String::from("id,note\r\n");
+    for i in 0..20_000u64 {
+        match i % 4 {
+            0 => text.push_str(&format!("{i},plain\n")),
+            1 => text.push_str(&format!("{i},\"two\nlines, \"\"quoted\"\"\"\r\n")),
+            2 => text.push_str(&format!("{i},\"\"\n\n")),
+            _ => text.push_str(&format!("{i},\"\r\n\"\n")),
+        }
+    }
+    let got = values(
+        items(
+            CsvSource::new(Input::bytes(text))
+                .chunk_size(std::num::NonZeroUsize::new(1024).unwrap())
+                .decode_threads(std::num::NonZeroUsize::new(3).unwrap())
+                .deserialize::<Numbered>(),
+        )
+        .await,
+    );
+    assert_eq!(got.len(), 20_000);
+    for (i, record) in (0u64..).zip(&got) {
+        let note = match i % 4 {
+            0 => "plain",
+            1 => "two\nlines, \"quoted\"",
+            2 => "",
+            _ => "\r\n",
+        };
+        assert_eq!((record.id, record.note.as_str()), (i, note));
+    }
+}
+
+#[tokio::test]
+async fn serde_records_stop_at_a_100_mb_field_without_holding_it() {
+    let input = Generated {
+        head: b"id,note\n1,small\n2,".to_vec(),
+        fill: b'x',
+        len: 100 * 1024 * 1024,
+        tail: b"\n3,after\n".to_vec(),
+        pos: 0,
+    };
+    let got =
+        items(CsvSource::new(Input::reader(input).name("huge.csv")).deserialize::<Numbered>())
+            .await;
+    assert_eq!(got.len(), 2, "the source ends at the oversized record");
+    assert_eq!(got[0].as_ref().unwrap().note, "small");
+    let err = got[1].as_ref().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("longer than the limit of 16777216 bytes"),
+        "{err}"
+    );
+    let pos = err.position().unwrap();
+    assert_eq!(
+        (pos.record(), pos.line(), pos.byte()),
+        (Some(1), Some(3), Some(16))
+    );
+}
+
+#[cfg(feature = "gzip")]
+#[tokio::test]
+async fn a_truncated_gzip_csv_fails_at_the_end_not_silently() {
+    use std::io::Write as _;
+    use vortex_stream::io::Compression;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    writeln!(encoder, "id,note").unwrap();
+    for i in 0..20_000 {
+        writeln!(encoder, "{i},note {i}").unwrap();
+    }
+    let whole = encoder.finish().unwrap();
+    let cut = whole[..whole.len() / 2].to_vec();
+    let got = items(
+        CsvSource::new(Input::bytes(cut).compression(Compression::Auto))
+            .chunk_size(std::num::NonZeroUsize::new(4096).unwrap())
+            .deserialize::<Numbered>(),
+    )
+    .await;
+    let last = got.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(last.kind(), ErrorKind::Io, "{last}");
+    let good = &got[..got.len() - 1];
+    assert!(good.len() > 1 && good.len() < 20_000);
+    for (i, record) in (0u64..).zip(good) {
+        assert_eq!(
+            record.as_ref().unwrap().id,
+            i,
+            "whole records, in order, none lost"
+        );
+    }
+}

@@ -54,7 +54,7 @@ assert_impl_all!(BlockingIter<Src>: Send);
 assert_impl_all!(Throttle<Src>: Send, Sync);
 assert_impl_all!(Tee<Src, i32>: Send, Sync, Unpin);
 assert_impl_all!(Timeout<Src>: Send, Sync);
-assert_impl_all!(vortex_stream::parallel::Parallel<Src, vortex_stream::parallel::StartBlocking<F>, i32>: Send, Unpin);
+assert_impl_all!(vortex_stream::parallel::ParMap<Src, F, i32, i32>: Send, Unpin);
 assert_impl_all!(vortex_stream::resilience::CircuitBreaker: Send, Sync, Clone);
 assert_impl_all!(vortex_stream::resilience::Bulkhead: Send, Sync, Clone);
 assert_impl_all!(vortex_stream::resilience::ExponentialBackoff: Send, Sync, Clone);

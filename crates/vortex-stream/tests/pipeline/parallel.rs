@@ -342,3 +342,66 @@ async fn tee_drops_the_upstream_with_its_last_consumer() {
     outs.pop();
     assert!(source.is_set());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_par_map_drops_the_queued_values_and_the_results_still_running() {
+    let alive = Arc::new(AtomicUsize::new(0));
+    let tokens = {
+        let alive = alive.clone();
+        futures_util::stream::iter(0..).map(move |_| {
+            alive.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, vortex_stream::Error>(Decrement(alive.clone()))
+        })
+    };
+    let mut pipeline = Box::pin(Pipeline::from_stream(tokens).par_map(nz(2), |token| {
+        std::thread::sleep(Duration::from_millis(20));
+        token
+    }));
+    drop(pipeline.next().await.unwrap().unwrap());
+    // The window is full: values waiting in the queue, two running.
+    assert!(alive.load(Ordering::SeqCst) >= 3);
+    drop(pipeline);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        alive.load(Ordering::SeqCst),
+        0,
+        "a value outlived the stage"
+    );
+}
+
+#[tokio::test]
+async fn par_map_ends_when_its_source_ends_after_a_wait() {
+    assert_eq!(
+        Pipeline::from_iter(Vec::<u32>::new())
+            .par_map(nz(2), |n| n)
+            .count()
+            .await
+            .unwrap(),
+        0
+    );
+    // A source that has nothing at first, then ends: the stage must see the end it pulled.
+    let mut first = true;
+    let ends_later = futures_util::stream::poll_fn(move |cx| {
+        if std::mem::take(&mut first) {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(None::<vortex_stream::Result<u32>>)
+        }
+    });
+    let counted = tokio::time::timeout(
+        Duration::from_secs(5),
+        Pipeline::from_stream(ends_later)
+            .par_map(nz(2), |n| n)
+            .count(),
+    )
+    .await;
+    assert_eq!(
+        counted.ok().map(Result::unwrap),
+        Some(0),
+        "the stage never ended"
+    );
+}

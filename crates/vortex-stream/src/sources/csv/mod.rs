@@ -8,12 +8,18 @@ use std::sync::Arc;
 use csv::{ByteRecord, StringRecord};
 use serde::de::DeserializeOwned;
 
-use super::blocking::{
-    default_decode_threads, from_input, from_input_parallel, ParallelDecode, DEFAULT_BATCH,
-};
+mod chunks;
+
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use futures_core::{FusedStream, Stream};
+
+use super::blocking::{default_decode_threads, from_input, DEFAULT_BATCH};
 use super::Blocking;
 use crate::io::lines::RAW_PREFIX;
 use crate::io::{Input, OpenedInput};
+use crate::parallel::{ParMap, Parallelism};
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
 /// The default longest record: 16 MiB.
@@ -22,6 +28,8 @@ pub const DEFAULT_MAX_RECORD_LEN: usize = 16 * 1024 * 1024;
 const OPERATION: &str = "csv source: decode";
 /// The CSV parser's read buffer; a record may run this far past the cap before it is stopped.
 const PARSE_BUFFER: usize = 64 * 1024;
+/// The default size of the runs of records parsed on one thread at a time.
+const DEFAULT_CHUNK: usize = 256 * 1024;
 
 /// How the first row of a CSV input is treated.
 #[non_exhaustive]
@@ -47,9 +55,18 @@ pub enum Headers {
 /// and ends the source, since the parser cannot find the next record boundary without reading
 /// the whole field. Quoted fields may hold delimiters, quotes (doubled) and newlines.
 ///
-/// Decoding runs on a blocking thread: the record buffer is reused for every serde record, and
-/// records are handed over in batches (1024 by default). Memory: about four batches plus one
-/// record and the parser's 64 KiB buffer.
+/// Serde records ([`deserialize`](CsvSource::deserialize)) are parsed and decoded on several
+/// threads at once ([`decode_threads`](CsvSource::decode_threads)): the reading thread cuts the
+/// input into runs of whole records ([`chunk_size`](CsvSource::chunk_size), 256 KiB by default),
+/// following the quoting exactly so it never cuts inside a quoted field, and each run is parsed
+/// and decoded on a worker, the record buffer reused; records come out in input order. Raw
+/// [`records`](CsvSource::records) are parsed on one blocking thread and handed over in
+/// batches (1024 by default).
+///
+/// Memory: serde records hold at most twice `decode_threads` runs with their records (being
+/// parsed, or parsed and waiting their turn), two more runs waiting for a worker and the one
+/// being read; a record longer than a run makes that run longer, up to the cap.
+/// Raw records hold about four batches plus one record and the parser's 64 KiB buffer.
 ///
 /// # Examples
 ///
@@ -96,6 +113,7 @@ struct Options {
     allow_nul: bool,
     batch: NonZeroUsize,
     threads: NonZeroUsize,
+    chunk: NonZeroUsize,
 }
 
 impl CsvSource {
@@ -115,6 +133,7 @@ impl CsvSource {
                 allow_nul: false,
                 batch: DEFAULT_BATCH,
                 threads: default_decode_threads(),
+                chunk: NonZeroUsize::new(DEFAULT_CHUNK).unwrap_or(NonZeroUsize::MIN),
             },
         }
     }
@@ -185,19 +204,26 @@ impl CsvSource {
         self
     }
 
-    /// Records handed from the parsing thread at once.
+    /// Raw [`records`](CsvSource::records) handed from the parsing thread at once.
     #[must_use]
     pub fn batch(mut self, batch: NonZeroUsize) -> Self {
         self.options.batch = batch;
         self
     }
 
-    /// Threads decoding serde records at once (the machine's cores, at most 4, by default).
-    /// One more thread parses. Raw [`records`](CsvSource::records) are not decoded further
-    /// and come straight from the parsing thread.
+    /// Threads parsing and decoding serde records at once (the machine's cores, at most 4, by
+    /// default). Raw [`records`](CsvSource::records) are parsed on one thread.
     #[must_use]
     pub fn decode_threads(mut self, threads: NonZeroUsize) -> Self {
         self.options.threads = threads;
+        self
+    }
+
+    /// About how many bytes of input a thread parses at a time for serde records: the input is
+    /// cut at the first record end past this size (256 KiB by default).
+    #[must_use]
+    pub fn chunk_size(mut self, bytes: NonZeroUsize) -> Self {
+        self.options.chunk = bytes;
         self
     }
 
@@ -225,84 +251,102 @@ impl CsvSource {
     /// The pipeline of records decoded as `T` with serde, matched to the header row by name
     /// (or by position, without [`Headers::Use`]).
     ///
-    /// Records are parsed on one thread and decoded on others
-    /// ([`decode_threads`](CsvSource::decode_threads)), in order.
+    /// Runs of records are parsed and decoded on [`decode_threads`](CsvSource::decode_threads)
+    /// threads at once, in order. With one decoding thread (one core, or `decode_threads(1)`)
+    /// the input is parsed and decoded on the reading thread itself: handing runs to another
+    /// thread would only add work. So it is with a [`comment`](CsvSource::comment) byte set: a
+    /// comment line may hold any quote, so runs cannot be cut ahead of the parser.
     pub fn deserialize<T>(self) -> Pipeline<CsvDecode<T>>
     where
         T: DeserializeOwned + Send + 'static,
     {
         let options = self.options;
-        from_input_parallel(
-            self.input,
-            OPERATION,
-            options.threads,
-            move |opened| {
-                let mut decoder = Decoder::new(opened, options);
-                std::iter::from_fn(move || decoder.read_batch())
-            },
-            decode_batch::<T> as fn(RecordBatch) -> Vec<Result<T>>,
-        )
-    }
-}
-
-/// Stream for [`CsvSource::deserialize`]: records parsed on one thread, decoded on others.
-pub type CsvDecode<T> = ParallelDecode<RecordBatch, T, fn(RecordBatch) -> Vec<Result<T>>>;
-
-/// Records parsed and waiting to be decoded with serde.
-#[derive(Debug)]
-pub struct RecordBatch {
-    source: Arc<str>,
-    delimiter: u8,
-    headers: Option<Arc<ByteRecord>>,
-    records: Vec<Result<(ByteRecord, RecordAt)>>,
-}
-
-fn decode_batch<T: DeserializeOwned>(batch: RecordBatch) -> Vec<Result<T>> {
-    let RecordBatch {
-        source,
-        delimiter,
-        headers,
-        records,
-    } = batch;
-    let headers = headers.as_deref();
-    records
-        .into_iter()
-        .map(|record| {
-            let (record, at) = record?;
-            record.deserialize::<T>(headers).map_err(|e| {
-                let message = match e.kind() {
-                    csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
-                    other => format!("{other:?}"),
-                };
-                let position = Position::new()
-                    .with_source(Arc::clone(&source))
-                    .with_record(at.record)
-                    .with_line(at.line)
-                    .with_byte(at.byte);
-                Error::new(ErrorKind::Decode, OPERATION)
-                    .with_position(position)
-                    .with_message(message)
-                    .with_raw(join_fields(&record, delimiter))
-                    .with_source(e)
+        let inner = if options.comment.is_some() || options.threads.get() == 1 {
+            Inner::OneThread(
+                from_input(self.input, OPERATION, options.batch, move |opened| {
+                    let mut decoder = Decoder::new(opened, options);
+                    let headers = options.headers == Headers::Use;
+                    std::iter::from_fn(move || {
+                        let (read, at) = decoder.next_raw()?;
+                        Some(read.and_then(|()| {
+                            let headers = decoder.headers.as_ref().filter(|_| headers);
+                            decoder
+                                .record
+                                .deserialize::<T>(headers)
+                                .map_err(|e| decoder.deserialize_error(at, e))
+                        }))
+                    })
+                })
+                .into_inner(),
+            )
+        } else {
+            let chunk = options.chunk.get();
+            let in_flight = options
+                .threads
+                .saturating_mul(NonZeroUsize::MIN.saturating_add(1));
+            let runs = from_input(self.input, OPERATION, NonZeroUsize::MIN, move |opened| {
+                chunks::Splitter::new(opened, options, chunk)
             })
-        })
-        .collect()
+            .par_map(
+                // A run queued for each worker: one finishing never waits for the next to be
+                // pulled. The window is no larger, so no more runs are held than run at once.
+                Parallelism::new(in_flight).window(in_flight),
+                chunks::decode::<T> as fn(chunks::Chunk) -> chunks::Parsed<T>,
+            );
+            Inner::Chunks(chunks::CsvChunks::new(runs.into_inner()))
+        };
+        Pipeline::new(CsvDecode { inner })
+    }
 }
 
-/// A record's fields joined by the delimiter, for an error's raw text.
-fn join_fields(fields: &ByteRecord, delimiter: u8) -> Vec<u8> {
-    let mut text = Vec::new();
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            text.push(delimiter);
-        }
-        text.extend_from_slice(field);
-        if text.len() >= RAW_PREFIX {
-            text.truncate(RAW_PREFIX);
-            break;
+/// Stream for [`CsvSource::deserialize`].
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct CsvDecode<T> {
+    inner: Inner<T>,
+}
+
+type Runs<T> = ParMap<
+    Blocking<chunks::Chunk>,
+    fn(chunks::Chunk) -> chunks::Parsed<T>,
+    chunks::Chunk,
+    chunks::Parsed<T>,
+>;
+
+#[derive(Debug)]
+enum Inner<T> {
+    Chunks(chunks::CsvChunks<Runs<T>, T>),
+    OneThread(Blocking<T>),
+}
+
+impl<T> Unpin for CsvDecode<T> {}
+
+impl<T: Send + 'static> Stream for CsvDecode<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        match &mut self.inner {
+            // Both parts are `Unpin`: the adapters are, and so is `Blocking`.
+            Inner::Chunks(stream) => Pin::new(stream).poll_next(cx),
+            Inner::OneThread(stream) => Pin::new(stream).poll_next(cx),
         }
     }
-    text
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.inner {
+            Inner::Chunks(stream) => stream.size_hint(),
+            Inner::OneThread(stream) => stream.size_hint(),
+        }
+    }
+}
+
+impl<T: Send + 'static> FusedStream for CsvDecode<T> {
+    fn is_terminated(&self) -> bool {
+        match &self.inner {
+            Inner::Chunks(stream) => stream.is_terminated(),
+            Inner::OneThread(stream) => stream.is_terminated(),
+        }
+    }
 }
 
 /// Where a record starts.
@@ -323,28 +367,41 @@ struct Decoder {
     source: Arc<str>,
     index: u64,
     done: bool,
+    // The field count every record must have, checked here rather than by the parser (a run
+    // parsed on its own does not start with the record that sets it).
+    expected: Option<usize>,
+    // Whether the input may hold a quote or a NUL at all: when it is known not to, the checks
+    // of each record's bytes are skipped.
+    quotes: bool,
+    nuls: bool,
 }
 
 impl Decoder {
     fn new(opened: OpenedInput, options: Options) -> Self {
+        Decoder::with(Some(opened.reader), Vec::new(), opened.name, options)
+    }
+
+    /// A decoder of input held whole in memory: its bytes are checked in place, not copied.
+    fn in_memory(bytes: Vec<u8>, name: Arc<str>, options: Options) -> Self {
+        Decoder::with(None, bytes, name, options)
+    }
+
+    fn with(
+        inner: Option<Box<dyn BufRead + Send>>,
+        held: Vec<u8>,
+        source: Arc<str>,
+        options: Options,
+    ) -> Self {
         let limit = Arc::new(AtomicU64::new(limit_after(0, options.max_record_len)));
-        let reader = csv::ReaderBuilder::new()
-            .delimiter(options.delimiter)
-            .quote(options.quote)
-            .comment(options.comment)
-            .trim(if options.trim {
-                csv::Trim::All
-            } else {
-                csv::Trim::None
-            })
+        let reader = reader_builder(&options)
             .flexible(options.flexible)
             .has_headers(options.headers != Headers::None)
             .buffer_capacity(PARSE_BUFFER)
             .from_reader(Capped {
-                inner: opened.reader,
+                inner,
                 delivered: 0,
                 limit: Arc::clone(&limit),
-                tail: Vec::new(),
+                tail: held,
                 tail_start: 0,
             });
         Decoder {
@@ -353,10 +410,22 @@ impl Decoder {
             headers: None,
             limit,
             options,
-            source: opened.name,
+            source,
             index: 0,
             done: false,
+            expected: None,
+            quotes: true,
+            nuls: true,
         }
+    }
+
+    /// The decode error for a record serde could not decode.
+    fn deserialize_error(&self, at: RecordAt, e: csv::Error) -> Error {
+        let message = match e.kind() {
+            csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
+            other => format!("{other:?}"),
+        };
+        self.error(at, &self.record, message).with_source(e)
     }
 
     fn position(&self, at: RecordAt) -> Position {
@@ -402,7 +471,9 @@ impl Decoder {
         let raw = self.reader.get_ref().bytes(at.byte, end)?;
         let options = &self.options;
         let terminated = raw.ends_with(b"\n") || raw.ends_with(b"\r");
-        if options.strict_quotes && (!terminated || memchr::memchr(options.quote, raw).is_some()) {
+        if options.strict_quotes
+            && (!terminated || (self.quotes && memchr::memchr(options.quote, raw).is_some()))
+        {
             match check_quotes(raw, options.delimiter, options.quote) {
                 Some(QuoteFault::Unterminated) => {
                     return Some(self.error(
@@ -421,7 +492,7 @@ impl Decoder {
                 None => {}
             }
         }
-        if !options.allow_nul {
+        if !options.allow_nul && self.nuls {
             if let Some(offset) = memchr::memchr(0, raw) {
                 return Some(self.error(
                     at,
@@ -433,31 +504,6 @@ impl Decoder {
             }
         }
         None
-    }
-
-    /// Parses up to a batch of records, for decoding elsewhere.
-    fn read_batch(&mut self) -> Option<Result<RecordBatch>> {
-        let size = self.options.batch.get();
-        let mut records = Vec::with_capacity(size);
-        while records.len() < size {
-            let Some((read, at)) = self.next_raw() else {
-                break;
-            };
-            records.push(read.map(|()| (self.record.clone(), at)));
-        }
-        if records.is_empty() {
-            return None;
-        }
-        let headers = match self.options.headers {
-            Headers::Use => self.headers.as_ref().map(|h| Arc::new(h.clone())),
-            Headers::Skip | Headers::None => None,
-        };
-        Some(Ok(RecordBatch {
-            source: Arc::clone(&self.source),
-            delimiter: self.options.delimiter,
-            headers,
-            records,
-        }))
     }
 
     /// Reads the next record into the reused buffer and says where it starts; `None` at the
@@ -489,7 +535,11 @@ impl Decoder {
             Ok(true) => {
                 self.index += 1;
                 let len = end.saturating_sub(at.byte);
-                let checked = if len > self.options.max_record_len as u64 {
+                let fields = self.record.len();
+                let checked = if let Some(expected) = self.expected.filter(|&e| e != fields) {
+                    let message = format!("record has {fields} fields, expected {expected}");
+                    Err(self.error(at, &self.record, message))
+                } else if len > self.options.max_record_len as u64 {
                     Err(self.too_long(at, len))
                 } else {
                     match self.check_raw(at, end) {
@@ -583,6 +633,21 @@ impl Decoder {
     }
 }
 
+/// A CSV reader builder with the options that shape parsing.
+fn reader_builder(options: &Options) -> csv::ReaderBuilder {
+    let mut builder = csv::ReaderBuilder::new();
+    builder
+        .delimiter(options.delimiter)
+        .quote(options.quote)
+        .comment(options.comment)
+        .trim(if options.trim {
+            csv::Trim::All
+        } else {
+            csv::Trim::None
+        });
+    builder
+}
+
 fn limit_after(byte: u64, max_record_len: usize) -> u64 {
     byte.saturating_add(max_record_len as u64)
         .saturating_add(PARSE_BUFFER as u64)
@@ -603,8 +668,9 @@ impl std::error::Error for TooLong {}
 
 /// Hands the parser at most `limit` bytes in all (past it, a record is too long), and keeps a
 /// copy of what it handed over since the current record began, for checks and raw text.
+/// Without `inner`, the input is `tail`, held whole from the start, and nothing is copied.
 struct Capped {
-    inner: Box<dyn BufRead + Send>,
+    inner: Option<Box<dyn BufRead + Send>>,
     delivered: u64,
     limit: Arc<AtomicU64>,
     tail: Vec<u8>,
@@ -622,6 +688,9 @@ impl Capped {
 
     /// Forgets the bytes before `start`, once enough have piled up to make it worth a move.
     fn forget_before(&mut self, start: u64) {
+        if self.inner.is_none() {
+            return;
+        }
         let Ok(drop) = usize::try_from(start.saturating_sub(self.tail_start)) else {
             return;
         };
@@ -643,8 +712,21 @@ impl Read for Capped {
             return Err(std::io::Error::other(TooLong));
         }
         let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        self.tail.extend_from_slice(&buf[..n]);
+        let n = match self.inner.as_mut() {
+            Some(inner) => {
+                let n = inner.read(&mut buf[..want])?;
+                self.tail.extend_from_slice(&buf[..n]);
+                n
+            }
+            None => {
+                let from = usize::try_from(self.delivered)
+                    .map_or(self.tail.len(), |d| d.min(self.tail.len()));
+                let held = &self.tail[from..];
+                let n = want.min(held.len());
+                buf[..n].copy_from_slice(&held[..n]);
+                n
+            }
+        };
         self.delivered += n as u64;
         Ok(n)
     }

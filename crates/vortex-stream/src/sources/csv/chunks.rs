@@ -1,0 +1,451 @@
+//! Parallel CSV parsing: the input is cut into runs of whole records on the reading thread,
+//! and each run is parsed and decoded on a worker, in order.
+//!
+//! Cutting is exact, not a guess: [`Splitter`] follows the parser's quoting rules (a quote
+//! opens a quoted field only at the start of a field; inside one, a doubled quote is a quote
+//! and any other quote closes it), so it never cuts inside a quoted field, whatever the data.
+//! It only needs to look at the quote characters (found with `memchr`) and at the last line
+//! end of each unquoted stretch, so it runs at memory speed while the workers parse.
+//!
+//! Positions: a worker numbers records, lines and bytes from the start of its run, and
+//! [`CsvChunks`] adds what came before, in order, to the errors it passes on.
+
+use core::pin::Pin;
+use core::task::{ready, Context, Poll};
+use std::io::BufRead;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use csv::ByteRecord;
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+use serde::de::DeserializeOwned;
+
+use super::{Decoder, Headers, Options, OPERATION, PARSE_BUFFER};
+use crate::io::OpenedInput;
+use crate::{Error, ErrorKind, Position, Result};
+
+/// Bytes read from the input at a time.
+const READ: usize = 64 * 1024;
+
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// What every run of one input shares: the options, the header row and the field count.
+#[derive(Debug)]
+struct Shared {
+    source: Arc<str>,
+    options: Options,
+    headers: Option<ByteRecord>,
+    // The field count every record must have (not checked when flexible).
+    expected: Option<usize>,
+    most_records: AtomicUsize,
+}
+
+/// A run of whole records, to be parsed on a worker.
+#[derive(Debug)]
+pub(super) struct Chunk {
+    bytes: Vec<u8>,
+    shared: Arc<Shared>,
+    // The offset of `bytes[0]` in the input.
+    byte: u64,
+}
+
+/// The records of one run, decoded; positions in errors count from the start of the run.
+#[derive(Debug)]
+pub(super) struct Parsed<T> {
+    items: Vec<Result<T>>,
+    records: u64,
+    lines: u64,
+    byte: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Quoting {
+    // Outside a quoted field.
+    Out,
+    In,
+    // Inside one, just after a quote: a second quote continues the field, anything else ends it.
+    InAfterQuote,
+}
+
+/// Cuts the input into runs of whole records of about `target` bytes, on the reading thread.
+pub(super) struct Splitter {
+    reader: Box<dyn BufRead + Send>,
+    source: Arc<str>,
+    options: Options,
+    target: usize,
+    // The input from `start` on; `buf[0]` is always the start of a record.
+    buf: Vec<u8>,
+    start: u64,
+    scanned: usize,
+    quoting: Quoting,
+    // The end of the last whole record in `buf` (0: none yet).
+    boundary: usize,
+    // Set once the header row (or, without one, the first record's field count) is known.
+    shared: Option<Arc<Shared>>,
+    failed: Option<Error>,
+    eof: bool,
+    done: bool,
+}
+
+impl Splitter {
+    pub(super) fn new(opened: OpenedInput, options: Options, target: usize) -> Self {
+        Splitter {
+            reader: opened.reader,
+            source: opened.name,
+            options,
+            target: target.max(1),
+            buf: Vec::with_capacity(target + READ),
+            start: 0,
+            scanned: 0,
+            quoting: Quoting::Out,
+            boundary: 0,
+            shared: None,
+            failed: None,
+            eof: false,
+            done: false,
+        }
+    }
+
+    /// Reads once more; `false` at the end of the input or on an error (kept for later).
+    fn fill(&mut self) -> bool {
+        let len = self.buf.len();
+        self.buf.resize(len + READ, 0);
+        let read = loop {
+            match self.reader.read(&mut self.buf[len..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        match read {
+            Ok(n) => {
+                self.buf.truncate(len + n);
+                if n == 0 {
+                    self.eof = true;
+                }
+                n > 0
+            }
+            Err(e) => {
+                self.buf.truncate(len);
+                let position = Position::new()
+                    .with_source(Arc::clone(&self.source))
+                    .with_byte(self.start + len as u64);
+                self.failed = Some(Error::io("csv source: read", e).with_position(position));
+                false
+            }
+        }
+    }
+
+    /// Follows the quoting through the bytes read since the last scan, noting the last record
+    /// end outside quotes.
+    fn scan(&mut self) {
+        let quote = self.options.quote;
+        let delimiter = self.options.delimiter;
+        let end = self.buf.len();
+        let mut pos = self.scanned;
+        while pos < end {
+            match self.quoting {
+                Quoting::Out => {
+                    let Some(q) = memchr::memchr(quote, &self.buf[pos..end]).map(|i| pos + i)
+                    else {
+                        self.note_boundary(pos, end);
+                        break;
+                    };
+                    self.note_boundary(pos, q);
+                    // The parser skips a byte-order mark at the start of the input.
+                    let after_bom = self.start == 0 && q == BOM.len() && self.buf.starts_with(BOM);
+                    let field_start = q == 0
+                        || after_bom
+                        || matches!(self.buf[q - 1], b'\n' | b'\r')
+                        || self.buf[q - 1] == delimiter;
+                    if field_start {
+                        self.quoting = Quoting::In;
+                    }
+                    pos = q + 1;
+                }
+                Quoting::In => match memchr::memchr(quote, &self.buf[pos..end]) {
+                    Some(i) => {
+                        self.quoting = Quoting::InAfterQuote;
+                        pos += i + 1;
+                    }
+                    None => break,
+                },
+                Quoting::InAfterQuote => {
+                    if self.buf[pos] == quote {
+                        self.quoting = Quoting::In;
+                        pos += 1;
+                    } else {
+                        // The quoted field ended; this byte is read outside quotes.
+                        self.quoting = Quoting::Out;
+                    }
+                }
+            }
+        }
+        self.scanned = end;
+    }
+
+    /// Notes the last record end in `buf[from..to]`, read outside quotes.
+    ///
+    /// A record ends after the first byte of its line end: the parser takes the rest of a CRLF
+    /// and any blank lines as the start of the next record, and counts its position from there.
+    /// Cutting at the same place keeps every position as one parser reading it all has it.
+    fn note_boundary(&mut self, from: usize, to: usize) {
+        let Some(i) = memchr::memrchr2(b'\n', b'\r', &self.buf[from..to]) else {
+            return;
+        };
+        // Line-end bytes just before a line end are outside quotes too: a quoted field cannot
+        // end in one.
+        let mut first = from + i;
+        while first > 0 && matches!(self.buf[first - 1], b'\n' | b'\r') {
+            first -= 1;
+        }
+        // Only line ends since the start of the run: no record ended in `buf` yet.
+        if first == 0 {
+            return;
+        }
+        // The parser drops a byte-order mark at the start of its input: a run may not start
+        // with one (nor where the next bytes are not read yet), or a record beginning with those
+        // bytes would lose them.
+        let next = first + 1;
+        match self.buf.get(next..next + BOM.len()) {
+            Some(bytes) if bytes != BOM => self.boundary = next,
+            _ => {}
+        }
+    }
+
+    /// Cuts the first `end` bytes off as a run; `None` if the header row is not whole yet.
+    fn cut(&mut self, end: usize) -> Option<Chunk> {
+        let shared = match &self.shared {
+            Some(shared) => Arc::clone(shared),
+            None => self.first_record(end)?,
+        };
+        let mut rest = Vec::with_capacity(self.target + READ);
+        rest.extend_from_slice(&self.buf[end..]);
+        let mut bytes = std::mem::replace(&mut self.buf, rest);
+        bytes.truncate(end);
+        let byte = self.start;
+        self.start += end as u64;
+        self.scanned -= end;
+        self.boundary = self.boundary.saturating_sub(end);
+        Some(Chunk {
+            bytes,
+            shared,
+            byte,
+        })
+    }
+
+    /// Reads the header row (or, without one, the first record's field count) from
+    /// `buf[..end]`. `None` if there is no whole record there yet and more input may come.
+    fn first_record(&mut self, end: usize) -> Option<Arc<Shared>> {
+        let options = self.options;
+        let mut reader = super::reader_builder(&options)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(&self.buf[..end]);
+        let mut record = ByteRecord::new();
+        let found = matches!(reader.read_byte_record(&mut record), Ok(true));
+        if !found && !self.eof {
+            return None;
+        }
+        let shared = Arc::new(Shared {
+            source: Arc::clone(&self.source),
+            options,
+            expected: (!options.flexible && found).then_some(record.len()),
+            headers: (options.headers == Headers::Use).then_some(record),
+            most_records: AtomicUsize::new(0),
+        });
+        self.shared = Some(Arc::clone(&shared));
+        Some(shared)
+    }
+
+    /// The error for a record with no end in sight: longer than the cap allows.
+    fn too_long(&self) -> Error {
+        Error::new(ErrorKind::Decode, OPERATION)
+            .with_position(
+                Position::new()
+                    .with_source(Arc::clone(&self.source))
+                    .with_record(0)
+                    .with_line(1)
+                    .with_byte(self.start),
+            )
+            .with_message(format!(
+                "record is longer than the limit of {} bytes",
+                self.options.max_record_len
+            ))
+    }
+}
+
+impl Iterator for Splitter {
+    type Item = Result<Chunk>;
+
+    fn next(&mut self) -> Option<Result<Chunk>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if self.boundary > 0 && self.buf.len() >= self.target {
+                if let Some(chunk) = self.cut(self.boundary) {
+                    return Some(Ok(chunk));
+                }
+            }
+            if self.failed.is_none() && !self.eof && self.fill() {
+                self.scan();
+                // A record longer than the cap, with the parser's slack: hand it over as it is,
+                // so the worker reports it exactly as a sequential parse would, and stop.
+                let open = self.buf.len() - self.boundary;
+                let cap = self
+                    .options
+                    .max_record_len
+                    .saturating_add(PARSE_BUFFER)
+                    .saturating_add(1);
+                if open > cap {
+                    self.done = true;
+                    if self.shared.is_none() {
+                        return Some(Err(self.too_long()));
+                    }
+                    let end = self.buf.len();
+                    return self.cut(end).map(Ok);
+                }
+                continue;
+            }
+            // A read error: the whole records read before it go out first, then the error.
+            if let Some(err) = self.failed.take() {
+                self.eof = true;
+                if self.boundary > 0 {
+                    let end = self.boundary;
+                    self.failed = Some(err);
+                    if let Some(chunk) = self.cut(end) {
+                        return Some(Ok(chunk));
+                    }
+                    continue;
+                }
+                self.done = true;
+                return Some(Err(err));
+            }
+            // The end of the input: the rest is the last run.
+            self.done = true;
+            let end = self.buf.len();
+            return self
+                .cut(end)
+                .filter(|chunk| !chunk.bytes.is_empty())
+                .map(Ok);
+        }
+    }
+}
+
+/// Parses and decodes one run on a worker.
+pub(super) fn decode<T: DeserializeOwned>(chunk: Chunk) -> Parsed<T> {
+    let Chunk {
+        bytes,
+        shared,
+        byte,
+    } = chunk;
+    let mut options = shared.options;
+    // The first run starts the input, header row and all, and is read as the whole input
+    // would be; the others hold records only.
+    if byte > 0 {
+        options.headers = Headers::None;
+    }
+    options.flexible = true;
+    // Sized by the largest run so far, so the list is not grown record by record.
+    let mut items = Vec::with_capacity(shared.most_records.load(Ordering::Relaxed));
+    // One search of the whole run instead of two of every record, in the common case.
+    let quotes = memchr::memchr(options.quote, &bytes).is_some();
+    let nuls = memchr::memchr(0, &bytes).is_some();
+    let mut decoder = Decoder::in_memory(bytes, Arc::clone(&shared.source), options);
+    decoder.expected = shared.expected;
+    decoder.quotes = quotes;
+    decoder.nuls = nuls;
+    let headers = shared.headers.as_ref();
+    while let Some((read, at)) = decoder.next_raw() {
+        items.push(read.and_then(|()| {
+            decoder
+                .record
+                .deserialize::<T>(headers)
+                .map_err(|e| decoder.deserialize_error(at, e))
+        }));
+    }
+    shared
+        .most_records
+        .fetch_max(items.len(), Ordering::Relaxed);
+    Parsed {
+        items,
+        records: decoder.index,
+        lines: decoder.reader.position().line().saturating_sub(1),
+        byte,
+    }
+}
+
+pin_project! {
+    /// Stream for [`CsvSource::deserialize`](super::CsvSource::deserialize): the decoded runs,
+    /// one record at a time, positions counted from the start of the input.
+    #[derive(Debug)]
+    #[must_use = "streams do nothing unless polled"]
+    pub(super) struct CsvChunks<S, T> {
+        #[pin]
+        stream: S,
+        batch: std::vec::IntoIter<Result<T>>,
+        // What to add to the record, line and byte of an error in `batch`.
+        shift: (u64, u64, u64),
+        records: u64,
+        lines: u64,
+        done: bool,
+    }
+}
+
+impl<S, T> CsvChunks<S, T> {
+    pub(super) fn new(stream: S) -> Self {
+        CsvChunks {
+            stream,
+            batch: Vec::new().into_iter(),
+            shift: (0, 0, 0),
+            records: 0,
+            lines: 0,
+            done: false,
+        }
+    }
+}
+
+impl<S, T> Stream for CsvChunks<S, T>
+where
+    S: Stream<Item = Result<Parsed<T>>>,
+{
+    type Item = Result<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            if let Some(item) = this.batch.next() {
+                let (record, line, byte) = *this.shift;
+                return Poll::Ready(Some(item.map_err(|e| e.shift_position(record, line, byte))));
+            }
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            match ready!(this.stream.as_mut().poll_next(cx)) {
+                Some(Ok(parsed)) => {
+                    *this.shift = (*this.records, *this.lines, parsed.byte);
+                    *this.records += parsed.records;
+                    *this.lines += parsed.lines;
+                    *this.batch = parsed.items.into_iter();
+                }
+                Some(Err(err)) => return Poll::Ready(Some(Err(err))),
+                None => *this.done = true,
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let held = self.batch.len();
+        (held, self.done.then_some(held))
+    }
+}
+
+impl<S, T> FusedStream for CsvChunks<S, T>
+where
+    S: Stream<Item = Result<Parsed<T>>>,
+{
+    fn is_terminated(&self) -> bool {
+        self.done && self.batch.len() == 0
+    }
+}
