@@ -49,8 +49,8 @@ pub enum Headers {
 /// Strict by default: a row with a different number of fields than the first is a
 /// [`Decode`](ErrorKind::Decode) error ([`flexible`](CsvSource::flexible) allows ragged rows).
 /// Every decode error names the source, the record (counted from 0 after the header), the line
-/// and the byte offset, keeps the parser's error as its source and the record as its raw
-/// text; the next record still decodes. A UTF-8 byte-order mark is dropped. A record longer
+/// and the byte offset, keeps the parser's (or serde's) error as its source where there is
+/// one and the record as its raw text; the next record still decodes. A UTF-8 byte-order mark is dropped. A record longer
 /// than [`max_record_len`](CsvSource::max_record_len) (16 MiB by default) is a `Decode` error,
 /// and ends the source, since the parser cannot find the next record boundary without reading
 /// the whole field. Quoted fields may hold delimiters, quotes (doubled) and newlines.
