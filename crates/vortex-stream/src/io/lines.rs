@@ -51,6 +51,12 @@ impl LineReader {
         }
     }
 
+    /// The source's name.
+    #[cfg(feature = "jsonl")]
+    pub(crate) fn source(&self) -> Arc<str> {
+        Arc::clone(&self.source)
+    }
+
     /// The position of a line, for errors.
     pub(crate) fn position(&self, at: LineAt, record: Option<u64>) -> Position {
         let pos = Position::new()

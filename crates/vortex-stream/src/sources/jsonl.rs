@@ -1,12 +1,13 @@
 //! JSON Lines: one JSON value per line.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
 use super::blocking::{default_decode_threads, from_input_parallel, ParallelDecode, DEFAULT_BATCH};
 use super::lines::DEFAULT_MAX_LINE_LEN;
-use crate::io::lines::{LineReader, RAW_PREFIX};
+use crate::io::lines::{LineAt, LineReader, RAW_PREFIX};
 use crate::io::Input;
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
@@ -125,8 +126,13 @@ impl JsonlSource {
 pub type JsonlDecode<T> = ParallelDecode<LineBatch, T, fn(LineBatch) -> Vec<Result<T>>>;
 
 /// Lines read and split, waiting to be decoded: one buffer, and where each line is in it.
+///
+/// A line's position is kept as plain numbers, the source name once per batch: a `Position`
+/// per line would clone the name's `Arc` on the reading thread and drop it on a decoding one,
+/// two atomic operations on one shared counter per line.
 #[derive(Debug)]
 pub struct LineBatch {
+    source: Arc<str>,
     bytes: Vec<u8>,
     lines: Vec<RawLine>,
 }
@@ -136,7 +142,8 @@ enum RawLine {
     Line {
         start: usize,
         end: usize,
-        position: Position,
+        at: LineAt,
+        record: u64,
     },
     Failed(Error),
 }
@@ -148,6 +155,7 @@ fn read_batch(
     batch: usize,
 ) -> Option<Result<LineBatch>> {
     let mut out = LineBatch {
+        source: reader.source(),
         bytes: Vec::new(),
         lines: Vec::new(),
     };
@@ -162,13 +170,13 @@ fn read_batch(
                 }
                 let start = out.bytes.len();
                 out.bytes.extend_from_slice(line);
-                let position = reader.position(at, Some(*record));
-                *record += 1;
                 out.lines.push(RawLine::Line {
                     start,
                     end: out.bytes.len(),
-                    position,
+                    at,
+                    record: *record,
                 });
+                *record += 1;
             }
             Err(err) => {
                 *record += 1;
@@ -183,24 +191,33 @@ fn read_batch(
 const BATCH_BYTES: usize = 1024 * 1024;
 
 fn decode_batch<T: DeserializeOwned>(batch: LineBatch) -> Vec<Result<T>> {
-    batch
-        .lines
+    let LineBatch {
+        source,
+        bytes,
+        lines,
+    } = batch;
+    lines
         .into_iter()
         .map(|line| match line {
             RawLine::Failed(err) => Err(err),
             RawLine::Line {
                 start,
                 end,
-                position,
+                at,
+                record,
             } => {
-                let line = &batch.bytes[start..end];
+                let line = &bytes[start..end];
                 serde_json::from_slice::<T>(line).map_err(|e| {
                     let column = e.column().max(1);
                     let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
                     let message = serde_message(&e);
-                    let byte = position.byte().unwrap_or(0) + column as u64 - 1;
+                    let position = Position::new()
+                        .with_source(Arc::clone(&source))
+                        .with_record(record)
+                        .with_line(at.line)
+                        .with_byte(at.byte + column as u64 - 1);
                     Error::new(ErrorKind::Decode, OPERATION)
-                        .with_position(position.with_byte(byte))
+                        .with_position(position)
                         .with_message(format!("{message} (column {column})"))
                         .with_source(e)
                         .with_raw(raw)
