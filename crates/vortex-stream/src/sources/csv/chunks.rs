@@ -347,8 +347,10 @@ pub(super) fn decode<T: DeserializeOwned>(chunk: Chunk) -> Parsed<T> {
         options.headers = Headers::None;
     }
     options.flexible = true;
-    // Sized by the largest run so far, so the list is not grown record by record.
-    let mut items = Vec::with_capacity(shared.most_records.load(Ordering::Relaxed));
+    // Sized by the largest run so far, so the list is not grown record by record, but never
+    // beyond what this run could hold (a record takes two bytes at least, but for the last).
+    let most = shared.most_records.load(Ordering::Relaxed);
+    let mut items = Vec::with_capacity(most.min(bytes.len() / 2 + 1));
     // One search of the whole run instead of two of every record, in the common case.
     let quotes = memchr::memchr(options.quote, &bytes).is_some();
     let nuls = memchr::memchr(0, &bytes).is_some();

@@ -204,7 +204,8 @@ impl CsvSource {
         self
     }
 
-    /// Raw [`records`](CsvSource::records) handed from the parsing thread at once.
+    /// Records handed at once from a thread that parses alone: raw
+    /// [`records`](CsvSource::records), and serde records when one thread decodes them.
     #[must_use]
     pub fn batch(mut self, batch: NonZeroUsize) -> Self {
         self.options.batch = batch;
