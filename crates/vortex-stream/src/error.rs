@@ -278,13 +278,12 @@ impl Error {
     /// Moves the position by what came before the part of the input it was counted in: adds
     /// `record`, `line` and `byte` (wrapping) to those that are set.
     #[cfg(feature = "csv")]
-    pub(crate) fn shift_position(mut self, record: u64, line: u64, byte: u64) -> Self {
+    pub(crate) fn shift_position(&mut self, record: u64, line: u64, byte: u64) {
         if let Some(pos) = self.0.position.as_mut() {
             pos.record = pos.record.map(|r| r.wrapping_add(record));
             pos.line = pos.line.map(|l| l.wrapping_add(line));
             pos.byte = pos.byte.map(|b| b.wrapping_add(byte));
         }
-        self
     }
 
     /// Attaches the raw bytes of the bad record (or a prefix of them), for a dead-letter sink.

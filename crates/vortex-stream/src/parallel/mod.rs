@@ -73,6 +73,22 @@ impl Parallelism {
     }
 }
 
+/// The size hint of a stage holding `held` values pulled from `upstream` and not yet yielded.
+fn size_hint<S: futures_core::Stream>(
+    held: usize,
+    upstream_done: bool,
+    upstream: &S,
+) -> (usize, Option<usize>) {
+    if upstream_done {
+        return (held, Some(held));
+    }
+    let (lower, upper) = upstream.size_hint();
+    (
+        lower.saturating_add(held),
+        upper.and_then(|u| u.checked_add(held)),
+    )
+}
+
 impl From<NonZeroUsize> for Parallelism {
     fn from(limit: NonZeroUsize) -> Self {
         Parallelism::new(limit)

@@ -215,15 +215,7 @@ where
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let held = self.slots.len();
-        if self.upstream_done {
-            return (held, Some(held));
-        }
-        let (lower, upper) = self.stream.size_hint();
-        (
-            lower.saturating_add(held),
-            upper.and_then(|u| u.checked_add(held)),
-        )
+        super::size_hint(self.slots.len(), self.upstream_done, &self.stream)
     }
 }
 

@@ -20,7 +20,7 @@ pin_project! {
 }
 
 impl<S, T> FlattenBatches<S, T> {
-    #[cfg(any(feature = "jsonl", feature = "postgres"))]
+    #[cfg(any(feature = "csv", feature = "jsonl", feature = "postgres"))]
     pub(crate) fn new(stream: S) -> Self {
         FlattenBatches {
             stream,

@@ -202,16 +202,21 @@ async fn nul_bytes_are_errors_unless_allowed() {
     assert_eq!(&got[0][1], "o\0k");
 }
 
-#[tokio::test]
-async fn a_100_mb_field_stops_at_the_cap_without_being_held() {
-    let input = Generated {
-        head: b"id,blob\n1,small\n2,".to_vec(),
+/// `id,note` records, the second with a 100 MB field, generated as they are read.
+fn huge_field() -> Input {
+    Input::reader(Generated {
+        head: b"id,note\n1,small\n2,".to_vec(),
         fill: b'x',
         len: 100 * 1024 * 1024,
         tail: b"\n3,after\n".to_vec(),
         pos: 0,
-    };
-    let got = items(CsvSource::new(Input::reader(input).name("huge.csv")).records()).await;
+    })
+    .name("huge.csv")
+}
+
+#[tokio::test]
+async fn a_100_mb_field_stops_at_the_cap_without_being_held() {
+    let got = items(CsvSource::new(huge_field()).records()).await;
     assert_eq!(got.len(), 2, "the source ends at the oversized record");
     assert_eq!(&got[0].as_ref().unwrap()[1], "small");
     let err = got[1].as_ref().unwrap_err();
@@ -391,16 +396,7 @@ async fn serde_records_come_out_in_order_across_many_runs() {
 
 #[tokio::test]
 async fn serde_records_stop_at_a_100_mb_field_without_holding_it() {
-    let input = Generated {
-        head: b"id,note\n1,small\n2,".to_vec(),
-        fill: b'x',
-        len: 100 * 1024 * 1024,
-        tail: b"\n3,after\n".to_vec(),
-        pos: 0,
-    };
-    let got =
-        items(CsvSource::new(Input::reader(input).name("huge.csv")).deserialize::<Numbered>())
-            .await;
+    let got = items(CsvSource::new(huge_field()).deserialize::<Numbered>()).await;
     assert_eq!(got.len(), 2, "the source ends at the oversized record");
     assert_eq!(got[0].as_ref().unwrap().note, "small");
     let err = got[1].as_ref().unwrap_err();

@@ -8,7 +8,7 @@
 //! end of each unquoted stretch, so it runs at memory speed while the workers parse.
 //!
 //! Positions: a worker numbers records, lines and bytes from the start of its run, and
-//! [`CsvChunks`] adds what came before, in order, to the errors it passes on.
+//! [`Rebase`] adds what came before, in order, to the errors it passes on.
 
 use core::pin::Pin;
 use core::task::{ready, Context, Poll};
@@ -16,8 +16,10 @@ use std::io::BufRead;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use core::marker::PhantomData;
 use csv::ByteRecord;
-use futures_core::{FusedStream, Stream};
+
+use futures_core::Stream;
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 
@@ -358,14 +360,8 @@ pub(super) fn decode<T: DeserializeOwned>(chunk: Chunk) -> Parsed<T> {
     decoder.expected = shared.expected;
     decoder.quotes = quotes;
     decoder.nuls = nuls;
-    let headers = shared.headers.as_ref();
-    while let Some((read, at)) = decoder.next_raw() {
-        items.push(read.and_then(|()| {
-            decoder
-                .record
-                .deserialize::<T>(headers)
-                .map_err(|e| decoder.deserialize_error(at, e))
-        }));
+    while let Some(item) = decoder.next_as::<T>(shared.headers.as_ref()) {
+        items.push(item);
     }
     shared
         .most_records
@@ -379,75 +375,61 @@ pub(super) fn decode<T: DeserializeOwned>(chunk: Chunk) -> Parsed<T> {
 }
 
 pin_project! {
-    /// Stream for [`CsvSource::deserialize`](super::CsvSource::deserialize): the decoded runs,
-    /// one record at a time, positions counted from the start of the input.
+    /// Turns decoded runs into batches whose errors count their positions from the start of
+    /// the input, in order; [`FlattenBatches`](crate::sources::FlattenBatches) yields them.
     #[derive(Debug)]
     #[must_use = "streams do nothing unless polled"]
-    pub(super) struct CsvChunks<S, T> {
+    pub(super) struct Rebase<S, T> {
         #[pin]
         stream: S,
-        batch: std::vec::IntoIter<Result<T>>,
-        // What to add to the record, line and byte of an error in `batch`.
-        shift: (u64, u64, u64),
         records: u64,
         lines: u64,
-        done: bool,
+        _items: PhantomData<fn() -> T>,
     }
 }
 
-impl<S, T> CsvChunks<S, T> {
+impl<S, T> Rebase<S, T> {
     pub(super) fn new(stream: S) -> Self {
-        CsvChunks {
+        Rebase {
             stream,
-            batch: Vec::new().into_iter(),
-            shift: (0, 0, 0),
             records: 0,
             lines: 0,
-            done: false,
+            _items: PhantomData,
         }
     }
 }
 
-impl<S, T> Stream for CsvChunks<S, T>
+impl<S, T> Stream for Rebase<S, T>
 where
     S: Stream<Item = Result<Parsed<T>>>,
 {
-    type Item = Result<T>;
+    type Item = Result<Vec<Result<T>>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-        loop {
-            if let Some(item) = this.batch.next() {
-                let (record, line, byte) = *this.shift;
-                return Poll::Ready(Some(item.map_err(|e| e.shift_position(record, line, byte))));
-            }
-            if *this.done {
-                return Poll::Ready(None);
-            }
-            match ready!(this.stream.as_mut().poll_next(cx)) {
-                Some(Ok(parsed)) => {
-                    *this.shift = (*this.records, *this.lines, parsed.byte);
-                    *this.records += parsed.records;
-                    *this.lines += parsed.lines;
-                    *this.batch = parsed.items.into_iter();
-                }
-                Some(Err(err)) => return Poll::Ready(Some(Err(err))),
-                None => *this.done = true,
+        let this = self.project();
+        let Some(parsed) = ready!(this.stream.poll_next(cx)) else {
+            return Poll::Ready(None);
+        };
+        let Parsed {
+            mut items,
+            records,
+            lines,
+            byte,
+        } = match parsed {
+            Ok(parsed) => parsed,
+            Err(err) => return Poll::Ready(Some(Err(err))),
+        };
+        for item in &mut items {
+            if let Err(err) = item {
+                err.shift_position(*this.records, *this.lines, byte);
             }
         }
+        *this.records += records;
+        *this.lines += lines;
+        Poll::Ready(Some(Ok(items)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let held = self.batch.len();
-        (held, self.done.then_some(held))
-    }
-}
-
-impl<S, T> FusedStream for CsvChunks<S, T>
-where
-    S: Stream<Item = Result<Parsed<T>>>,
-{
-    fn is_terminated(&self) -> bool {
-        self.done && self.batch.len() == 0
+        self.stream.size_hint()
     }
 }

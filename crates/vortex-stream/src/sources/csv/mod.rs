@@ -16,7 +16,7 @@ use core::task::{Context, Poll};
 use futures_core::{FusedStream, Stream};
 
 use super::blocking::{default_decode_threads, from_input, DEFAULT_BATCH};
-use super::Blocking;
+use super::{Blocking, FlattenBatches};
 use crate::io::lines::RAW_PREFIX;
 use crate::io::{Input, OpenedInput};
 use crate::parallel::{ParMap, Parallelism};
@@ -266,17 +266,7 @@ impl CsvSource {
             Inner::OneThread(
                 from_input(self.input, OPERATION, options.batch, move |opened| {
                     let mut decoder = Decoder::new(opened, options);
-                    let headers = options.headers == Headers::Use;
-                    std::iter::from_fn(move || {
-                        let (read, at) = decoder.next_raw()?;
-                        Some(read.and_then(|()| {
-                            let headers = decoder.headers.as_ref().filter(|_| headers);
-                            decoder
-                                .record
-                                .deserialize::<T>(headers)
-                                .map_err(|e| decoder.deserialize_error(at, e))
-                        }))
-                    })
+                    std::iter::from_fn(move || decoder.next_as::<T>(None))
                 })
                 .into_inner(),
             )
@@ -294,7 +284,7 @@ impl CsvSource {
                 Parallelism::new(in_flight).window(in_flight),
                 chunks::decode::<T> as fn(chunks::Chunk) -> chunks::Parsed<T>,
             );
-            Inner::Chunks(chunks::CsvChunks::new(runs.into_inner()))
+            Inner::Chunks(FlattenBatches::new(chunks::Rebase::new(runs.into_inner())))
         };
         Pipeline::new(CsvDecode { inner })
     }
@@ -316,7 +306,7 @@ type Runs<T> = ParMap<
 
 #[derive(Debug)]
 enum Inner<T> {
-    Chunks(chunks::CsvChunks<Runs<T>, T>),
+    Chunks(FlattenBatches<chunks::Rebase<Runs<T>, T>, T>),
     OneThread(Blocking<T>),
 }
 
@@ -418,6 +408,21 @@ impl Decoder {
             quotes: true,
             nuls: true,
         }
+    }
+
+    /// The next record decoded as `T` with serde, matched by name to `headers`, or else to the
+    /// header row this decoder read (with [`Headers::Use`]); `None` at the end.
+    fn next_as<T: DeserializeOwned>(&mut self, headers: Option<&ByteRecord>) -> Option<Result<T>> {
+        let (read, at) = self.next_raw()?;
+        Some(read.and_then(|()| {
+            let own = self
+                .headers
+                .as_ref()
+                .filter(|_| self.options.headers == Headers::Use);
+            self.record
+                .deserialize::<T>(headers.or(own))
+                .map_err(|e| self.deserialize_error(at, e))
+        }))
     }
 
     /// The decode error for a record serde could not decode.
