@@ -272,9 +272,10 @@ fn w1_stream(args: &CaseArgs) -> Result<String> {
     let out = output(args)?;
     let written = runtime()?.block_on(
         CsvSource::new(Input::path(&args.input))
-            .deserialize::<Order>()
-            .filter(|order| order.status == "active")
-            .map(export)
+            // Kept and turned into output rows on the decoding threads.
+            .deserialize_filter_map(|order: Order| {
+                (order.status == "active").then(|| export(order))
+            })
             .inspect(|_| first_row())
             .write(CsvSink::new(), Output::path(out)),
     )?;

@@ -118,6 +118,21 @@ impl Serialize for Money {
         use std::io::Write as _;
         // Formatted on the stack, not into a new `String` per row; an amount too long for the
         // buffer (past 10^60) is formatted the allocating way.
+        if let Some(cents) = whole_cents(self.0) {
+            let mut units = itoa::Buffer::new();
+            let units = units.format(cents / 100).as_bytes();
+            let mut buf = [0u8; 24];
+            buf[..units.len()].copy_from_slice(units);
+            let fraction = u8::try_from(cents % 100).unwrap_or(0);
+            buf[units.len()..units.len() + 3].copy_from_slice(&[
+                b'.',
+                b'0' + fraction / 10,
+                b'0' + fraction % 10,
+            ]);
+            if let Ok(text) = std::str::from_utf8(&buf[..units.len() + 3]) {
+                return serializer.serialize_str(text);
+            }
+        }
         let mut buf = [0u8; 64];
         let mut cursor = std::io::Cursor::new(&mut buf[..]);
         if write!(cursor, "{:.2}", self.0).is_ok() {
@@ -128,6 +143,27 @@ impl Serialize for Money {
         }
         serializer.collect_str(&format_args!("{:.2}", self.0))
     }
+}
+
+/// `amount` in whole cents, rounded as `{:.2}` rounds it, when integer arithmetic gets that
+/// right: a positive amount below 10^9, not within a thousandth of a cent of a tie. `{:.2}`
+/// rounds the exact value of the float; `amount * 100.0` is off it by at most half a unit in
+/// its last place, under 2^-16 below 10^11, so away from a tie both round to the same cent.
+/// The integer way is about four times faster than the exact decimal expansion.
+fn whole_cents(amount: f64) -> Option<u64> {
+    if !(0.0..1e9).contains(&amount) || amount.is_sign_negative() {
+        return None;
+    }
+    let scaled = amount * 100.0;
+    // In range: below 10^11, and not negative, so truncating is rounding down.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let down = scaled as u64;
+    #[allow(clippy::cast_precision_loss)]
+    let fraction = scaled - down as f64;
+    if (fraction - 0.5).abs() < 1e-3 {
+        return None;
+    }
+    Some(if fraction > 0.5 { down + 1 } else { down })
 }
 
 const SERVICES: [&str; 8] = [
@@ -253,4 +289,56 @@ pub(crate) fn run(args: &GenArgs) -> Result<()> {
     let written = written.with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("vortex gen: {} to {}", written, args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::{mix, whole_cents, Money};
+
+    /// Whole cents format every amount as `{:.2}` does: random amounts of every size, amounts
+    /// on and next to ties (x.xx5), and the edges.
+    #[test]
+    fn whole_cents_round_as_the_exact_formatting_does() {
+        let mut amounts = vec![
+            0.0,
+            -0.0,
+            0.005,
+            0.015,
+            0.125,
+            1e9,
+            999_999_999.995,
+            f64::NAN,
+        ];
+        for i in 0..200_000u64 {
+            let z = mix(i);
+            let cents = (z % 100_000_000) as f64;
+            let tie = (cents + 0.5) / 100.0;
+            amounts.extend([
+                tie,
+                f64::from_bits(tie.to_bits() + 1),
+                f64::from_bits(tie.to_bits() - 1),
+                cents / 100.0 * 1.2,
+                f64::from_bits(z >> 2),
+                (z % 1_000_000_000_000) as f64 / 1000.0,
+            ]);
+        }
+        let mut fast = 0;
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        for &amount in &amounts {
+            if whole_cents(amount).is_some() {
+                fast += 1;
+            }
+            writer.serialize([Money(amount)]).unwrap();
+        }
+        let text = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+        for (line, amount) in text.lines().zip(&amounts) {
+            assert_eq!(line, format!("{amount:.2}"), "{amount:e}");
+        }
+        assert_eq!(text.lines().count(), amounts.len());
+        // Most amounts take the integer way.
+        assert!(fast > 500_000, "{fast}");
+    }
 }

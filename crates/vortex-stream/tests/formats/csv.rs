@@ -285,6 +285,23 @@ fn one_thread(
     )
 }
 
+/// A reader that hands over at most `step` bytes a read.
+struct Trickle {
+    bytes: Vec<u8>,
+    at: usize,
+    step: usize,
+}
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = &self.bytes[self.at..];
+        let n = rest.len().min(self.step).min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// Cut into runs of `chunk` bytes and parsed on `threads` workers.
 fn in_runs(
     text: &[u8],
@@ -292,7 +309,14 @@ fn in_runs(
     threads: usize,
     configure: impl Fn(CsvSource) -> CsvSource,
 ) -> Vec<Result<Vec<String>, String>> {
-    let source = configure(CsvSource::new(Input::bytes(text.to_vec()).name("p.csv")))
+    // Handed over a few bytes at a time, so that runs are cut as the bytes arrive, about
+    // `chunk` bytes apart, not once for all the input in one read.
+    let reader = Trickle {
+        bytes: text.to_vec(),
+        at: 0,
+        step: chunk % 5 + 1,
+    };
+    let source = configure(CsvSource::new(Input::reader(reader).name("p.csv")))
         .chunk_size(std::num::NonZeroUsize::new(chunk).unwrap())
         .decode_threads(std::num::NonZeroUsize::new(threads).unwrap());
     outcome(runtime().block_on(items(source.deserialize::<Vec<String>>())))
@@ -350,6 +374,57 @@ mod runs {
                     .max_record_len(cap)
             };
             prop_assert_eq!(in_runs(&text, chunk, threads, configure), one_thread(&text, configure));
+        }
+    }
+}
+
+/// Plain lines, split without the parser, read as the parser reads them.
+mod plain {
+    use proptest::prelude::*;
+    use vortex_stream::sources::{CsvSource, Headers};
+
+    use super::in_runs;
+
+    /// Lines with no quote, carriage return or NUL: what runs are split without the parser.
+    /// Empty lines, empty fields, ragged rows and invalid UTF-8 included.
+    fn text() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            6 => Just(&b"a"[..]),
+            2 => Just(&b"17"[..]),
+            4 => Just(&b","[..]),
+            4 => Just(&b"\n"[..]),
+            1 => Just(&b" "[..]),
+            1 => Just(&b"\xc3\xa9"[..]),
+            1 => Just(&b"\xff"[..]),
+        ];
+        prop::collection::vec(piece, 0..80).prop_map(|pieces| pieces.concat())
+    }
+
+    fn headers() -> impl Strategy<Value = Headers> {
+        prop_oneof![Just(Headers::Use), Just(Headers::Skip), Just(Headers::None)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Runs of plain lines give the records and errors, at the positions, that the parser
+        /// gives reading the input as a whole (which it does with a comment byte set; the
+        /// text never holds it).
+        #[test]
+        fn plain_runs_read_as_the_parser_does(
+            text in text(),
+            chunk in 1usize..40,
+            threads in 1usize..4,
+            headers in headers(),
+            flexible: bool,
+            cap in prop_oneof![Just(vortex_stream::sources::DEFAULT_MAX_RECORD_LEN), 3usize..12],
+        ) {
+            let configure = |s: CsvSource| s.headers(headers).flexible(flexible).max_record_len(cap);
+            let parsed = move |s: CsvSource| configure(s).comment(Some(b'#'));
+            prop_assert_eq!(
+                in_runs(&text, chunk, threads, configure),
+                in_runs(&text, chunk, threads, parsed)
+            );
         }
     }
 }

@@ -37,7 +37,7 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 struct Shared {
     source: Arc<str>,
     options: Options,
-    headers: Option<ByteRecord>,
+    headers: Option<super::HeaderRow>,
     // The field count every record must have (not checked when flexible).
     expected: Option<usize>,
     most_records: AtomicUsize,
@@ -253,7 +253,7 @@ impl Splitter {
             source: Arc::clone(&self.source),
             options,
             expected: (!options.flexible && found).then_some(record.len()),
-            headers: (options.headers == Headers::Use).then_some(record),
+            headers: (options.headers == Headers::Use).then(|| super::HeaderRow::new(record)),
             most_records: AtomicUsize::new(0),
         });
         self.shared = Some(Arc::clone(&shared));
@@ -335,8 +335,11 @@ impl Iterator for Splitter {
     }
 }
 
-/// Parses and decodes one run on a worker.
-pub(super) fn decode<T: DeserializeOwned>(chunk: Chunk) -> Parsed<T> {
+/// Parses and decodes one run on a worker, passing each record through `f`.
+pub(super) fn decode<T, U>(chunk: Chunk, f: &impl Fn(T) -> Option<U>) -> Parsed<U>
+where
+    T: DeserializeOwned,
+{
     let Chunk {
         bytes,
         shared,
@@ -360,8 +363,23 @@ pub(super) fn decode<T: DeserializeOwned>(chunk: Chunk) -> Parsed<T> {
     decoder.expected = shared.expected;
     decoder.quotes = quotes;
     decoder.nuls = nuls;
+    if byte > 0
+        && !quotes
+        && !nuls
+        && !options.trim
+        && options.comment.is_none()
+        && !matches!(options.delimiter, b'\n' | b'\r')
+        && decoder.reader.get_ref().tail.len() <= options.max_record_len
+        && memchr::memchr(b'\r', &decoder.reader.get_ref().tail).is_none()
+    {
+        decoder.split_plainly();
+    }
     while let Some(item) = decoder.next_as::<T>(shared.headers.as_ref()) {
-        items.push(item);
+        match item.map(f) {
+            Ok(Some(kept)) => items.push(Ok(kept)),
+            Ok(None) => {}
+            Err(e) => items.push(Err(e)),
+        }
     }
     shared
         .most_records
@@ -369,7 +387,7 @@ pub(super) fn decode<T: DeserializeOwned>(chunk: Chunk) -> Parsed<T> {
     Parsed {
         items,
         records: decoder.index,
-        lines: decoder.reader.position().line().saturating_sub(1),
+        lines: decoder.at().line.saturating_sub(1),
         byte,
     }
 }

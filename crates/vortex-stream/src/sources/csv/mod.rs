@@ -19,7 +19,7 @@ use super::blocking::{default_decode_threads, from_input, DEFAULT_BATCH};
 use super::{Blocking, FlattenBatches};
 use crate::io::lines::RAW_PREFIX;
 use crate::io::{Input, OpenedInput};
-use crate::parallel::{ParMap, Parallelism};
+use crate::parallel::Parallelism;
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
 /// The default longest record: 16 MiB.
@@ -254,60 +254,135 @@ impl CsvSource {
     ///
     /// Runs of records are parsed and decoded on [`decode_threads`](CsvSource::decode_threads)
     /// threads at once, in order. With one decoding thread (one core, or `decode_threads(1)`)
-    /// the input is parsed and decoded on the reading thread itself: handing runs to another
-    /// thread would only add work. So it is with a [`comment`](CsvSource::comment) byte set: a
-    /// comment line may hold any quote, so runs cannot be cut ahead of the parser.
+    /// the runs are parsed and decoded on the reading thread itself: handing them to another
+    /// thread would only add work. With a [`comment`](CsvSource::comment) byte set the records
+    /// are parsed one after another on the reading thread: a comment line may hold any quote,
+    /// so runs cannot be cut ahead of the parser.
+    ///
+    /// A run of plain lines (no quote, carriage return or NUL anywhere in it; no trimming) is
+    /// split into records at its line ends and delimiters directly, without the parser, which
+    /// would read the same records from it.
     pub fn deserialize<T>(self) -> Pipeline<CsvDecode<T>>
     where
         T: DeserializeOwned + Send + 'static,
     {
+        self.deserialize_filter_map(Some)
+    }
+
+    /// [`deserialize`](CsvSource::deserialize) and then
+    /// [`filter_map`](Pipeline::filter_map) in one, with `f` run on the decoding threads,
+    /// right after each record is decoded: the records it drops are dropped there and never
+    /// handed to the pipeline, and its work is spread over the cores with the decoding. What
+    /// comes out is in input order; a record that fails to decode comes out as its error, which
+    /// `f` does not see.
+    ///
+    /// Worth it when most records are filtered out, or when each takes real work to turn into
+    /// what the pipeline wants; `f` must not block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use vortex_stream::io::Input;
+    /// use vortex_stream::sources::CsvSource;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Order {
+    ///     id: u64,
+    ///     status: String,
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let input = Input::bytes("id,status\n1,active\n2,shipped\n3,active\n");
+    /// let active: Vec<u64> = CsvSource::new(input)
+    ///     .deserialize_filter_map(|o: Order| (o.status == "active").then_some(o.id))
+    ///     .collect()
+    ///     .await?;
+    /// assert_eq!(active, [1, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn deserialize_filter_map<T, U, F>(self, f: F) -> Pipeline<CsvDecode<U>>
+    where
+        T: DeserializeOwned,
+        U: Send + 'static,
+        F: Fn(T) -> Option<U> + Send + Sync + 'static,
+    {
         let options = self.options;
-        let inner = if options.comment.is_some() || options.threads.get() == 1 {
-            Inner::OneThread(
-                from_input(self.input, OPERATION, options.batch, move |opened| {
-                    let mut decoder = Decoder::new(opened, options);
-                    std::iter::from_fn(move || decoder.next_as::<T>(None))
+        if options.comment.is_some() {
+            let records = from_input(self.input, OPERATION, options.batch, move |opened| {
+                let mut decoder = Decoder::new(opened, options);
+                std::iter::from_fn(move || loop {
+                    match decoder.next_as::<T>(None)? {
+                        Ok(record) => match f(record) {
+                            Some(kept) => return Some(Ok(kept)),
+                            None => continue,
+                        },
+                        Err(e) => return Some(Err(e)),
+                    }
                 })
-                .into_inner(),
-            )
+            });
+            return Pipeline::new(CsvDecode {
+                inner: Inner::Records(records.into_inner()),
+            });
+        }
+        let chunk = options.chunk.get();
+        let runs: DecodedRuns<U> = if options.threads.get() == 1 {
+            from_input(self.input, OPERATION, NonZeroUsize::MIN, move |opened| {
+                chunks::Splitter::new(opened, options, chunk)
+                    .map(move |run| run.map(|run| chunks::decode(run, &f)))
+            })
+            .boxed()
+            .into_inner()
         } else {
-            let chunk = options.chunk.get();
             let in_flight = options
                 .threads
                 .saturating_mul(NonZeroUsize::MIN.saturating_add(1));
-            let runs = from_input(self.input, OPERATION, NonZeroUsize::MIN, move |opened| {
+            from_input(self.input, OPERATION, NonZeroUsize::MIN, move |opened| {
                 chunks::Splitter::new(opened, options, chunk)
             })
             .par_map(
                 // A run queued for each worker: one finishing never waits for the next to be
                 // pulled. The window is no larger, so no more runs are held than run at once.
                 Parallelism::new(in_flight).window(in_flight),
-                chunks::decode::<T> as fn(chunks::Chunk) -> chunks::Parsed<T>,
-            );
-            Inner::Chunks(FlattenBatches::new(chunks::Rebase::new(runs.into_inner())))
+                move |run| chunks::decode(run, &f),
+            )
+            .boxed()
+            .into_inner()
         };
+        let inner = Inner::Runs(FlattenBatches::new(chunks::Rebase::new(runs)));
         Pipeline::new(CsvDecode { inner })
     }
 }
 
-/// Stream for [`CsvSource::deserialize`].
-#[derive(Debug)]
+/// Stream for [`CsvSource::deserialize`] and [`CsvSource::deserialize_filter_map`].
 #[must_use = "streams do nothing unless polled"]
 pub struct CsvDecode<T> {
     inner: Inner<T>,
 }
 
-type Runs<T> = ParMap<
-    Blocking<chunks::Chunk>,
-    fn(chunks::Chunk) -> chunks::Parsed<T>,
-    chunks::Chunk,
-    chunks::Parsed<T>,
->;
+/// Runs of records, decoded in order (on the workers, or on the reading thread); boxed so that
+/// `CsvDecode` names only the type that comes out, not the record type or the function.
+type DecodedRuns<T> = futures_util::stream::BoxStream<'static, Result<chunks::Parsed<T>>>;
 
-#[derive(Debug)]
 enum Inner<T> {
-    Chunks(FlattenBatches<chunks::Rebase<Runs<T>, T>, T>),
-    OneThread(Blocking<T>),
+    // Runs cut ahead of the parser.
+    Runs(FlattenBatches<chunks::Rebase<DecodedRuns<T>, T>, T>),
+    // Records parsed one after another on the reading thread.
+    Records(Blocking<T>),
+}
+
+impl<T> std::fmt::Debug for CsvDecode<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match self.inner {
+            Inner::Runs(_) => "runs",
+            Inner::Records(_) => "records",
+        };
+        f.debug_struct("CsvDecode")
+            .field("parsed_in", &how)
+            .finish()
+    }
 }
 
 impl<T> Unpin for CsvDecode<T> {}
@@ -318,15 +393,15 @@ impl<T: Send + 'static> Stream for CsvDecode<T> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
         match &mut self.inner {
             // Both parts are `Unpin`: the adapters are, and so is `Blocking`.
-            Inner::Chunks(stream) => Pin::new(stream).poll_next(cx),
-            Inner::OneThread(stream) => Pin::new(stream).poll_next(cx),
+            Inner::Runs(stream) => Pin::new(stream).poll_next(cx),
+            Inner::Records(stream) => Pin::new(stream).poll_next(cx),
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         match &self.inner {
-            Inner::Chunks(stream) => stream.size_hint(),
-            Inner::OneThread(stream) => stream.size_hint(),
+            Inner::Runs(stream) => stream.size_hint(),
+            Inner::Records(stream) => stream.size_hint(),
         }
     }
 }
@@ -334,8 +409,8 @@ impl<T: Send + 'static> Stream for CsvDecode<T> {
 impl<T: Send + 'static> FusedStream for CsvDecode<T> {
     fn is_terminated(&self) -> bool {
         match &self.inner {
-            Inner::Chunks(stream) => stream.is_terminated(),
-            Inner::OneThread(stream) => stream.is_terminated(),
+            Inner::Runs(stream) => stream.is_terminated(),
+            Inner::Records(stream) => stream.is_terminated(),
         }
     }
 }
@@ -348,11 +423,37 @@ struct RecordAt {
     byte: u64,
 }
 
+/// A header row, and its text when it is valid UTF-8.
+#[derive(Clone, Debug)]
+struct HeaderRow {
+    bytes: ByteRecord,
+    text: Option<StringRecord>,
+}
+
+impl HeaderRow {
+    fn new(bytes: ByteRecord) -> Self {
+        let text = StringRecord::from_byte_record(bytes.clone()).ok();
+        HeaderRow { bytes, text }
+    }
+}
+
+/// Where a decoder splitting lines itself has got to.
+#[derive(Clone, Copy, Debug)]
+struct Plain {
+    byte: usize,
+    line: u64,
+}
+
 /// Reads byte records into a reused buffer, turning parser errors into positioned errors.
 struct Decoder {
     reader: csv::Reader<Capped>,
     record: ByteRecord,
-    headers: Option<ByteRecord>,
+    // Stands in for `record` while its bytes are decoded as text (see `decode_record`).
+    spare: Option<ByteRecord>,
+    headers: Option<HeaderRow>,
+    // Set when the input, held whole, is split into records here rather than by the parser
+    // (see `split_plainly`).
+    plain: Option<Plain>,
     limit: Arc<AtomicU64>,
     options: Options,
     source: Arc<str>,
@@ -398,7 +499,9 @@ impl Decoder {
         Decoder {
             reader,
             record: ByteRecord::new(),
+            spare: None,
             headers: None,
+            plain: None,
             limit,
             options,
             source,
@@ -412,17 +515,25 @@ impl Decoder {
 
     /// The next record decoded as `T` with serde, matched by name to `headers`, or else to the
     /// header row this decoder read (with [`Headers::Use`]); `None` at the end.
-    fn next_as<T: DeserializeOwned>(&mut self, headers: Option<&ByteRecord>) -> Option<Result<T>> {
+    fn next_as<T: DeserializeOwned>(&mut self, headers: Option<&HeaderRow>) -> Option<Result<T>> {
         let (read, at) = self.next_raw()?;
         Some(read.and_then(|()| {
             let own = self
                 .headers
                 .as_ref()
                 .filter(|_| self.options.headers == Headers::Use);
-            self.record
-                .deserialize::<T>(headers.or(own))
+            decode_record(&mut self.record, &mut self.spare, headers.or(own))
                 .map_err(|e| self.deserialize_error(at, e))
         }))
+    }
+
+    /// From here on, splits the input held whole into records itself, one per line, at the
+    /// delimiter, instead of running the parser. That reads the same records only when there
+    /// is nothing but plain lines to read, which the caller makes sure of: no quote, carriage
+    /// return, NUL or comment anywhere, no header row or byte-order mark at the start, no
+    /// trimming, and the whole input no longer than a record may be.
+    fn split_plainly(&mut self) {
+        self.plain = Some(Plain { byte: 0, line: 1 });
     }
 
     /// The decode error for a record serde could not decode.
@@ -445,13 +556,10 @@ impl Decoder {
     /// A decode error for the record at `at`, carrying its raw text (or, if that is gone,
     /// its fields joined).
     fn error(&self, at: RecordAt, fields: &ByteRecord, message: String) -> Error {
-        let capped = self.reader.get_ref();
-        let mut text = match capped.bytes(at.byte, capped.delivered) {
+        // The record only: up to the end of its last line, as far as it was read.
+        let mut text = match self.reader.get_ref().bytes(at.byte, self.at().byte) {
             Some(raw) => {
                 let raw = &raw[..raw.len().min(RAW_PREFIX)];
-                // The record only: up to the end of its last line, as far as the parser read.
-                let end = self.reader.position().byte().saturating_sub(at.byte);
-                let raw = &raw[..raw.len().min(usize::try_from(end).unwrap_or(usize::MAX))];
                 let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
                 raw.strip_suffix(b"\r").unwrap_or(raw).to_vec()
             }
@@ -518,9 +626,12 @@ impl Decoder {
         if self.done {
             return None;
         }
+        if let Some(plain) = self.plain {
+            return self.next_plain(plain);
+        }
         if self.headers.is_none() && self.options.headers != Headers::None {
             match self.reader.byte_headers() {
-                Ok(headers) => self.headers = Some(headers.clone()),
+                Ok(headers) => self.headers = Some(HeaderRow::new(headers.clone())),
                 Err(e) => {
                     self.done = true;
                     let at = self.at();
@@ -538,23 +649,7 @@ impl Decoder {
                 self.done = true;
                 None
             }
-            Ok(true) => {
-                self.index += 1;
-                let len = end.saturating_sub(at.byte);
-                let fields = self.record.len();
-                let checked = if let Some(expected) = self.expected.filter(|&e| e != fields) {
-                    let message = format!("record has {fields} fields, expected {expected}");
-                    Err(self.error(at, &self.record, message))
-                } else if len > self.options.max_record_len as u64 {
-                    Err(self.too_long(at, len))
-                } else {
-                    match self.check_raw(at, end) {
-                        Some(err) => Err(err),
-                        None => Ok(()),
-                    }
-                };
-                Some((checked, at))
-            }
+            Ok(true) => Some((self.check(at, end), at)),
             Err(e) => {
                 self.index += 1;
                 if e.is_io_error() {
@@ -569,12 +664,67 @@ impl Decoder {
         item
     }
 
+    /// Counts the record just read, from `at` to `end`, and checks it.
+    fn check(&mut self, at: RecordAt, end: u64) -> Result<()> {
+        self.index += 1;
+        let len = end.saturating_sub(at.byte);
+        let fields = self.record.len();
+        if let Some(expected) = self.expected.filter(|&e| e != fields) {
+            let message = format!("record has {fields} fields, expected {expected}");
+            Err(self.error(at, &self.record, message))
+        } else if len > self.options.max_record_len as u64 {
+            Err(self.too_long(at, len))
+        } else {
+            match self.check_raw(at, end) {
+                Some(err) => Err(err),
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// `next_raw` for a decoder that splits lines itself: the parser would skip the empty
+    /// lines, and end the record at the line end (or at the end of the input).
+    fn next_plain(&mut self, Plain { byte, mut line }: Plain) -> Option<(Result<()>, RecordAt)> {
+        let at = self.at();
+        let held = &self.reader.get_ref().tail;
+        let rest = held.get(byte..).unwrap_or_default();
+        let skipped = rest.iter().take_while(|&&b| b == b'\n').count();
+        line += skipped as u64;
+        let start = byte + skipped;
+        let Some(text) = held.get(start..).filter(|text| !text.is_empty()) else {
+            self.done = true;
+            self.plain = Some(Plain {
+                byte: held.len(),
+                line,
+            });
+            return None;
+        };
+        let (text, end) = match memchr::memchr(b'\n', text) {
+            Some(len) => {
+                line += 1;
+                (&text[..len], start + len + 1)
+            }
+            None => (text, held.len()),
+        };
+        self.record.clear();
+        push_fields(&mut self.record, text, self.options.delimiter);
+        self.plain = Some(Plain { byte: end, line });
+        Some((self.check(at, end as u64), at))
+    }
+
+    /// Where the next record starts.
     fn at(&self) -> RecordAt {
-        let pos = self.reader.position();
+        let (line, byte) = match self.plain {
+            Some(plain) => (plain.line, plain.byte as u64),
+            None => {
+                let pos = self.reader.position();
+                (pos.line(), pos.byte())
+            }
+        };
         RecordAt {
             record: self.index,
-            line: pos.line(),
-            byte: pos.byte(),
+            line,
+            byte,
         }
     }
 
@@ -637,6 +787,71 @@ impl Decoder {
             }
         }
     }
+}
+
+/// Decodes `record` as `T`, matched by name to `headers` if given. A record that is valid
+/// UTF-8 (as nearly all are; the check is one pass over its bytes) is decoded as text, so that
+/// its fields are not checked one by one again; `spare` stands in for it meanwhile. Any other
+/// is decoded from its bytes, which fails only on the fields that need to be text.
+fn decode_record<T: DeserializeOwned>(
+    record: &mut ByteRecord,
+    spare: &mut Option<ByteRecord>,
+    headers: Option<&HeaderRow>,
+) -> csv::Result<T> {
+    let text_headers = match headers {
+        None => Some(None),
+        Some(HeaderRow {
+            text: Some(text), ..
+        }) => Some(Some(text)),
+        Some(HeaderRow { text: None, .. }) => None,
+    };
+    if let Some(text_headers) = text_headers {
+        let bytes = std::mem::replace(record, spare.take().unwrap_or_default());
+        match StringRecord::from_byte_record(bytes) {
+            Ok(text) => {
+                let decoded = text.deserialize(text_headers);
+                *spare = Some(std::mem::replace(record, text.into_byte_record()));
+                return decoded;
+            }
+            Err(e) => *spare = Some(std::mem::replace(record, e.into_byte_record())),
+        }
+    }
+    record.deserialize(headers.map(|h| &h.bytes))
+}
+
+/// Pushes the fields of `line`, split at every `delimiter`, onto `record`.
+///
+/// Eight bytes are compared at a time (a byte loop spends about a cycle on each byte, and
+/// this runs over every byte of the input); no crate splits short fields faster: `memchr`
+/// pays a setup on every call, and fields are a dozen bytes or so.
+fn push_fields(record: &mut ByteRecord, line: &[u8], delimiter: u8) {
+    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
+    let splat = u64::from_ne_bytes([delimiter; 8]);
+    let mut start = 0;
+    let mut words = line.chunks_exact(8);
+    let mut base = 0;
+    for word in words.by_ref() {
+        let x = u64::from_le_bytes([
+            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+        ]) ^ splat;
+        // The high bit of each byte of `x` that is zero, exactly: adding 0x7f to the low seven
+        // bits of a byte sets its high bit unless they are all zero, and never carries out.
+        let mut found = !(((x & LOW7) + LOW7) | x | LOW7);
+        while found != 0 {
+            let at = base + (found.trailing_zeros() / 8) as usize;
+            record.push_field(&line[start..at]);
+            start = at + 1;
+            found &= found - 1;
+        }
+        base += 8;
+    }
+    for (i, &b) in words.remainder().iter().enumerate() {
+        if b == delimiter {
+            record.push_field(&line[start..base + i]);
+            start = base + i + 1;
+        }
+    }
+    record.push_field(&line[start..]);
 }
 
 /// A CSV reader builder with the options that shape parsing.
@@ -827,5 +1042,86 @@ mod tests {
             check("\"ab\"c,d\n"),
             Some(QuoteFault::InUnquoted { field: 0 })
         );
+    }
+}
+
+#[cfg(test)]
+mod decode_tests {
+    #![allow(clippy::unwrap_used)]
+    use csv::ByteRecord;
+    use proptest::prelude::*;
+    use serde::Deserialize;
+
+    use super::{decode_record, HeaderRow};
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Row {
+        a: Option<i64>,
+        b: String,
+        c: f64,
+        #[serde(default)]
+        d: Vec<u8>,
+        e: Kind,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        On,
+        Off,
+    }
+
+    fn field() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"".to_vec()),
+            Just(b"on".to_vec()),
+            Just(b"off".to_vec()),
+            Just(b"0x1f".to_vec()),
+            Just(b"1.5".to_vec()),
+            Just(b"-3".to_vec()),
+            Just(b"\xc3\xa9".to_vec()),
+            Just(b"\xff".to_vec()),
+            prop::collection::vec(any::<u8>(), 0..4),
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"a".to_vec()),
+            Just(b"b".to_vec()),
+            Just(b"c".to_vec()),
+            Just(b"d".to_vec()),
+            Just(b"e".to_vec()),
+            Just(b"x".to_vec()),
+            Just(b"\xff".to_vec()),
+        ]
+    }
+
+    fn outcome<T: std::fmt::Debug>(result: csv::Result<T>) -> String {
+        match result {
+            Ok(value) => format!("{value:?}"),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    proptest! {
+        /// Decoding a record as text, when it is valid UTF-8, gives what decoding its bytes
+        /// gives: the same value, or the same error.
+        #[test]
+        fn text_decodes_as_bytes_do(
+            fields in prop::collection::vec(field(), 0..7),
+            names in prop::option::of(prop::collection::vec(name(), 0..7)),
+        ) {
+            let record = ByteRecord::from(fields);
+            let headers = names.map(|names| HeaderRow::new(ByteRecord::from(names)));
+            let expected = outcome(record.deserialize::<Row>(headers.as_ref().map(|h| &h.bytes)));
+            let expected_seq = outcome(record.deserialize::<Vec<String>>(None));
+            let (mut got, mut spare) = (record.clone(), None);
+            prop_assert_eq!(outcome(decode_record::<Row>(&mut got, &mut spare, headers.as_ref())), expected);
+            prop_assert_eq!(&got, &record, "the record is back in place");
+            prop_assert_eq!(outcome(decode_record::<Vec<String>>(&mut got, &mut spare, None)), expected_seq);
+            prop_assert_eq!(got, record);
+        }
     }
 }
