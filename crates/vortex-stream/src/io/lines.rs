@@ -72,10 +72,21 @@ impl LineReader {
     /// The next line without its ending, or `None` at the end of the input. After an I/O
     /// error, it returns `None`.
     pub(crate) fn next_line(&mut self) -> Option<Result<(LineAt, &[u8]), Error>> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let read = self.append_line(&mut buf);
+        self.buf = buf;
+        Some(read?.map(|at| (at, &self.buf[..])))
+    }
+
+    /// Appends the next line, without its ending, to `out`, or returns `None` at the end of
+    /// the input; on an error (a line over the limit, or an I/O error, after which it returns
+    /// `None`) `out` is left as it was.
+    pub(crate) fn append_line(&mut self, out: &mut Vec<u8>) -> Option<Result<LineAt, Error>> {
         if self.failed {
             return None;
         }
-        self.buf.clear();
+        let base = out.len();
         let at = LineAt {
             line: self.line + 1,
             byte: self.byte,
@@ -88,6 +99,7 @@ impl LineReader {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.failed = true;
+                    out.truncate(base);
                     return Some(Err(Error::io(self.operation, e).with_position(
                         Position::new()
                             .with_source(Arc::clone(&self.source))
@@ -109,8 +121,8 @@ impl LineReader {
             let room = self
                 .max_len
                 .saturating_add(1)
-                .saturating_sub(self.buf.len());
-            self.buf.extend_from_slice(&available[..take.min(room)]);
+                .saturating_sub(out.len() - base);
+            out.extend_from_slice(&available[..take.min(room)]);
             seen += take;
             self.reader.consume(consume);
             self.byte += consume as u64;
@@ -124,12 +136,14 @@ impl LineReader {
         self.line += 1;
         // A CRLF ending: the CR belongs to the ending, not the line.
         let mut len = seen;
-        if self.buf.len() == seen && self.buf.last() == Some(&b'\r') {
-            self.buf.pop();
+        if out.len() - base == seen && out.last() == Some(&b'\r') {
+            out.pop();
             len -= 1;
         }
         if len > self.max_len {
-            let raw = self.buf[..self.buf.len().min(RAW_PREFIX)].to_vec();
+            let line = &out[base..];
+            let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
+            out.truncate(base);
             return Some(Err(Error::new(ErrorKind::Decode, self.operation)
                 .with_position(self.position(at, None))
                 .with_message(format!(
@@ -138,7 +152,7 @@ impl LineReader {
                 ))
                 .with_raw(raw)));
         }
-        Some(Ok((at, &self.buf)))
+        Some(Ok(at))
     }
 }
 

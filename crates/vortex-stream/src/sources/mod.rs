@@ -24,7 +24,7 @@ pub use flatten_batches::FlattenBatches;
 pub use generate::{Emit, Generate, Yielder};
 pub use iter::Iter;
 #[cfg(feature = "jsonl")]
-pub use jsonl::{JsonlDecode, JsonlSource, LineBatch};
+pub use jsonl::{DecodeBatch, JsonlDecode, JsonlSource, LineBatch};
 pub use lines::{LinesSource, DEFAULT_MAX_LINE_LEN};
 pub use read::ReadChunks;
 

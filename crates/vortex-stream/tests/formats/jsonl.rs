@@ -138,3 +138,65 @@ async fn a_truncated_gzip_file_fails_at_the_end_not_silently() {
     assert!(got[..got.len() - 1].iter().all(Result::is_ok));
     assert!(got.len() > 1 && got.len() < 2001);
 }
+
+#[tokio::test]
+async fn many_small_batches_keep_every_line_and_position() {
+    // 5,000 lines in batches of 7, their buffers reused from batch to batch: blank lines, bad
+    // lines and lines of every length, each value and each error where it belongs.
+    let mut text = String::new();
+    let mut expected = Vec::new();
+    let mut record = 0u64;
+    for i in 0..5_000u32 {
+        let byte = text.len() as u64;
+        match i % 5 {
+            0 => text.push('\n'),
+            1 => {
+                text.push_str(&format!("{{\"level\":\"e\",\"latency_ms\":{i}}} x\n"));
+                let column = text.len() as u64 - byte - 1;
+                expected.push(Err((record, u64::from(i) + 1, byte + column - 1)));
+                record += 1;
+            }
+            _ => {
+                let level = "l".repeat(i as usize % 37);
+                text.push_str(&format!("{{\"level\":\"{level}\",\"latency_ms\":{i}}}\r\n"));
+                expected.push(Ok(log(&level, i)));
+                record += 1;
+            }
+        }
+    }
+    let got = items(
+        JsonlSource::new(Input::bytes(text).name("t.jsonl"))
+            .batch(std::num::NonZeroUsize::new(7).unwrap())
+            .deserialize::<Log>(),
+    )
+    .await;
+    let got: Vec<_> = got
+        .into_iter()
+        .map(|item| {
+            item.map_err(|e| {
+                let pos = e.position().unwrap();
+                (
+                    pos.record().unwrap(),
+                    pos.line().unwrap(),
+                    pos.byte().unwrap(),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn a_character_cut_across_two_lines_makes_two_bad_lines() {
+    // Side by side in a batch the two lines make valid UTF-8 ("é" in a string); each alone is
+    // not, and each is an error of its own.
+    let got =
+        items(JsonlSource::new(Input::bytes(&b"\"\xc3\n\xa9\"\n\"ok\"\n"[..])).values()).await;
+    assert_eq!(got.len(), 3);
+    for (i, item) in got[..2].iter().enumerate() {
+        let err = item.as_ref().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode);
+        assert_eq!(err.position().unwrap().line(), Some(i as u64 + 1));
+    }
+    assert_eq!(got[2].as_ref().unwrap(), "ok");
+}
