@@ -40,3 +40,22 @@ where
     }
     items.len()
 }
+
+/// A reader that hands over at most `step` bytes a read, so that a source reading it cuts its
+/// input as the bytes arrive, many times, not once for all of it.
+#[allow(dead_code)]
+pub struct Trickle {
+    pub bytes: Vec<u8>,
+    pub at: usize,
+    pub step: usize,
+}
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = &self.bytes[self.at..];
+        let n = rest.len().min(self.step.max(1)).min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Ok(n)
+    }
+}

@@ -50,11 +50,23 @@ fuzz_target!(|data: &[u8]| {
     // Parsed in runs of a few bytes on several threads, the records and errors are the ones
     // a single parser reading the whole input gives. (Invalid UTF-8 is reported differently
     // by the two ways, so only valid text is compared.)
+    // The input arrives a few bytes at a time, so that it is cut into many runs, plain lines
+    // among them (split without the parser).
     if std::str::from_utf8(data).is_ok() {
         let chunk = NonZeroUsize::new(1 + usize::from(flags >> 3)).unwrap_or(NonZeroUsize::MIN);
         let whole = common::collect(source().records());
         let whole = outcome(whole.into_iter().map(|r| r.map(|rec| rec.iter().map(str::to_owned).collect())));
-        let runs = common::collect(source().chunk_size(chunk).deserialize::<Vec<String>>());
+        let trickle = common::Trickle { bytes: data.to_vec(), at: 0, step: 1 + usize::from(flags >> 5) };
+        let runs = common::collect(
+            CsvSource::new(Input::reader(trickle).compression(Compression::None))
+                .flexible(flags & 1 == 1)
+                .strict_quotes(flags & 2 == 0)
+                .trim(flags & 4 == 4)
+                .max_record_len(256)
+                .chunk_size(chunk)
+                .decode_threads(NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN))
+                .deserialize::<Vec<String>>(),
+        );
         assert_eq!(outcome(runs), whole, "runs of {chunk} bytes");
     }
 });

@@ -134,9 +134,10 @@ impl LineReader {
             return None;
         }
         self.line += 1;
-        // A CRLF ending: the CR belongs to the ending, not the line.
+        // A CRLF ending: the CR belongs to the ending, not the line (and a line with nothing in
+        // it has no CR of its own: the byte before it in `out` belongs to another line).
         let mut len = seen;
-        if out.len() - base == seen && out.last() == Some(&b'\r') {
+        if seen > 0 && out.len() - base == seen && out.last() == Some(&b'\r') {
             out.pop();
             len -= 1;
         }

@@ -200,3 +200,11 @@ async fn a_character_cut_across_two_lines_makes_two_bad_lines() {
     }
     assert_eq!(got[2].as_ref().unwrap(), "ok");
 }
+
+#[tokio::test]
+async fn an_empty_line_after_a_line_ending_in_two_crs() {
+    // The first line keeps one of its CRs (whitespace after the value); the empty line after it
+    // has none of its own to drop.
+    let got = items(JsonlSource::new(Input::bytes(&b"\"a\"\r\r\n\n\"b\"\n"[..])).values()).await;
+    assert_eq!(values(got), ["a", "b"]);
+}

@@ -65,7 +65,8 @@ pub enum Headers {
 ///
 /// Memory: serde records hold at most twice `decode_threads` runs with their records (being
 /// parsed, or parsed and waiting their turn), two more runs waiting for a worker and the one
-/// being read; a record longer than a run makes that run longer, up to the cap.
+/// being read (with one decoding thread: the run being read and decoded, and about four runs'
+/// records handed over); a record longer than a run makes that run longer, up to the cap.
 /// Raw records hold about four batches plus one record and the parser's 64 KiB buffer.
 ///
 /// # Examples
