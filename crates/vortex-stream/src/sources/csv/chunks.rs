@@ -374,12 +374,8 @@ where
     {
         decoder.split_plainly();
     }
-    while let Some(item) = decoder.next_as::<T>(shared.headers.as_ref()) {
-        match item.map(f) {
-            Ok(Some(kept)) => items.push(Ok(kept)),
-            Ok(None) => {}
-            Err(e) => items.push(Err(e)),
-        }
+    while let Some(item) = decoder.next_kept(shared.headers.as_ref(), f) {
+        items.push(item);
     }
     shared
         .most_records
