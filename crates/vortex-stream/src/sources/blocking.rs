@@ -246,7 +246,7 @@ pub(crate) type ParallelDecode<R, T, D> =
 
 #[cfg(feature = "jsonl")]
 /// A format source decoding in parallel: `read` turns the opened input into raw batches on
-/// the reading thread; `decode` turns each batch into items on the blocking pool, `threads`
+/// the reading thread; `decode` turns each batch into items on rayon's pool, `threads`
 /// batches at once, in order.
 pub(crate) fn from_input_parallel<R, T, I, F, D>(
     input: crate::io::Input,

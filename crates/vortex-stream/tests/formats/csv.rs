@@ -386,7 +386,7 @@ mod plain {
     use super::in_runs;
 
     /// Lines with no quote, carriage return or NUL: what runs are split without the parser.
-    /// Empty lines, empty fields, ragged rows and invalid UTF-8 included.
+    /// Empty lines, empty fields, ragged rows, byte-order marks and invalid UTF-8 included.
     fn text() -> impl Strategy<Value = Vec<u8>> {
         let piece = prop_oneof![
             6 => Just(&b"a"[..]),
@@ -396,6 +396,7 @@ mod plain {
             1 => Just(&b" "[..]),
             1 => Just(&b"\xc3\xa9"[..]),
             1 => Just(&b"\xff"[..]),
+            1 => Just(&b"\xef\xbb\xbf"[..]),
         ];
         prop::collection::vec(piece, 0..80).prop_map(|pieces| pieces.concat())
     }
@@ -425,6 +426,33 @@ mod plain {
                 in_runs(&text, chunk, threads, configure),
                 in_runs(&text, chunk, threads, parsed)
             );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_byte_order_mark_arriving_alone_or_in_pieces_is_dropped() {
+    // The parser drops a mark only if its first read holds all of it and more: a first read of
+    // exactly the mark used to read as an empty input, one of part of it kept the mark as data.
+    for step in 1..6 {
+        for comment in [None, Some(b'#')] {
+            let source = || {
+                let reader = Trickle {
+                    bytes: b"\xef\xbb\xbfa,b\nc,d\n".to_vec(),
+                    at: 0,
+                    step,
+                };
+                CsvSource::new(Input::reader(reader))
+                    .headers(Headers::None)
+                    .comment(comment)
+            };
+            let records: Vec<Vec<String>> = values(items(source().records()).await)
+                .iter()
+                .map(fields)
+                .collect();
+            assert_eq!(records, [["a", "b"], ["c", "d"]], "step {step}");
+            let decoded = values(items(source().deserialize::<Vec<String>>()).await);
+            assert_eq!(decoded, [["a", "b"], ["c", "d"]], "step {step}");
         }
     }
 }

@@ -23,14 +23,12 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 
-use super::{Decoder, Headers, Options, OPERATION, PARSE_BUFFER};
+use super::{Decoder, Headers, Options, BOM, OPERATION, PARSE_BUFFER};
 use crate::io::OpenedInput;
 use crate::{Error, ErrorKind, Position, Result};
 
 /// Bytes read from the input at a time.
 const READ: usize = 64 * 1024;
-
-const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// What every run of one input shares: the options, the header row and the field count.
 #[derive(Debug)]
@@ -356,24 +354,8 @@ where
     // beyond what this run could hold (a record takes two bytes at least, but for the last).
     let most = shared.most_records.load(Ordering::Relaxed);
     let mut items = Vec::with_capacity(most.min(bytes.len() / 2 + 1));
-    // One search of the whole run instead of two of every record, in the common case.
-    let quotes = memchr::memchr(options.quote, &bytes).is_some();
-    let nuls = memchr::memchr(0, &bytes).is_some();
     let mut decoder = Decoder::in_memory(bytes, Arc::clone(&shared.source), options);
     decoder.expected = shared.expected;
-    decoder.quotes = quotes;
-    decoder.nuls = nuls;
-    if byte > 0
-        && !quotes
-        && !nuls
-        && !options.trim
-        && options.comment.is_none()
-        && !matches!(options.delimiter, b'\n' | b'\r')
-        && decoder.reader.get_ref().tail.len() <= options.max_record_len
-        && memchr::memchr(b'\r', &decoder.reader.get_ref().tail).is_none()
-    {
-        decoder.split_plainly();
-    }
     while let Some(item) = decoder.next_kept(shared.headers.as_ref(), f) {
         items.push(item);
     }

@@ -22,6 +22,9 @@ use crate::io::{Input, OpenedInput};
 use crate::parallel::Parallelism;
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
+/// The UTF-8 byte-order mark, which the parser drops at the start of its input.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
 /// The default longest record: 16 MiB.
 pub const DEFAULT_MAX_RECORD_LEN: usize = 16 * 1024 * 1024;
 
@@ -445,7 +448,7 @@ struct Decoder {
     spare: Option<ByteRecord>,
     headers: Option<HeaderRow>,
     // Set when the input, held whole, is split into records here rather than by the parser
-    // (see `split_plainly`).
+    // (see `in_memory`).
     plain: Option<Plain>,
     limit: Arc<AtomicU64>,
     options: Options,
@@ -467,8 +470,29 @@ impl Decoder {
     }
 
     /// A decoder of input held whole in memory: its bytes are checked in place, not copied.
+    ///
+    /// The input is searched once for quotes and NULs, so that records are not searched one by
+    /// one when there are none. When it holds nothing but plain lines (no quote, carriage
+    /// return, NUL or comment anywhere, no header row or byte-order mark at the start, no
+    /// trimming, and no longer than a record may be), it is split into records here, one per
+    /// line, at the delimiter, instead of by the parser, which would read the same records.
     fn in_memory(bytes: Vec<u8>, name: Arc<str>, options: Options) -> Self {
-        Decoder::with(None, bytes, name, options)
+        let quotes = memchr::memchr(options.quote, &bytes).is_some();
+        let nuls = memchr::memchr(0, &bytes).is_some();
+        let plain = !quotes
+            && !nuls
+            && !options.trim
+            && options.comment.is_none()
+            && options.headers == Headers::None
+            && !bytes.starts_with(BOM)
+            && !matches!(options.delimiter, b'\n' | b'\r')
+            && bytes.len() <= options.max_record_len
+            && memchr::memchr(b'\r', &bytes).is_none();
+        let mut decoder = Decoder::with(None, bytes, name, options);
+        decoder.quotes = quotes;
+        decoder.nuls = nuls;
+        decoder.plain = plain.then_some(Plain { byte: 0, line: 1 });
+        decoder
     }
 
     fn with(
@@ -539,15 +563,6 @@ impl Decoder {
                 Err(e) => return Some(Err(e)),
             }
         }
-    }
-
-    /// From here on, splits the input held whole into records itself, one per line, at the
-    /// delimiter, instead of running the parser. That reads the same records only when there
-    /// is nothing but plain lines to read, which the caller makes sure of: no quote, carriage
-    /// return, NUL or comment anywhere, no header row or byte-order mark at the start, no
-    /// trimming, and the whole input no longer than a record may be.
-    fn split_plainly(&mut self) {
-        self.plain = Some(Plain { byte: 0, line: 1 });
     }
 
     /// The decode error for a record serde could not decode.
@@ -949,7 +964,20 @@ impl Read for Capped {
         let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         let n = match self.inner.as_mut() {
             Some(inner) => {
-                let n = inner.read(&mut buf[..want])?;
+                let mut n = inner.read(&mut buf[..want])?;
+                // The parser drops a byte-order mark only when its first read holds all of it
+                // and more: a first read of just the mark reads to it as the end of the input,
+                // and one of part of it keeps the mark as data. So the first read goes on until
+                // it holds more than a mark, or the input ends.
+                while self.delivered == 0 && n > 0 && n <= BOM.len() && n < want {
+                    match inner.read(&mut buf[n..want]) {
+                        Ok(0) => break,
+                        Ok(more) => n += more,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        // What was read goes to the parser; the next read meets the error.
+                        Err(_) => break,
+                    }
+                }
                 self.tail.extend_from_slice(&buf[..n]);
                 n
             }
