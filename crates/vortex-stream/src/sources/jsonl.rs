@@ -203,6 +203,29 @@ fn read_batch(
         lines,
     };
     while out.lines.len() < batch && out.bytes.len() < BATCH_BYTES {
+        // The lines already read ahead, all at once; then one line at a time (the rest of a
+        // line only partly read ahead, or a line over the limit, or the end of the input).
+        let lines = &mut out.lines;
+        let most = batch - lines.len();
+        match reader.append_buffered(&mut out.bytes, most, |range, at, line| {
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                lines.push(RawLine::Line {
+                    start: range.start,
+                    end: range.end,
+                    at,
+                    record: *record,
+                });
+                *record += 1;
+            }
+        }) {
+            Ok(0) => {}
+            Ok(_) => continue,
+            Err(err) => {
+                *record += 1;
+                out.lines.push(RawLine::Failed(err));
+                continue;
+            }
+        }
         // Straight into the batch: the line is not copied anywhere first.
         let start = out.bytes.len();
         let Some(next) = reader.append_line(&mut out.bytes) else {

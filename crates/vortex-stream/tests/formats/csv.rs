@@ -246,7 +246,7 @@ async fn a_record_just_past_a_small_cap_is_reported_and_skipped() {
 
 /// What a parse gave, comparable between the two ways: fields, or the error's kind, position
 /// and message.
-fn outcome(items: Vec<vortex_stream::Result<Vec<String>>>) -> Vec<Result<Vec<String>, String>> {
+fn outcome<T>(items: Vec<vortex_stream::Result<T>>) -> Vec<Result<T, String>> {
     items
         .into_iter()
         .map(|item| {
@@ -309,6 +309,16 @@ fn in_runs(
     threads: usize,
     configure: impl Fn(CsvSource) -> CsvSource,
 ) -> Vec<Result<Vec<String>, String>> {
+    in_runs_as(text, chunk, threads, configure)
+}
+
+/// [`in_runs`], each record decoded as `T`.
+fn in_runs_as<T: serde::de::DeserializeOwned + Send + 'static>(
+    text: &[u8],
+    chunk: usize,
+    threads: usize,
+    configure: impl Fn(CsvSource) -> CsvSource,
+) -> Vec<Result<T, String>> {
     // Handed over a few bytes at a time, so that runs are cut as the bytes arrive, about
     // `chunk` bytes apart, not once for all the input in one read.
     let reader = Trickle {
@@ -319,7 +329,7 @@ fn in_runs(
     let source = configure(CsvSource::new(Input::reader(reader).name("p.csv")))
         .chunk_size(std::num::NonZeroUsize::new(chunk).unwrap())
         .decode_threads(std::num::NonZeroUsize::new(threads).unwrap());
-    outcome(runtime().block_on(items(source.deserialize::<Vec<String>>())))
+    outcome(runtime().block_on(items(source.deserialize::<T>())))
 }
 
 mod runs {
@@ -383,7 +393,7 @@ mod plain {
     use proptest::prelude::*;
     use vortex_stream::sources::{CsvSource, Headers};
 
-    use super::in_runs;
+    use super::{in_runs, in_runs_as};
 
     /// Lines with no quote, carriage return or NUL: what runs are split without the parser.
     /// Empty lines, empty fields, ragged rows, byte-order marks and invalid UTF-8 included.
@@ -426,7 +436,21 @@ mod plain {
                 in_runs(&text, chunk, threads, configure),
                 in_runs(&text, chunk, threads, parsed)
             );
+            prop_assert_eq!(
+                in_runs_as::<Typed>(&text, chunk, threads, configure),
+                in_runs_as::<Typed>(&text, chunk, threads, parsed)
+            );
         }
+    }
+
+    /// A record typed field by field, matched to the header row by name when there is one.
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Typed {
+        a: Option<u32>,
+        #[serde(rename = "17", default)]
+        number: Option<f64>,
+        #[serde(default)]
+        text: String,
     }
 }
 

@@ -9,6 +9,7 @@ use csv::{ByteRecord, StringRecord};
 use serde::de::DeserializeOwned;
 
 mod chunks;
+mod fields;
 
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -411,6 +412,14 @@ impl<T: Send + 'static> FusedStream for CsvDecode<T> {
     }
 }
 
+/// A line of a decoder that splits lines itself: where its record starts, its text (without
+/// the line end) and where the next begins.
+struct PlainLine {
+    at: RecordAt,
+    text: std::ops::Range<usize>,
+    end: usize,
+}
+
 /// Where a record starts.
 #[derive(Clone, Copy, Debug)]
 struct RecordAt {
@@ -446,6 +455,8 @@ struct Decoder {
     record: ByteRecord,
     // Stands in for `record` while its bytes are decoded as text (see `decode_record`).
     spare: Option<ByteRecord>,
+    // Where each field of the line being decoded in place ends (see `next_plain_as`).
+    ends: Vec<usize>,
     headers: Option<HeaderRow>,
     // Set when the input, held whole, is split into records here rather than by the parser
     // (see `in_memory`).
@@ -477,8 +488,19 @@ impl Decoder {
     /// trimming, and no longer than a record may be), it is split into records here, one per
     /// line, at the delimiter, instead of by the parser, which would read the same records.
     fn in_memory(bytes: Vec<u8>, name: Arc<str>, options: Options) -> Self {
-        let quotes = memchr::memchr(options.quote, &bytes).is_some();
-        let nuls = memchr::memchr(0, &bytes).is_some();
+        // One pass finds none of the three in nearly every run; a run holding one is searched
+        // again for each, from the first.
+        let (quotes, nuls, crs) = match memchr::memchr3(options.quote, 0, b'\r', &bytes) {
+            None => (false, false, false),
+            Some(first) => {
+                let rest = &bytes[first..];
+                (
+                    memchr::memchr(options.quote, rest).is_some(),
+                    memchr::memchr(0, rest).is_some(),
+                    memchr::memchr(b'\r', rest).is_some(),
+                )
+            }
+        };
         let plain = !quotes
             && !nuls
             && !options.trim
@@ -487,7 +509,7 @@ impl Decoder {
             && !bytes.starts_with(BOM)
             && !matches!(options.delimiter, b'\n' | b'\r')
             && bytes.len() <= options.max_record_len
-            && memchr::memchr(b'\r', &bytes).is_none();
+            && !crs;
         let mut decoder = Decoder::with(None, bytes, name, options);
         decoder.quotes = quotes;
         decoder.nuls = nuls;
@@ -517,6 +539,7 @@ impl Decoder {
             reader,
             record: ByteRecord::new(),
             spare: None,
+            ends: Vec::new(),
             headers: None,
             plain: None,
             limit,
@@ -533,6 +556,10 @@ impl Decoder {
     /// The next record decoded as `T` with serde, matched by name to `headers`, or else to the
     /// header row this decoder read (with [`Headers::Use`]); `None` at the end.
     fn next_as<T: DeserializeOwned>(&mut self, headers: Option<&HeaderRow>) -> Option<Result<T>> {
+        // A decoder splitting lines itself reads no header row of its own.
+        if let Some(plain) = self.plain.filter(|_| !self.done) {
+            return self.next_plain_as(plain, headers);
+        }
         let (read, at) = self.next_raw()?;
         Some(read.and_then(|()| {
             let own = self
@@ -711,9 +738,22 @@ impl Decoder {
         }
     }
 
-    /// `next_raw` for a decoder that splits lines itself: the parser would skip the empty
-    /// lines, and end the record at the line end (or at the end of the input).
-    fn next_plain(&mut self, Plain { byte, mut line }: Plain) -> Option<(Result<()>, RecordAt)> {
+    /// `next_raw` for a decoder that splits lines itself.
+    fn next_plain(&mut self, plain: Plain) -> Option<(Result<()>, RecordAt)> {
+        let line = self.plain_line(plain)?;
+        self.record.clear();
+        let held = &self.reader.get_ref().tail;
+        push_fields(
+            &mut self.record,
+            &held[line.text.clone()],
+            self.options.delimiter,
+        );
+        Some((self.check(line.at, line.end as u64), line.at))
+    }
+
+    /// The next line of a decoder that splits lines itself, `None` at the end: the parser would
+    /// skip the empty lines, and end the record at the line end (or at the end of the input).
+    fn plain_line(&mut self, Plain { byte, mut line }: Plain) -> Option<PlainLine> {
         let at = self.at();
         let held = &self.reader.get_ref().tail;
         let rest = held.get(byte..).unwrap_or_default();
@@ -731,14 +771,53 @@ impl Decoder {
         let (text, end) = match memchr::memchr(b'\n', text) {
             Some(len) => {
                 line += 1;
-                (&text[..len], start + len + 1)
+                (start..start + len, start + len + 1)
             }
-            None => (text, held.len()),
+            None => (start..held.len(), held.len()),
         };
-        self.record.clear();
-        push_fields(&mut self.record, text, self.options.delimiter);
         self.plain = Some(Plain { byte: end, line });
-        Some((self.check(at, end as u64), at))
+        Some(PlainLine { at, text, end })
+    }
+
+    /// [`next_as`](Decoder::next_as) for a decoder that splits lines itself: the line's fields
+    /// are decoded where they lie (see [`fields`]), or, if that fails, read into a record and
+    /// decoded as any other, so that the error is the same.
+    fn next_plain_as<T: DeserializeOwned>(
+        &mut self,
+        plain: Plain,
+        headers: Option<&HeaderRow>,
+    ) -> Option<Result<T>> {
+        let PlainLine { at, text, end } = self.plain_line(plain)?;
+        let line = &self.reader.get_ref().tail[text];
+        let delimiter = self.options.delimiter;
+        // Headers that are not text leave the fields to be read as bytes, by csv.
+        let text_headers = match headers {
+            None => Some(None),
+            Some(HeaderRow { text, .. }) => text.as_ref().map(Some),
+        };
+        if let (Some(headers), Ok(line)) = (text_headers, std::str::from_utf8(line)) {
+            self.ends.clear();
+            split_fields(line.as_bytes(), delimiter, |end| self.ends.push(end));
+            // The checks `check` makes (a plain line has no quote or NUL for `check_raw` to
+            // find): any failure is reported by it, below.
+            let fits = self.expected.is_none_or(|e| e == self.ends.len())
+                && (end as u64).saturating_sub(at.byte) <= self.options.max_record_len as u64;
+            if fits {
+                if let Ok(value) =
+                    T::deserialize(&mut fields::LineFields::new(line, &self.ends, headers))
+                {
+                    self.index += 1;
+                    return Some(Ok(value));
+                }
+            }
+        }
+        self.record.clear();
+        push_fields(&mut self.record, line, delimiter);
+        let checked = self.check(at, end as u64);
+        Some(checked.and_then(|()| {
+            decode_record(&mut self.record, &mut self.spare, headers)
+                .map_err(|e| self.deserialize_error(at, e))
+        }))
     }
 
     /// Where the next record starts.
@@ -854,9 +933,18 @@ fn decode_record<T: DeserializeOwned>(
 /// this runs over every byte of the input); no crate splits short fields faster: `memchr`
 /// pays a setup on every call, and fields are a dozen bytes or so.
 fn push_fields(record: &mut ByteRecord, line: &[u8], delimiter: u8) {
+    let mut start = 0;
+    split_fields(line, delimiter, |end| {
+        record.push_field(&line[start..end]);
+        start = end + 1;
+    });
+}
+
+/// Calls `each` with where each field of `line`, split at every `delimiter`, ends.
+#[inline]
+fn split_fields(line: &[u8], delimiter: u8, mut each: impl FnMut(usize)) {
     const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
     let splat = u64::from_ne_bytes([delimiter; 8]);
-    let mut start = 0;
     let mut words = line.chunks_exact(8);
     let mut base = 0;
     for word in words.by_ref() {
@@ -868,19 +956,17 @@ fn push_fields(record: &mut ByteRecord, line: &[u8], delimiter: u8) {
         let mut found = !(((x & LOW7) + LOW7) | x | LOW7);
         while found != 0 {
             let at = base + (found.trailing_zeros() / 8) as usize;
-            record.push_field(&line[start..at]);
-            start = at + 1;
+            each(at);
             found &= found - 1;
         }
         base += 8;
     }
     for (i, &b) in words.remainder().iter().enumerate() {
         if b == delimiter {
-            record.push_field(&line[start..base + i]);
-            start = base + i + 1;
+            each(base + i);
         }
     }
-    record.push_field(&line[start..]);
+    each(line.len());
 }
 
 /// A CSV reader builder with the options that shape parsing.
