@@ -10,7 +10,7 @@ use vortex_stream::sources::CsvSource;
 #[path = "common.rs"]
 mod common;
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[allow(dead_code)]
 struct Order {
     id: u32,
@@ -68,5 +68,15 @@ fuzz_target!(|data: &[u8]| {
                 .deserialize::<Vec<String>>(),
         );
         assert_eq!(outcome(runs), whole, "runs of {chunk} bytes");
+    }
+    // Typed records (plain lines decoded where they lie) are the ones the parser reading
+    // record by record gives (as it does with a comment byte set that the input never holds).
+    if !data.contains(&b'#') {
+        let typed = |source: CsvSource| {
+            let items = common::collect(source.deserialize::<Order>());
+            outcome(items.into_iter().map(|r| r.map(|order| vec![format!("{order:?}")])))
+        };
+        let runs = typed(source().chunk_size(NonZeroUsize::new(7).unwrap_or(NonZeroUsize::MIN)));
+        assert_eq!(runs, typed(source().comment(Some(b'#'))), "typed records");
     }
 });
