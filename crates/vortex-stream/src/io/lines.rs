@@ -79,6 +79,17 @@ impl LineReader {
         Some(read?.map(|at| (at, &self.buf[..])))
     }
 
+    /// The error for a failed read, where the next line starts (or, within a line, where the
+    /// read stopped); nothing is read after it.
+    fn read_failed(&mut self, e: std::io::Error) -> Error {
+        self.failed = true;
+        let at = LineAt {
+            line: self.line + 1,
+            byte: self.byte,
+        };
+        Error::io(self.operation, e).with_position(self.position(at, None))
+    }
+
     /// Appends the whole lines already read ahead (at most `most` of them) to `out` in one
     /// copy, and calls `each` with each line's place in `out` (without its ending), its
     /// position and its text; returns how many. It stops before a line that is not wholly read
@@ -102,14 +113,7 @@ impl LineReader {
             match self.reader.fill_buf() {
                 Ok(available) => break available,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.failed = true;
-                    let at = LineAt {
-                        line: self.line + 1,
-                        byte: self.byte,
-                    };
-                    return Err(Error::io(self.operation, e).with_position(self.position(at, None)));
-                }
+                Err(e) => return Err(self.read_failed(e)),
             }
         };
         let base = out.len();
@@ -157,14 +161,8 @@ impl LineReader {
                 Ok(available) => available,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.failed = true;
                     out.truncate(base);
-                    return Some(Err(Error::io(self.operation, e).with_position(
-                        Position::new()
-                            .with_source(Arc::clone(&self.source))
-                            .with_line(at.line)
-                            .with_byte(self.byte),
-                    )));
+                    return Some(Err(self.read_failed(e)));
                 }
             };
             if available.is_empty() {

@@ -189,7 +189,7 @@ enum RawLine {
     Failed(Error),
 }
 
-/// Reads up to `batch` non-blank lines (or 1 MiB of them).
+/// Reads up to `batch` non-blank lines (or 1 MiB of them); `None` at the end of the input.
 fn read_batch(
     reader: &mut LineReader,
     record: &mut u64,
@@ -202,60 +202,72 @@ fn read_batch(
         bytes,
         lines,
     };
-    while out.lines.len() < batch && out.bytes.len() < BATCH_BYTES {
-        // The lines already read ahead, all at once; then one line at a time (the rest of a
-        // line only partly read ahead, or a line over the limit, or the end of the input).
-        let lines = &mut out.lines;
-        let most = batch - lines.len();
-        match reader.append_buffered(&mut out.bytes, most, |range, at, line| {
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                lines.push(RawLine::Line {
-                    start: range.start,
-                    end: range.end,
-                    at,
-                    record: *record,
-                });
-                *record += 1;
-            }
-        }) {
-            Ok(0) => {}
-            Ok(_) => continue,
-            Err(err) => {
-                *record += 1;
-                out.lines.push(RawLine::Failed(err));
-                continue;
-            }
-        }
-        // Straight into the batch: the line is not copied anywhere first.
-        let start = out.bytes.len();
-        let Some(next) = reader.append_line(&mut out.bytes) else {
-            break;
-        };
-        match next {
-            Ok(at) => {
-                if out.bytes[start..].iter().all(u8::is_ascii_whitespace) {
-                    out.bytes.truncate(start);
-                    continue;
+    loop {
+        let mut ended = false;
+        while out.lines.len() < batch && out.bytes.len() < BATCH_BYTES {
+            // The lines already read ahead, all at once; then one line at a time (the rest of
+            // a line only partly read ahead, or a line over the limit, or the end of the input).
+            let lines = &mut out.lines;
+            let most = batch - lines.len();
+            let read = reader.append_buffered(&mut out.bytes, most, |range, at, text| {
+                keep_line(lines, record, range, at, text);
+            });
+            let next = match read {
+                Ok(0) => {
+                    // Straight into the batch: the line is not copied anywhere first.
+                    let start = out.bytes.len();
+                    match reader.append_line(&mut out.bytes) {
+                        None => {
+                            ended = true;
+                            break;
+                        }
+                        Some(next) => next.map(|at| (start, at)),
+                    }
                 }
-                out.lines.push(RawLine::Line {
-                    start,
-                    end: out.bytes.len(),
-                    at,
-                    record: *record,
-                });
-                *record += 1;
-            }
-            Err(err) => {
-                *record += 1;
-                out.lines.push(RawLine::Failed(err));
+                Ok(_) => continue,
+                Err(err) => Err(err),
+            };
+            match next {
+                Ok((start, at)) => {
+                    let end = out.bytes.len();
+                    keep_line(&mut out.lines, record, start..end, at, &out.bytes[start..]);
+                }
+                Err(err) => {
+                    *record += 1;
+                    out.lines.push(RawLine::Failed(err));
+                }
             }
         }
+        if !out.lines.is_empty() {
+            return Some(Ok(out));
+        }
+        if ended {
+            pool.give(out.bytes, out.lines);
+            return None;
+        }
+        // Blank lines only, as many bytes as a batch holds: not the end of the input.
+        out.bytes.clear();
     }
-    if out.lines.is_empty() {
-        pool.give(out.bytes, out.lines);
-        return None;
+}
+
+/// Adds the line at `range` of the batch, numbered `record`, unless it is blank (its bytes
+/// stay in the batch, unread).
+fn keep_line(
+    lines: &mut Vec<RawLine>,
+    record: &mut u64,
+    range: std::ops::Range<usize>,
+    at: LineAt,
+    text: &[u8],
+) {
+    if !text.iter().all(u8::is_ascii_whitespace) {
+        lines.push(RawLine::Line {
+            start: range.start,
+            end: range.end,
+            at,
+            record: *record,
+        });
+        *record += 1;
     }
-    Some(Ok(out))
 }
 
 /// Lines in a batch by default: each batch crosses threads twice (to a decoding thread and

@@ -208,3 +208,15 @@ async fn an_empty_line_after_a_line_ending_in_two_crs() {
     let got = items(JsonlSource::new(Input::bytes(&b"\"a\"\r\r\n\n\"b\"\n"[..])).values()).await;
     assert_eq!(values(got), ["a", "b"]);
 }
+
+#[tokio::test]
+async fn more_blank_lines_than_a_batch_holds_do_not_end_the_input() {
+    // 1.5 MiB of blank lines (more than a batch's bytes) before the first and the last value:
+    // a batch that ends up holding no line is not the end of the input.
+    for blank in ["\n", "    \r\n"] {
+        let blanks = blank.repeat(3 * 512 * 1024 / blank.len());
+        let text = format!("{blanks}1\n{blanks}2\n{blanks}");
+        let got = items(JsonlSource::new(Input::bytes(text.into_bytes())).values()).await;
+        assert_eq!(values(got), [1, 2], "blank lines {blank:?}");
+    }
+}

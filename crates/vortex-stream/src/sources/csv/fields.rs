@@ -14,7 +14,7 @@
 use csv::StringRecord;
 use serde::de::value::BorrowedBytesDeserializer;
 use serde::de::{
-    DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess, SeqAccess, Unexpected,
+    DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
     VariantAccess, Visitor,
 };
 
@@ -261,10 +261,7 @@ impl<'r> VariantAccess<'r> for &mut LineFields<'r> {
     }
 
     fn newtype_variant_seed<U: DeserializeSeed<'r>>(self, _seed: U) -> Result<U::Value, Failed> {
-        Err(serde::de::Error::invalid_type(
-            Unexpected::UnitVariant,
-            &"newtype variant",
-        ))
+        Err(Failed)
     }
 
     fn tuple_variant<V: Visitor<'r>>(self, _len: usize, _visitor: V) -> Result<V::Value, Failed> {
@@ -325,18 +322,8 @@ mod tests {
     use serde::de::DeserializeOwned;
     use serde::Deserialize;
 
+    use super::super::decode_tests::{Kind, Row};
     use super::LineFields;
-
-    #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
-    struct Row {
-        a: Option<i64>,
-        b: String,
-        c: f64,
-        #[serde(default)]
-        d: Option<u8>,
-        e: Kind,
-    }
 
     #[derive(Debug, Deserialize)]
     #[allow(dead_code)]
@@ -344,13 +331,6 @@ mod tests {
         a: u32,
         b: bool,
         c: char,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(rename_all = "lowercase")]
-    enum Kind {
-        On,
-        Off,
     }
 
     /// Types serde infers from the text (`deserialize_any`).

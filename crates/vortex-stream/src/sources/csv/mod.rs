@@ -440,6 +440,15 @@ impl HeaderRow {
         let text = StringRecord::from_byte_record(bytes.clone()).ok();
         HeaderRow { bytes, text }
     }
+
+    /// The headers to decode text records with: `Some(None)` without any, `None` if they are
+    /// not text (and the records must be decoded as bytes).
+    fn as_text(headers: Option<&HeaderRow>) -> Option<Option<&StringRecord>> {
+        match headers {
+            None => Some(None),
+            Some(row) => row.text.as_ref().map(Some),
+        }
+    }
 }
 
 /// Where a decoder splitting lines itself has got to.
@@ -791,11 +800,8 @@ impl Decoder {
         let line = &self.reader.get_ref().tail[text];
         let delimiter = self.options.delimiter;
         // Headers that are not text leave the fields to be read as bytes, by csv.
-        let text_headers = match headers {
-            None => Some(None),
-            Some(HeaderRow { text, .. }) => text.as_ref().map(Some),
-        };
-        if let (Some(headers), Ok(line)) = (text_headers, std::str::from_utf8(line)) {
+        if let (Some(headers), Ok(line)) = (HeaderRow::as_text(headers), std::str::from_utf8(line))
+        {
             self.ends.clear();
             split_fields(line.as_bytes(), delimiter, |end| self.ends.push(end));
             // The checks `check` makes (a plain line has no quote or NUL for `check_raw` to
@@ -906,14 +912,7 @@ fn decode_record<T: DeserializeOwned>(
     spare: &mut Option<ByteRecord>,
     headers: Option<&HeaderRow>,
 ) -> csv::Result<T> {
-    let text_headers = match headers {
-        None => Some(None),
-        Some(HeaderRow {
-            text: Some(text), ..
-        }) => Some(Some(text)),
-        Some(HeaderRow { text: None, .. }) => None,
-    };
-    if let Some(text_headers) = text_headers {
+    if let Some(text_headers) = HeaderRow::as_text(headers) {
         let bytes = std::mem::replace(record, spare.take().unwrap_or_default());
         match StringRecord::from_byte_record(bytes) {
             Ok(text) => {
@@ -1182,9 +1181,10 @@ mod decode_tests {
 
     use super::{decode_record, HeaderRow};
 
+    /// A record of every kind of field (shared with the tests of `fields`).
     #[derive(Debug, Deserialize)]
     #[allow(dead_code)]
-    struct Row {
+    pub(super) struct Row {
         a: Option<i64>,
         b: String,
         c: f64,
@@ -1195,7 +1195,7 @@ mod decode_tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(rename_all = "lowercase")]
-    enum Kind {
+    pub(super) enum Kind {
         On,
         Off,
     }
