@@ -458,19 +458,55 @@ struct Plain {
     line: u64,
 }
 
+/// How a decoder reads its input.
+enum Reading {
+    /// csv's parser reads it.
+    Parsed(csv::Reader<Capped>),
+    /// The input, held whole, holds nothing but plain lines and is split into records here
+    /// (see [`Decoder::in_memory`]), from `next` on. No parser is built: building one costs
+    /// as much as splitting a few hundred lines.
+    Split { bytes: Vec<u8>, next: Plain },
+}
+
+impl Reading {
+    /// csv's parser, over `inner` (or, without one, over `held`, the input held whole).
+    fn parsed(inner: Option<Box<dyn BufRead + Send>>, held: Vec<u8>, options: &Options) -> Self {
+        let limit = Arc::new(AtomicU64::new(limit_after(0, options.max_record_len)));
+        let capped = Capped {
+            inner,
+            delivered: 0,
+            limit,
+            tail: held,
+            tail_start: 0,
+        };
+        let parser = reader_builder(options)
+            .flexible(options.flexible)
+            .has_headers(options.headers != Headers::None)
+            .buffer_capacity(PARSE_BUFFER)
+            .from_reader(capped);
+        Reading::Parsed(parser)
+    }
+
+    /// The input's bytes from `start` to `end`, if still held.
+    fn bytes(&self, start: u64, end: u64) -> Option<&[u8]> {
+        match self {
+            Reading::Parsed(parser) => parser.get_ref().bytes(start, end),
+            Reading::Split { bytes, .. } => {
+                bytes.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+            }
+        }
+    }
+}
+
 /// Reads byte records into a reused buffer, turning parser errors into positioned errors.
 struct Decoder {
-    reader: csv::Reader<Capped>,
+    reading: Reading,
     record: ByteRecord,
     // Stands in for `record` while its bytes are decoded as text (see `decode_record`).
     spare: Option<ByteRecord>,
     // Where each field of the line being decoded in place ends (see `next_plain_as`).
     ends: Vec<usize>,
     headers: Option<HeaderRow>,
-    // Set when the input, held whole, is split into records here rather than by the parser
-    // (see `in_memory`).
-    plain: Option<Plain>,
-    limit: Arc<AtomicU64>,
     options: Options,
     source: Arc<str>,
     index: u64,
@@ -486,7 +522,8 @@ struct Decoder {
 
 impl Decoder {
     fn new(opened: OpenedInput, options: Options) -> Self {
-        Decoder::with(Some(opened.reader), Vec::new(), opened.name, options)
+        let reading = Reading::parsed(Some(opened.reader), Vec::new(), &options);
+        Decoder::with(reading, opened.name, options)
     }
 
     /// A decoder of input held whole in memory: its bytes are checked in place, not copied.
@@ -519,39 +556,25 @@ impl Decoder {
             && !matches!(options.delimiter, b'\n' | b'\r')
             && bytes.len() <= options.max_record_len
             && !crs;
-        let mut decoder = Decoder::with(None, bytes, name, options);
+        let reading = if plain {
+            let next = Plain { byte: 0, line: 1 };
+            Reading::Split { bytes, next }
+        } else {
+            Reading::parsed(None, bytes, &options)
+        };
+        let mut decoder = Decoder::with(reading, name, options);
         decoder.quotes = quotes;
         decoder.nuls = nuls;
-        decoder.plain = plain.then_some(Plain { byte: 0, line: 1 });
         decoder
     }
 
-    fn with(
-        inner: Option<Box<dyn BufRead + Send>>,
-        held: Vec<u8>,
-        source: Arc<str>,
-        options: Options,
-    ) -> Self {
-        let limit = Arc::new(AtomicU64::new(limit_after(0, options.max_record_len)));
-        let reader = reader_builder(&options)
-            .flexible(options.flexible)
-            .has_headers(options.headers != Headers::None)
-            .buffer_capacity(PARSE_BUFFER)
-            .from_reader(Capped {
-                inner,
-                delivered: 0,
-                limit: Arc::clone(&limit),
-                tail: held,
-                tail_start: 0,
-            });
+    fn with(reading: Reading, source: Arc<str>, options: Options) -> Self {
         Decoder {
-            reader,
+            reading,
             record: ByteRecord::new(),
             spare: None,
             ends: Vec::new(),
             headers: None,
-            plain: None,
-            limit,
             options,
             source,
             index: 0,
@@ -566,8 +589,8 @@ impl Decoder {
     /// header row this decoder read (with [`Headers::Use`]); `None` at the end.
     fn next_as<T: DeserializeOwned>(&mut self, headers: Option<&HeaderRow>) -> Option<Result<T>> {
         // A decoder splitting lines itself reads no header row of its own.
-        if let Some(plain) = self.plain.filter(|_| !self.done) {
-            return self.next_plain_as(plain, headers);
+        if matches!(self.reading, Reading::Split { .. }) && !self.done {
+            return self.next_plain_as(headers);
         }
         let (read, at) = self.next_raw()?;
         Some(read.and_then(|()| {
@@ -622,7 +645,7 @@ impl Decoder {
     /// its fields joined).
     fn error(&self, at: RecordAt, fields: &ByteRecord, message: String) -> Error {
         // The record only: up to the end of its last line, as far as it was read.
-        let mut text = match self.reader.get_ref().bytes(at.byte, self.at().byte) {
+        let mut text = match self.reading.bytes(at.byte, self.at().byte) {
             Some(raw) => {
                 let raw = &raw[..raw.len().min(RAW_PREFIX)];
                 let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
@@ -647,7 +670,7 @@ impl Decoder {
 
     /// The checks the parser does not make, on the raw bytes of the record just read.
     fn check_raw(&self, at: RecordAt, end: u64) -> Option<Error> {
-        let raw = self.reader.get_ref().bytes(at.byte, end)?;
+        let raw = self.reading.bytes(at.byte, end)?;
         let options = &self.options;
         let terminated = raw.ends_with(b"\n") || raw.ends_with(b"\r");
         if options.strict_quotes
@@ -691,11 +714,11 @@ impl Decoder {
         if self.done {
             return None;
         }
-        if let Some(plain) = self.plain {
-            return self.next_plain(plain);
-        }
+        let Reading::Parsed(parser) = &mut self.reading else {
+            return self.next_plain();
+        };
         if self.headers.is_none() && self.options.headers != Headers::None {
-            match self.reader.byte_headers() {
+            match parser.byte_headers() {
                 Ok(headers) => self.headers = Some(HeaderRow::new(headers.clone())),
                 Err(e) => {
                     self.done = true;
@@ -706,8 +729,11 @@ impl Decoder {
             self.rearm();
         }
         let at = self.at();
-        let result = self.reader.read_byte_record(&mut self.record);
-        let end = self.reader.position().byte();
+        let Reading::Parsed(parser) = &mut self.reading else {
+            return None;
+        };
+        let result = parser.read_byte_record(&mut self.record);
+        let end = parser.position().byte();
         self.rearm();
         let item = match result {
             Ok(false) => {
@@ -725,7 +751,9 @@ impl Decoder {
         };
         // Good record or bad, its raw bytes are no longer needed once its item is made: a run
         // of bad records must not pile up in the copy.
-        self.reader.get_mut().forget_before(end);
+        if let Reading::Parsed(parser) = &mut self.reading {
+            parser.get_mut().forget_before(end);
+        }
         item
     }
 
@@ -748,13 +776,15 @@ impl Decoder {
     }
 
     /// `next_raw` for a decoder that splits lines itself.
-    fn next_plain(&mut self, plain: Plain) -> Option<(Result<()>, RecordAt)> {
-        let line = self.plain_line(plain)?;
+    fn next_plain(&mut self) -> Option<(Result<()>, RecordAt)> {
+        let line = self.plain_line()?;
+        let Reading::Split { bytes, .. } = &self.reading else {
+            return None;
+        };
         self.record.clear();
-        let held = &self.reader.get_ref().tail;
         push_fields(
             &mut self.record,
-            &held[line.text.clone()],
+            &bytes[line.text.clone()],
             self.options.delimiter,
         );
         Some((self.check(line.at, line.end as u64), line.at))
@@ -762,19 +792,22 @@ impl Decoder {
 
     /// The next line of a decoder that splits lines itself, `None` at the end: the parser would
     /// skip the empty lines, and end the record at the line end (or at the end of the input).
-    fn plain_line(&mut self, Plain { byte, mut line }: Plain) -> Option<PlainLine> {
+    fn plain_line(&mut self) -> Option<PlainLine> {
         let at = self.at();
-        let held = &self.reader.get_ref().tail;
+        let Reading::Split { bytes: held, next } = &mut self.reading else {
+            return None;
+        };
+        let Plain { byte, mut line } = *next;
         let rest = held.get(byte..).unwrap_or_default();
         let skipped = rest.iter().take_while(|&&b| b == b'\n').count();
         line += skipped as u64;
         let start = byte + skipped;
         let Some(text) = held.get(start..).filter(|text| !text.is_empty()) else {
             self.done = true;
-            self.plain = Some(Plain {
+            *next = Plain {
                 byte: held.len(),
                 line,
-            });
+            };
             return None;
         };
         let (text, end) = match memchr::memchr(b'\n', text) {
@@ -784,7 +817,7 @@ impl Decoder {
             }
             None => (start..held.len(), held.len()),
         };
-        self.plain = Some(Plain { byte: end, line });
+        *next = Plain { byte: end, line };
         Some(PlainLine { at, text, end })
     }
 
@@ -793,11 +826,13 @@ impl Decoder {
     /// decoded as any other, so that the error is the same.
     fn next_plain_as<T: DeserializeOwned>(
         &mut self,
-        plain: Plain,
         headers: Option<&HeaderRow>,
     ) -> Option<Result<T>> {
-        let PlainLine { at, text, end } = self.plain_line(plain)?;
-        let line = &self.reader.get_ref().tail[text];
+        let PlainLine { at, text, end } = self.plain_line()?;
+        let Reading::Split { bytes, .. } = &self.reading else {
+            return None;
+        };
+        let line = &bytes[text];
         let delimiter = self.options.delimiter;
         // Headers that are not text leave the fields to be read as bytes, by csv.
         if let (Some(headers), Ok(line)) = (HeaderRow::as_text(headers), std::str::from_utf8(line))
@@ -828,12 +863,9 @@ impl Decoder {
 
     /// Where the next record starts.
     fn at(&self) -> RecordAt {
-        let (line, byte) = match self.plain {
-            Some(plain) => (plain.line, plain.byte as u64),
-            None => {
-                let pos = self.reader.position();
-                (pos.line(), pos.byte())
-            }
+        let (line, byte) = match &self.reading {
+            Reading::Split { next, .. } => (next.line, next.byte as u64),
+            Reading::Parsed(parser) => (parser.position().line(), parser.position().byte()),
         };
         RecordAt {
             record: self.index,
@@ -844,11 +876,11 @@ impl Decoder {
 
     /// Lets the next record be read up to the cap (plus the parser's read-ahead).
     fn rearm(&self) {
-        let byte = self.reader.position().byte();
-        self.limit.store(
-            limit_after(byte, self.options.max_record_len),
-            Ordering::Relaxed,
-        );
+        if let Reading::Parsed(parser) = &self.reading {
+            let byte = parser.position().byte();
+            let limit = limit_after(byte, self.options.max_record_len);
+            parser.get_ref().limit.store(limit, Ordering::Relaxed);
+        }
     }
 
     fn too_long(&self, at: RecordAt, len: u64) -> Error {
@@ -1126,7 +1158,7 @@ fn check_quotes(raw: &[u8], delimiter: u8, quote: u8) -> Option<QuoteFault> {
 mod tests {
     use std::sync::Arc;
 
-    use super::{check_quotes, CsvSource, Decoder, QuoteFault, PARSE_BUFFER};
+    use super::{check_quotes, CsvSource, Decoder, QuoteFault, Reading, PARSE_BUFFER};
     use crate::io::{Input, OpenedInput};
 
     #[test]
@@ -1145,7 +1177,10 @@ mod tests {
         let (mut errors, mut largest) = (0, 0);
         while let Some((read, _)) = decoder.next_raw() {
             errors += usize::from(read.is_err());
-            largest = largest.max(decoder.reader.get_ref().tail.len());
+            let Reading::Parsed(parser) = &decoder.reading else {
+                panic!("a streaming decoder parses");
+            };
+            largest = largest.max(parser.get_ref().tail.len());
         }
         assert_eq!(errors, 100_000);
         assert!(
