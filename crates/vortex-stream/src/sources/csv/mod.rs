@@ -465,7 +465,38 @@ enum Reading {
     /// The input, held whole, holds nothing but plain lines and is split into records here
     /// (see [`Decoder::in_memory`]), from `next` on. No parser is built: building one costs
     /// as much as splitting a few hundred lines.
-    Split { bytes: Vec<u8>, next: Plain },
+    Split { held: Held, next: Plain },
+}
+
+/// Input split into lines by a decoder: text if it is all valid UTF-8 (checked once, not line
+/// by line), else bytes.
+enum Held {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Held {
+    fn new(bytes: Vec<u8>) -> Self {
+        match String::from_utf8(bytes) {
+            Ok(text) => Held::Text(text),
+            Err(e) => Held::Bytes(e.into_bytes()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Held::Text(text) => text.as_bytes(),
+            Held::Bytes(bytes) => bytes,
+        }
+    }
+
+    /// The text at `range`, if it is valid UTF-8.
+    fn text(&self, range: std::ops::Range<usize>) -> Option<&str> {
+        match self {
+            Held::Text(text) => text.get(range),
+            Held::Bytes(bytes) => std::str::from_utf8(bytes.get(range)?).ok(),
+        }
+    }
 }
 
 impl Reading {
@@ -491,9 +522,9 @@ impl Reading {
     fn bytes(&self, start: u64, end: u64) -> Option<&[u8]> {
         match self {
             Reading::Parsed(parser) => parser.get_ref().bytes(start, end),
-            Reading::Split { bytes, .. } => {
-                bytes.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
-            }
+            Reading::Split { held, .. } => held
+                .as_bytes()
+                .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?),
         }
     }
 }
@@ -558,7 +589,10 @@ impl Decoder {
             && !crs;
         let reading = if plain {
             let next = Plain { byte: 0, line: 1 };
-            Reading::Split { bytes, next }
+            Reading::Split {
+                held: Held::new(bytes),
+                next,
+            }
         } else {
             Reading::parsed(None, bytes, &options)
         };
@@ -778,13 +812,13 @@ impl Decoder {
     /// `next_raw` for a decoder that splits lines itself.
     fn next_plain(&mut self) -> Option<(Result<()>, RecordAt)> {
         let line = self.plain_line()?;
-        let Reading::Split { bytes, .. } = &self.reading else {
+        let Reading::Split { held, .. } = &self.reading else {
             return None;
         };
         self.record.clear();
         push_fields(
             &mut self.record,
-            &bytes[line.text.clone()],
+            &held.as_bytes()[line.text.clone()],
             self.options.delimiter,
         );
         Some((self.check(line.at, line.end as u64), line.at))
@@ -794,9 +828,10 @@ impl Decoder {
     /// skip the empty lines, and end the record at the line end (or at the end of the input).
     fn plain_line(&mut self) -> Option<PlainLine> {
         let at = self.at();
-        let Reading::Split { bytes: held, next } = &mut self.reading else {
+        let Reading::Split { held, next } = &mut self.reading else {
             return None;
         };
+        let held = held.as_bytes();
         let Plain { byte, mut line } = *next;
         let rest = held.get(byte..).unwrap_or_default();
         let skipped = rest.iter().take_while(|&&b| b == b'\n').count();
@@ -829,13 +864,12 @@ impl Decoder {
         headers: Option<&HeaderRow>,
     ) -> Option<Result<T>> {
         let PlainLine { at, text, end } = self.plain_line()?;
-        let Reading::Split { bytes, .. } = &self.reading else {
+        let Reading::Split { held, .. } = &self.reading else {
             return None;
         };
-        let line = &bytes[text];
         let delimiter = self.options.delimiter;
         // Headers that are not text leave the fields to be read as bytes, by csv.
-        if let (Some(headers), Ok(line)) = (HeaderRow::as_text(headers), std::str::from_utf8(line))
+        if let (Some(headers), Some(line)) = (HeaderRow::as_text(headers), held.text(text.clone()))
         {
             self.ends.clear();
             split_fields(line.as_bytes(), delimiter, |end| self.ends.push(end));
@@ -853,7 +887,7 @@ impl Decoder {
             }
         }
         self.record.clear();
-        push_fields(&mut self.record, line, delimiter);
+        push_fields(&mut self.record, &held.as_bytes()[text], delimiter);
         let checked = self.check(at, end as u64);
         Some(checked.and_then(|()| {
             decode_record(&mut self.record, &mut self.spare, headers)
