@@ -103,6 +103,52 @@ impl JsonlSource {
     where
         T: DeserializeOwned + Send + 'static,
     {
+        self.deserialize_filter_map(Some)
+    }
+
+    /// [`deserialize`](JsonlSource::deserialize) and then
+    /// [`filter_map`](Pipeline::filter_map) in one, with `f` run on the decoding threads,
+    /// right after each value is decoded: the values it drops are dropped there and never
+    /// handed to the pipeline, and its work is spread over the cores with the decoding. What
+    /// comes out is in input order; a line that fails to decode comes out as its error, which
+    /// `f` does not see.
+    ///
+    /// Worth it when most values are filtered out, or when each takes real work to turn into
+    /// what the pipeline wants; `f` must not block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use vortex_stream::io::Input;
+    /// use vortex_stream::sources::JsonlSource;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Log {
+    ///     level: String,
+    ///     latency_ms: u32,
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let input = Input::bytes(concat!(
+    ///     r#"{"level":"info","latency_ms":12}"#, "\n",
+    ///     r#"{"level":"error","latency_ms":340}"#, "\n",
+    /// ));
+    /// let errors: Vec<u32> = JsonlSource::new(input)
+    ///     .deserialize_filter_map(|log: Log| (log.level == "error").then_some(log.latency_ms))
+    ///     .collect()
+    ///     .await?;
+    /// assert_eq!(errors, [340]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn deserialize_filter_map<T, U, F>(self, f: F) -> Pipeline<JsonlDecode<U>>
+    where
+        T: DeserializeOwned,
+        U: Send + 'static,
+        F: Fn(T) -> Option<U> + Send + Sync + 'static,
+    {
         let (max, batch) = (self.max_line_len, self.batch.get());
         // Enough buffers for every batch that can be in flight at once: read, queued, decoding.
         let pool = Arc::new(Pool::new(self.threads.get() * 2 + 4));
@@ -116,7 +162,7 @@ impl JsonlSource {
                 let mut record = 0u64;
                 std::iter::from_fn(move || read_batch(&mut reader, &mut record, batch, &refill))
             },
-            Box::new(move |lines| decode_batch::<T>(lines, &pool)) as DecodeBatch<T>,
+            Box::new(move |lines| decode_batch(lines, &pool, &f)) as DecodeBatch<U>,
         )
     }
 
@@ -281,7 +327,11 @@ const DEFAULT_LINES: NonZeroUsize = match NonZeroUsize::new(2048) {
 /// A batch stops growing past this many bytes, so huge lines do not make huge batches.
 const BATCH_BYTES: usize = 1024 * 1024;
 
-fn decode_batch<T: DeserializeOwned>(batch: LineBatch, pool: &Pool) -> Vec<Result<T>> {
+/// Decodes each line of `batch` and passes it through `f`; errors pass as they are.
+fn decode_batch<T, U>(batch: LineBatch, pool: &Pool, f: &impl Fn(T) -> Option<U>) -> Vec<Result<U>>
+where
+    T: DeserializeOwned,
+{
     let LineBatch {
         source,
         bytes,
@@ -293,8 +343,8 @@ fn decode_batch<T: DeserializeOwned>(batch: LineBatch, pool: &Pool) -> Vec<Resul
     let text = std::str::from_utf8(&bytes).ok();
     let decoded = lines
         .drain(..)
-        .map(|line| match line {
-            RawLine::Failed(err) => Err(err),
+        .filter_map(|line| match line {
+            RawLine::Failed(err) => Some(Err(err)),
             RawLine::Line {
                 start,
                 end,
@@ -306,26 +356,38 @@ fn decode_batch<T: DeserializeOwned>(batch: LineBatch, pool: &Pool) -> Vec<Resul
                     Some(text) => serde_json::from_str::<T>(text),
                     None => serde_json::from_slice::<T>(line),
                 }
-                .map_err(|e| {
-                    let column = e.column().max(1);
-                    let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
-                    let message = serde_message(&e);
-                    let position = Position::new()
-                        .with_source(Arc::clone(&source))
-                        .with_record(record)
-                        .with_line(at.line)
-                        .with_byte(at.byte + column as u64 - 1);
-                    Error::new(ErrorKind::Decode, OPERATION)
-                        .with_position(position)
-                        .with_message(format!("{message} (column {column})"))
-                        .with_source(e)
-                        .with_raw(raw)
-                })
+                .map_or_else(
+                    |e| Some(Err(decode_error(&source, line, at, record, e))),
+                    |value| f(value).map(Ok),
+                )
             }
         })
         .collect();
     pool.give(bytes, lines);
     decoded
+}
+
+/// The error for a line `serde_json` could not decode.
+fn decode_error(
+    source: &Arc<str>,
+    line: &[u8],
+    at: LineAt,
+    record: u64,
+    e: serde_json::Error,
+) -> Error {
+    let column = e.column().max(1);
+    let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
+    let message = serde_message(&e);
+    let position = Position::new()
+        .with_source(Arc::clone(source))
+        .with_record(record)
+        .with_line(at.line)
+        .with_byte(at.byte + column as u64 - 1);
+    Error::new(ErrorKind::Decode, OPERATION)
+        .with_position(position)
+        .with_message(format!("{message} (column {column})"))
+        .with_source(e)
+        .with_raw(raw)
 }
 
 /// `serde_json`'s message without its " at line L column C" suffix: within one line, the line

@@ -164,26 +164,35 @@ async fn many_small_batches_keep_every_line_and_position() {
             }
         }
     }
-    let got = items(
-        JsonlSource::new(Input::bytes(text).name("t.jsonl"))
+    let source = || {
+        JsonlSource::new(Input::bytes(text.clone()).name("t.jsonl"))
             .batch(std::num::NonZeroUsize::new(7).unwrap())
-            .deserialize::<Log>(),
-    )
-    .await;
-    let got: Vec<_> = got
-        .into_iter()
-        .map(|item| {
-            item.map_err(|e| {
-                let pos = e.position().unwrap();
-                (
-                    pos.record().unwrap(),
-                    pos.line().unwrap(),
-                    pos.byte().unwrap(),
-                )
+    };
+    let positions = |got: Vec<vortex_stream::Result<Log>>| -> Vec<_> {
+        got.into_iter()
+            .map(|item| {
+                item.map_err(|e| {
+                    let pos = e.position().unwrap();
+                    (
+                        pos.record().unwrap(),
+                        pos.line().unwrap(),
+                        pos.byte().unwrap(),
+                    )
+                })
             })
-        })
+            .collect()
+    };
+    assert_eq!(
+        positions(items(source().deserialize::<Log>()).await),
+        expected
+    );
+    // Filtered on the decoding threads: the values kept and every error, in the same order.
+    let kept = source().deserialize_filter_map(|log: Log| (log.latency_ms % 3 == 0).then_some(log));
+    let expected: Vec<_> = expected
+        .into_iter()
+        .filter(|item| item.as_ref().map_or(true, |log| log.latency_ms % 3 == 0))
         .collect();
-    assert_eq!(got, expected);
+    assert_eq!(positions(items(kept).await), expected);
 }
 
 #[tokio::test]
