@@ -8,6 +8,8 @@ mod blocking;
 mod channel;
 #[cfg(feature = "csv")]
 mod csv;
+#[cfg(any(feature = "csv", feature = "jsonl"))]
+mod fast_path;
 mod flatten_batches;
 mod generate;
 mod iter;

@@ -18,6 +18,8 @@ use serde::de::{
     VariantAccess, Visitor,
 };
 
+use crate::sources::fast_path::Failed;
+
 /// The fields of one line: `ends[i]` is where field `i` ends (a delimiter, or the line's end).
 pub(super) struct LineFields<'r> {
     line: &'r str,
@@ -49,24 +51,6 @@ impl<'r> LineFields<'r> {
         self.start += field.len() + 1;
         self.next += 1;
         Ok(field)
-    }
-}
-
-/// A record did not decode; csv tells why.
-#[derive(Debug)]
-pub(super) struct Failed;
-
-impl std::fmt::Display for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the record did not decode")
-    }
-}
-
-impl std::error::Error for Failed {}
-
-impl serde::de::Error for Failed {
-    fn custom<T: std::fmt::Display>(_message: T) -> Self {
-        Failed
     }
 }
 

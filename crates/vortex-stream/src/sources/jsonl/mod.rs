@@ -11,6 +11,8 @@ use crate::io::lines::{LineAt, LineReader, RAW_PREFIX};
 use crate::io::Input;
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
+mod plain;
+
 const OPERATION: &str = "jsonl source: decode";
 
 /// A source of the JSON values of a JSON Lines [`Input`], decoded with serde.
@@ -22,6 +24,11 @@ const OPERATION: &str = "jsonl source: decode";
 /// dead-letter policy keeps going. Lines are capped at
 /// [`max_line_len`](JsonlSource::max_line_len) bytes (16 MiB by default), as in
 /// [`LinesSource`](super::LinesSource).
+///
+/// A line with no escape and no control character in it (most are) is decoded in place by a
+/// deserializer of this crate that hands serde exactly what `serde_json` would, about twice as
+/// fast; any other line, and any line that does not decode, goes to `serde_json`, whose value
+/// or error is the one that counts.
 ///
 /// Lines are read and split on one thread and decoded on others
 /// ([`decode_threads`](JsonlSource::decode_threads)), in order. Memory: a few batches of lines
@@ -341,6 +348,7 @@ where
     // again; a line that is not text on its own (or a batch that is not) is read as bytes,
     // and serde_json says where it goes wrong.
     let text = std::str::from_utf8(&bytes).ok();
+    let plain = plain::enabled();
     let decoded = lines
         .drain(..)
         .filter_map(|line| match line {
@@ -353,7 +361,11 @@ where
             } => {
                 let line = &bytes[start..end];
                 match text.and_then(|text| text.get(start..end)) {
-                    Some(text) => serde_json::from_str::<T>(text),
+                    // Most lines are plain (no escapes): read in place, or else by serde_json.
+                    Some(text) => match plain.then(|| plain::from_plain_line(text)).flatten() {
+                        Some(value) => Ok(value),
+                        None => serde_json::from_str::<T>(text),
+                    },
                     None => serde_json::from_slice::<T>(line),
                 }
                 .map_or_else(
