@@ -18,7 +18,7 @@ use serde::de::{
     VariantAccess, Visitor,
 };
 
-use crate::sources::fast_path::Failed;
+use crate::sources::fast_path::{plain_decimal, Failed};
 
 /// The fields of one line: `ends[i]` is where field `i` ends (a delimiter, or the line's end).
 pub(super) struct LineFields<'r> {
@@ -111,7 +111,11 @@ impl<'r> Deserializer<'r> for &mut LineFields<'r> {
     }
 
     fn deserialize_f64<V: Visitor<'r>>(self, visitor: V) -> Result<V::Value, Failed> {
-        visitor.visit_f64(self.next_field()?.parse().map_err(|_| Failed)?)
+        let field = self.next_field()?;
+        match plain_decimal(field.as_bytes()) {
+            Some(n) => visitor.visit_f64(n),
+            None => visitor.visit_f64(field.parse().map_err(|_| Failed)?),
+        }
     }
 
     fn deserialize_char<V: Visitor<'r>>(self, visitor: V) -> Result<V::Value, Failed> {
@@ -346,6 +350,8 @@ mod tests {
             Just("é".to_owned()),
             Just("NaN".to_owned()),
             "[a-z0-9 .+-]{0,4}",
+            "-?[0-9]{1,17}(\\.[0-9]{0,17})?",
+            any::<f64>().prop_map(|f| f.to_string()),
         ]
     }
 
@@ -394,6 +400,8 @@ mod tests {
             same::<(Option<i8>, Kind)>(&fields, None)?;
             same::<(u128, Option<i128>, String)>(&fields, None)?;
             same::<Newtype>(&fields, None)?;
+            same::<Vec<f64>>(&fields, None)?;
+            same::<(Option<f64>, f64)>(&fields, None)?;
             same::<Row>(&fields, None)?;
         }
     }

@@ -24,7 +24,7 @@ use serde::de::{
 };
 use serde::Deserialize;
 
-use crate::sources::fast_path::Failed;
+use crate::sources::fast_path::{plain_decimal, Failed};
 
 /// `line` decoded as `T`, or `None` when `serde_json` has to decode it instead.
 pub(super) fn from_plain_line<'de, T: Deserialize<'de>>(line: &'de str) -> Option<T> {
@@ -242,21 +242,22 @@ impl<'de> Plain<'de> {
         }
     }
 
-    /// The number that starts here. A plain integer is read here; any other (a fraction, an
-    /// exponent, `-0`, past 64 bits) is handed to `serde_json` to parse, `f32` as
-    /// `deserialize_f32` parses it, and taken as it comes back.
+    /// The number that starts here. A plain integer, or a plain decimal (at most 15 digits,
+    /// no exponent) unless `f32` (which `serde_json` may parse in single precision), is read
+    /// here; any other number (an exponent, `-0`, past 64 bits or 15 digits) is handed to
+    /// `serde_json` to parse, `f32` as `deserialize_f32` parses it, and taken as it comes back.
     #[inline]
     fn number(&mut self, f32: bool) -> Result<Number, Failed> {
-        match self.integer()? {
+        match self.plain_number(!f32)? {
             Some(number) => Ok(number),
             None => self.number_by_serde_json(f32),
         }
     }
 
-    /// A plain integer (no fraction, no exponent, within `u64`, or a negative one within
-    /// `i64` other than `-0`); `None` for any other number.
+    /// A plain integer (within `u64`, or a negative one within `i64` other than `-0`), or with
+    /// `decimals` a plain decimal (as [`plain_decimal`] takes it); `None` for any other number.
     #[inline]
-    fn integer(&mut self) -> Result<Option<Number>, Failed> {
+    fn plain_number(&mut self, decimals: bool) -> Result<Option<Number>, Failed> {
         let negative = self.bytes.get(self.at) == Some(&b'-');
         let mut at = self.at + usize::from(negative);
         let first = match self.bytes.get(at) {
@@ -282,16 +283,27 @@ impl<'de> Plain<'de> {
                 at += 1;
             }
         }
-        if matches!(self.bytes.get(at), Some(b'.' | b'e' | b'E')) {
-            return Ok(None);
-        }
-        let number = if negative {
-            match i64::try_from(n) {
+        let number = match self.bytes.get(at) {
+            Some(b'.') if decimals => {
+                let digits = self.bytes.get(at + 1..).unwrap_or_default();
+                let fraction = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+                let end = at + 1 + fraction;
+                // JSON wants a digit after the point; an exponent is left to serde_json.
+                if fraction == 0 || matches!(self.bytes.get(end), Some(b'e' | b'E')) {
+                    return Ok(None);
+                }
+                let Some(value) = self.bytes.get(self.at..end).and_then(plain_decimal) else {
+                    return Ok(None);
+                };
+                at = end;
+                Number::F64(value)
+            }
+            Some(b'.' | b'e' | b'E') => return Ok(None),
+            _ if negative => match i64::try_from(n) {
                 Ok(n) if n > 0 => Number::I64(-n),
                 _ => return Ok(None),
-            }
-        } else {
-            Number::U64(n)
+            },
+            _ => Number::U64(n),
         };
         self.at = at;
         Ok(Some(number))
@@ -319,7 +331,7 @@ impl<'de> Plain<'de> {
 
     /// Validates a number without reading its value.
     fn skip_number(&mut self) -> Result<(), Failed> {
-        if self.integer()?.is_none() {
+        if self.plain_number(true)?.is_none() {
             let rest = self.bytes.get(self.at..).ok_or(Failed)?;
             let len = rest
                 .iter()
