@@ -4,15 +4,15 @@
 //! `serde_json` spends most of its time on a log line looking for the end of each string a
 //! byte or eight bytes at a time, checking every byte for an escape or a control character on
 //! the way. A plain line has none (one vectorised pass over the line tells), so the end of a
-//! string is its next quote, found by `memchr`. It is written by hand because `serde_json` has
-//! no such mode, and the JSON crates that are faster change what a line decodes to (number
-//! parsing, error messages) or need unsafe code and target-specific builds.
+//! string is simply its next quote. It is written by hand because `serde_json` has no such
+//! mode, and the JSON crates that are faster change what a line decodes to (number parsing,
+//! error messages) or need unsafe code and target-specific builds.
 //!
 //! Each value is handed to serde exactly as `serde_json` hands it (the same `visit_*` call
 //! with the same argument, for every `deserialize_*` method, for map keys and for enums), so a
 //! line decoded here holds what `serde_json` would have made of it; numbers other than plain
-//! integers (fractions, exponents, `-0`, integers past 64 bits) are parsed by `serde_json`
-//! itself. It accepts only valid JSON and does not say why a line fails: on anything it does
+//! integers and plain decimals (exponents, `-0`, past 64 bits or 15 digits) are parsed by
+//! `serde_json` itself. It accepts only valid JSON and does not say why a line fails: on anything it does
 //! not take (an escape, a control character, bad JSON, a value the target refuses) the source
 //! decodes the line with `serde_json`, whose value or error is the one that counts.
 
