@@ -348,7 +348,7 @@ where
     // again; a line that is not text on its own (or a batch that is not) is read as bytes,
     // and serde_json says where it goes wrong.
     let text = std::str::from_utf8(&bytes).ok();
-    let plain = plain::enabled();
+    let mut plain = plain::Lines::new();
     let decoded = lines
         .drain(..)
         .filter_map(|line| match line {
@@ -362,10 +362,7 @@ where
                 let line = &bytes[start..end];
                 match text.and_then(|text| text.get(start..end)) {
                     // Most lines are plain (no escapes): read in place, or else by serde_json.
-                    Some(text) => match plain.then(|| plain::from_plain_line(text)).flatten() {
-                        Some(value) => Ok(value),
-                        None => serde_json::from_str::<T>(text),
-                    },
+                    Some(text) => plain.decode::<T>(text),
                     None => serde_json::from_slice::<T>(line),
                 }
                 .map_or_else(

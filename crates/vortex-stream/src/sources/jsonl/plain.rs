@@ -18,6 +18,7 @@
 
 use std::sync::OnceLock;
 
+use serde::de::DeserializeOwned;
 use serde::de::{
     DeserializeSeed, Deserializer, EnumAccess, IgnoredAny, MapAccess, SeqAccess, VariantAccess,
     Visitor,
@@ -25,6 +26,46 @@ use serde::de::{
 use serde::Deserialize;
 
 use crate::sources::fast_path::{plain_decimal, Failed};
+
+/// The lines of one batch, each decoded in place when it can be and by `serde_json` when not,
+/// and when to stop trying: a target that asks for what this deserializer leaves to
+/// `serde_json` (numbers as map keys, bytes, `i128`, `RawValue`) would have every line read
+/// twice. Once more plain, valid lines have gone to `serde_json` than were taken (and more
+/// than a few), the rest of the batch goes straight to it.
+pub(super) struct Lines {
+    on: bool,
+    taken: u32,
+    missed: u32,
+}
+
+/// Plain, valid lines given up on before the fast path may be turned off.
+const MISSES: u32 = 8;
+
+impl Lines {
+    pub(super) fn new() -> Self {
+        Lines {
+            on: enabled(),
+            taken: 0,
+            missed: 0,
+        }
+    }
+
+    /// `line` decoded as `T`: in place, or by `serde_json`.
+    pub(super) fn decode<T: DeserializeOwned>(&mut self, line: &str) -> serde_json::Result<T> {
+        if self.on {
+            if let Some(value) = from_plain_line(line) {
+                self.taken += 1;
+                return Ok(value);
+            }
+        }
+        let decoded = serde_json::from_str(line);
+        if self.on && decoded.is_ok() && is_plain(line.as_bytes()) {
+            self.missed += 1;
+            self.on = self.missed <= MISSES || self.missed <= self.taken;
+        }
+        decoded
+    }
+}
 
 /// `line` decoded as `T`, or `None` when `serde_json` has to decode it instead.
 pub(super) fn from_plain_line<'de, T: Deserialize<'de>>(line: &'de str) -> Option<T> {
@@ -246,7 +287,7 @@ impl<'de> Plain<'de> {
     /// no exponent) unless `f32` (which `serde_json` may parse in single precision), is read
     /// here; any other number (an exponent, `-0`, past 64 bits or 15 digits) is handed to
     /// `serde_json` to parse, `f32` as `deserialize_f32` parses it, and taken as it comes back.
-    #[inline]
+    #[inline(always)]
     fn number(&mut self, f32: bool) -> Result<Number, Failed> {
         match self.plain_number(!f32)? {
             Some(number) => Ok(number),
@@ -256,7 +297,7 @@ impl<'de> Plain<'de> {
 
     /// A plain integer (within `u64`, or a negative one within `i64` other than `-0`), or with
     /// `decimals` a plain decimal (as [`plain_decimal`] takes it); `None` for any other number.
-    #[inline]
+    #[inline(always)]
     fn plain_number(&mut self, decimals: bool) -> Result<Option<Number>, Failed> {
         let negative = self.bytes.get(self.at) == Some(&b'-');
         let mut at = self.at + usize::from(negative);
@@ -284,20 +325,7 @@ impl<'de> Plain<'de> {
             }
         }
         let number = match self.bytes.get(at) {
-            Some(b'.') if decimals => {
-                let digits = self.bytes.get(at + 1..).unwrap_or_default();
-                let fraction = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-                let end = at + 1 + fraction;
-                // JSON wants a digit after the point; an exponent is left to serde_json.
-                if fraction == 0 || matches!(self.bytes.get(end), Some(b'e' | b'E')) {
-                    return Ok(None);
-                }
-                let Some(value) = self.bytes.get(self.at..end).and_then(plain_decimal) else {
-                    return Ok(None);
-                };
-                at = end;
-                Number::F64(value)
-            }
+            Some(b'.') if decimals => return Ok(self.decimal(at)),
             Some(b'.' | b'e' | b'E') => return Ok(None),
             _ if negative => match i64::try_from(n) {
                 Ok(n) if n > 0 => Number::I64(-n),
@@ -307,6 +335,22 @@ impl<'de> Plain<'de> {
         };
         self.at = at;
         Ok(Some(number))
+    }
+
+    /// The plain decimal that starts here, its point at `point` (the digits before it read
+    /// and valid); `None` if it is not plain. Kept out of line: most numbers are integers.
+    #[inline(never)]
+    fn decimal(&mut self, point: usize) -> Option<Number> {
+        let digits = self.bytes.get(point + 1..).unwrap_or_default();
+        let fraction = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        let end = point + 1 + fraction;
+        // JSON wants a digit after the point; an exponent is left to serde_json.
+        if fraction == 0 || matches!(self.bytes.get(end), Some(b'e' | b'E')) {
+            return None;
+        }
+        let value = self.bytes.get(self.at..end).and_then(plain_decimal)?;
+        self.at = end;
+        Some(Number::F64(value))
     }
 
     #[cold]
@@ -1235,6 +1279,32 @@ mod tests {
             assert!(from_plain_line::<Value>(line).is_none(), "{line}");
         }
         assert!(from_plain_line::<Record>(r#"{"a":300}"#).is_none());
+    }
+
+    /// A target whose every line the fast path gives up on (numbers as map keys) gets the
+    /// same values, and after a few lines is no longer tried; one it takes stays on.
+    #[test]
+    fn a_target_the_fast_path_gives_up_on_is_soon_left_to_serde_json() {
+        let mut lines = super::Lines::new();
+        for n in 0..100u32 {
+            let line = format!(r#"{{"{n}":{n}}}"#);
+            let decoded: BTreeMap<u32, u32> = lines.decode(&line).unwrap();
+            assert_eq!(
+                decoded,
+                serde_json::from_str::<BTreeMap<u32, u32>>(&line).unwrap()
+            );
+        }
+        assert!(!lines.on, "still trying after {} misses", lines.missed);
+        assert_eq!((lines.taken, lines.missed), (0, super::MISSES + 1));
+
+        let mut lines = super::Lines::new();
+        for n in 0..100u32 {
+            let line = format!(r#"{{"k{n}":{n}}}"#);
+            let decoded: BTreeMap<String, u32> = lines.decode(&line).unwrap();
+            assert_eq!(decoded.get(&format!("k{n}")), Some(&n));
+        }
+        assert!(lines.on);
+        assert_eq!((lines.taken, lines.missed), (100, 0));
     }
 
     /// The property test compares something: valid plain records are all taken.
