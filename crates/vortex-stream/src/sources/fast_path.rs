@@ -64,6 +64,13 @@ pub(super) fn plain_decimal(text: &[u8]) -> Option<f64> {
     Some(if negative { -value } else { value })
 }
 
+/// `text` as an `f64`, exactly as `str::parse` reads it: a plain decimal by
+/// [`plain_decimal`], anything else by `str::parse`.
+#[cfg(feature = "csv")]
+pub(super) fn parse_f64(text: &str) -> Option<f64> {
+    plain_decimal(text.as_bytes()).or_else(|| text.parse().ok())
+}
+
 /// Digits a plain decimal may have: 10^15 is below 2^53, so every such integer is a double.
 const MAX_DIGITS: usize = 15;
 

@@ -18,7 +18,7 @@ use serde::de::{
     VariantAccess, Visitor,
 };
 
-use crate::sources::fast_path::{plain_decimal, Failed};
+use crate::sources::fast_path::{parse_f64, Failed};
 
 /// The fields of one line: `ends[i]` is where field `i` ends (a delimiter, or the line's end).
 pub(super) struct LineFields<'r> {
@@ -84,7 +84,7 @@ impl<'r> Deserializer<'r> for &mut LineFields<'r> {
             visitor.visit_u128(n)
         } else if let Ok(n) = x.parse::<i128>() {
             visitor.visit_i128(n)
-        } else if let Ok(n) = x.parse::<f64>() {
+        } else if let Some(n) = parse_f64(x) {
             visitor.visit_f64(n)
         } else {
             visitor.visit_str(x)
@@ -111,11 +111,7 @@ impl<'r> Deserializer<'r> for &mut LineFields<'r> {
     }
 
     fn deserialize_f64<V: Visitor<'r>>(self, visitor: V) -> Result<V::Value, Failed> {
-        let field = self.next_field()?;
-        match plain_decimal(field.as_bytes()) {
-            Some(n) => visitor.visit_f64(n),
-            None => visitor.visit_f64(field.parse().map_err(|_| Failed)?),
-        }
+        visitor.visit_f64(parse_f64(self.next_field()?).ok_or(Failed)?)
     }
 
     fn deserialize_char<V: Visitor<'r>>(self, visitor: V) -> Result<V::Value, Failed> {

@@ -428,6 +428,18 @@ struct RecordAt {
     byte: u64,
 }
 
+impl RecordAt {
+    /// Record `record`, starting where `parser` has got to.
+    fn parsed(record: u64, parser: &csv::Reader<Capped>) -> Self {
+        let position = parser.position();
+        RecordAt {
+            record,
+            line: position.line(),
+            byte: position.byte(),
+        }
+    }
+}
+
 /// A header row, and its text when it is valid UTF-8.
 #[derive(Clone, Debug)]
 struct HeaderRow {
@@ -456,6 +468,12 @@ impl HeaderRow {
 struct Plain {
     byte: usize,
     line: u64,
+}
+
+/// Lets the parser's next record be read up to the cap of `max` bytes (plus its read-ahead).
+fn rearm(parser: &csv::Reader<Capped>, max: usize) {
+    let limit = limit_after(parser.position().byte(), max);
+    parser.get_ref().limit.store(limit, Ordering::Relaxed);
 }
 
 /// How a decoder reads its input.
@@ -751,6 +769,7 @@ impl Decoder {
         let Reading::Parsed(parser) = &mut self.reading else {
             return self.next_plain();
         };
+        let max = self.options.max_record_len;
         if self.headers.is_none() && self.options.headers != Headers::None {
             match parser.byte_headers() {
                 Ok(headers) => self.headers = Some(HeaderRow::new(headers.clone())),
@@ -760,15 +779,12 @@ impl Decoder {
                     return Some((Err(self.parse_error(e, at)), at));
                 }
             }
-            self.rearm();
+            rearm(parser, max);
         }
-        let at = self.at();
-        let Reading::Parsed(parser) = &mut self.reading else {
-            return None;
-        };
+        let at = RecordAt::parsed(self.index, parser);
         let result = parser.read_byte_record(&mut self.record);
         let end = parser.position().byte();
-        self.rearm();
+        rearm(parser, max);
         let item = match result {
             Ok(false) => {
                 self.done = true;
@@ -897,23 +913,13 @@ impl Decoder {
 
     /// Where the next record starts.
     fn at(&self) -> RecordAt {
-        let (line, byte) = match &self.reading {
-            Reading::Split { next, .. } => (next.line, next.byte as u64),
-            Reading::Parsed(parser) => (parser.position().line(), parser.position().byte()),
-        };
-        RecordAt {
-            record: self.index,
-            line,
-            byte,
-        }
-    }
-
-    /// Lets the next record be read up to the cap (plus the parser's read-ahead).
-    fn rearm(&self) {
-        if let Reading::Parsed(parser) = &self.reading {
-            let byte = parser.position().byte();
-            let limit = limit_after(byte, self.options.max_record_len);
-            parser.get_ref().limit.store(limit, Ordering::Relaxed);
+        match &self.reading {
+            Reading::Split { next, .. } => RecordAt {
+                record: self.index,
+                line: next.line,
+                byte: next.byte as u64,
+            },
+            Reading::Parsed(parser) => RecordAt::parsed(self.index, parser),
         }
     }
 

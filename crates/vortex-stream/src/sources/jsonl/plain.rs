@@ -20,8 +20,7 @@ use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 use serde::de::{
-    DeserializeSeed, Deserializer, EnumAccess, IgnoredAny, MapAccess, SeqAccess, VariantAccess,
-    Visitor,
+    DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 use serde::Deserialize;
 
@@ -68,7 +67,7 @@ impl Lines {
 }
 
 /// `line` decoded as `T`, or `None` when `serde_json` has to decode it instead.
-pub(super) fn from_plain_line<'de, T: Deserialize<'de>>(line: &'de str) -> Option<T> {
+fn from_plain_line<'de, T: Deserialize<'de>>(line: &'de str) -> Option<T> {
     if !is_plain(line.as_bytes()) {
         return None;
     }
@@ -86,7 +85,7 @@ pub(super) fn from_plain_line<'de, T: Deserialize<'de>>(line: &'de str) -> Optio
 /// Whether `serde_json` hands numbers to serde as plain numbers (`visit_u64` and the like).
 /// With its `arbitrary_precision` feature on (a feature any crate in a build can turn on) it
 /// hands them over as maps instead, and the fast path stays off.
-pub(super) fn enabled() -> bool {
+fn enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
     *ENABLED.get_or_init(|| serde_json::from_str::<Probe>("1").is_ok_and(|probe| probe.0))
 }
@@ -373,17 +372,12 @@ impl<'de> Plain<'de> {
         Ok(number)
     }
 
-    /// Validates a number without reading its value.
+    /// Validates a number without reading its value (one that is not plain as `serde_json`
+    /// reads it, which refuses a little more than it would when skipping, `1e400` say: the
+    /// line then goes to it).
     fn skip_number(&mut self) -> Result<(), Failed> {
         if self.plain_number(true)?.is_none() {
-            let rest = self.bytes.get(self.at..).ok_or(Failed)?;
-            let len = rest
-                .iter()
-                .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-                .unwrap_or(rest.len());
-            let text = self.text.get(self.at..self.at + len).ok_or(Failed)?;
-            serde_json::from_str::<IgnoredAny>(text).map_err(|_| Failed)?;
-            self.at += len;
+            self.number_by_serde_json(false)?;
         }
         Ok(())
     }
