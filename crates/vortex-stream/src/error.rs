@@ -237,6 +237,7 @@ struct Inner {
     // Shared, so that an error can be cloned (a `tee` hands one to every consumer).
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
     raw: Option<Box<[u8]>>,
+    fatal: bool,
 }
 
 impl Error {
@@ -251,7 +252,43 @@ impl Error {
             message: None,
             source: None,
             raw: None,
+            fatal: false,
         }))
+    }
+
+    /// Marks the error as fatal: it concerns the input (or the stage) as a whole, not one
+    /// record, so no [`ErrorPolicy`](crate::ErrorPolicy) skips or dead-letters it and the
+    /// stream ends with it.
+    ///
+    /// Sources mark every failure to open or read their input this way (a missing file, a
+    /// directory, a read error, a truncated or corrupted compressed stream): `skip` is for bad
+    /// records, never a way to hide a broken input.
+    ///
+    /// ```
+    /// use vortex_stream::{Error, ErrorKind, ErrorPolicy, Pipeline};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let broken = Error::new(ErrorKind::Io, "my source").with_message("disk gone").fatal();
+    /// let policy = ErrorPolicy::skip();
+    /// let seen = Pipeline::from_results([Ok(1), Err(broken), Ok(2)])
+    ///     .on_error(policy.clone())
+    ///     .collect::<Vec<_>>()
+    ///     .await;
+    /// assert_eq!(seen.unwrap_err().message(), "disk gone");
+    /// assert_eq!(policy.report().skipped(), 0);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn fatal(mut self) -> Self {
+        self.0.fatal = true;
+        self
+    }
+
+    /// Whether the error is [`fatal`](Error::fatal): no policy skips it.
+    #[must_use]
+    pub fn is_fatal(&self) -> bool {
+        self.0.fatal
     }
 
     /// Sets the position of the record the error concerns.

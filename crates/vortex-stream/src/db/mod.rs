@@ -322,7 +322,9 @@ pub(crate) struct Query {
     pub(crate) fetched: Arc<AtomicU64>,
 }
 
-/// The error for a failure reported by a database driver.
+/// The error for a failure reported by a database driver. It is [`fatal`](Error::fatal): a
+/// query or connection that failed yields no more rows, and a policy skipping it would make a
+/// cut-off result look whole. (A row that does not decode is a `Decode` error, not this.)
 pub(crate) fn db_error(
     operation: &'static str,
     name: &Arc<str>,
@@ -330,6 +332,7 @@ pub(crate) fn db_error(
 ) -> Error {
     Error::from_boxed(ErrorKind::Database, operation, cause.into())
         .or_position(|| crate::Position::new().with_source(Arc::clone(name)))
+        .fatal()
 }
 
 /// The format of [`Database::copy_out`]: PostgreSQL's `COPY` formats.

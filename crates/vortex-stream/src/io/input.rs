@@ -150,7 +150,9 @@ impl Input {
     pub(crate) fn open(self, operation: &'static str) -> Result<OpenedInput> {
         let name = self.name;
         let failed = |e: std::io::Error| {
-            Error::io(operation, e).with_position(Position::new().with_source(Arc::clone(&name)))
+            Error::io(operation, e)
+                .with_position(Position::new().with_source(Arc::clone(&name)))
+                .fatal()
         };
         let mut compression = self.compression;
         let reader: Box<dyn BufRead + Send> = match self.kind {
@@ -158,10 +160,16 @@ impl Input {
                 if compression == Compression::Auto {
                     compression = Compression::from_extension(&path).unwrap_or(Compression::Auto);
                 }
-                Box::new(BufReader::with_capacity(
-                    BUFFER,
-                    File::open(&path).map_err(failed)?,
-                ))
+                let file = File::open(&path).map_err(failed)?;
+                // Opening a directory succeeds on some systems, and reading it then fails with
+                // a less helpful message: say what it is before anything is read.
+                if file.metadata().map_err(failed)?.is_dir() {
+                    return Err(failed(std::io::Error::new(
+                        std::io::ErrorKind::IsADirectory,
+                        "is a directory, not a file",
+                    )));
+                }
+                Box::new(BufReader::with_capacity(BUFFER, file))
             }
             InputKind::Stdin => Box::new(BufReader::with_capacity(BUFFER, std::io::stdin())),
             #[cfg(feature = "http")]
@@ -175,7 +183,8 @@ impl Input {
                         .with_position(Position::new().with_source(name))
                         .with_message(
                             "an async reader needs the pipeline to run inside a tokio runtime",
-                        ));
+                        )
+                        .fatal());
                 };
                 Box::new(BufReader::with_capacity(
                     BUFFER,
@@ -206,12 +215,14 @@ fn http_body(url: &str, name: &Arc<str>) -> Result<Box<dyn std::io::Read + Send>
     let failed = |e: reqwest::Error| {
         Error::from_boxed(ErrorKind::Http, "http source", e.into())
             .with_position(Position::new().with_source(Arc::clone(name)))
+            .fatal()
     };
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         Error::internal(
             "http source",
             "an HTTP input needs the pipeline to run inside a tokio runtime",
         )
+        .fatal()
     })?;
     // On the source's blocking thread: waiting here blocks no task.
     let response = runtime.block_on(reqwest::get(url)).map_err(failed)?;
@@ -219,7 +230,8 @@ fn http_body(url: &str, name: &Arc<str>) -> Result<Box<dyn std::io::Read + Send>
     if !status.is_success() {
         return Err(Error::new(ErrorKind::Http, "http source")
             .with_position(Position::new().with_source(Arc::clone(name)))
-            .with_message(format!("the server answered {status}")));
+            .with_message(format!("the server answered {status}"))
+            .fatal());
     }
     let body = response.bytes_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(body);

@@ -19,8 +19,10 @@ pub(crate) struct LineAt {
 
 /// Reads lines of at most `max_len` bytes (without the line ending) into a reused buffer.
 ///
-/// A longer line is reported as a [`Decode`](ErrorKind::Decode) error and skipped to its end,
-/// without ever holding more than `max_len` bytes of it, so reading goes on with the next line.
+/// A longer line is reported as a [`Decode`](ErrorKind::Decode) error as soon as it is known
+/// to be too long (not at its end, which may never come: `/dev/zero` has none), without ever
+/// holding more than `max_len` and two bytes of it; the next read skips the rest of it, so
+/// reading goes on with the next line.
 pub(crate) struct LineReader {
     reader: Box<dyn BufRead + Send>,
     buf: Vec<u8>,
@@ -30,6 +32,8 @@ pub(crate) struct LineReader {
     line: u64,
     byte: u64,
     failed: bool,
+    // A line found too long before its end was reported: its rest is skipped before the next.
+    skipping: bool,
 }
 
 impl LineReader {
@@ -48,6 +52,7 @@ impl LineReader {
             line: 0,
             byte: 0,
             failed: false,
+            skipping: false,
         }
     }
 
@@ -87,7 +92,9 @@ impl LineReader {
             line: self.line + 1,
             byte: self.byte,
         };
-        Error::io(self.operation, e).with_position(self.position(at, None))
+        Error::io(self.operation, e)
+            .with_position(self.position(at, None))
+            .fatal()
     }
 
     /// Appends the whole lines already read ahead (at most `most` of them) to `out` in one
@@ -106,7 +113,7 @@ impl LineReader {
         most: usize,
         mut each: impl FnMut(std::ops::Range<usize>, LineAt, &[u8]),
     ) -> Result<usize, Error> {
-        if self.failed || most == 0 {
+        if self.failed || most == 0 || self.skipping {
             return Ok(0);
         }
         let available = loop {
@@ -142,12 +149,45 @@ impl LineReader {
         Ok(count)
     }
 
+    /// Skips the rest of a line reported too long: `false` if the input ended in it.
+    fn skip_rest(&mut self) -> Result<bool, Error> {
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.read_failed(e)),
+            };
+            if available.is_empty() {
+                self.skipping = false;
+                self.line += 1;
+                return Ok(false);
+            }
+            if let Some(i) = memchr::memchr(b'\n', available) {
+                self.reader.consume(i + 1);
+                self.byte += (i + 1) as u64;
+                self.skipping = false;
+                self.line += 1;
+                return Ok(true);
+            }
+            let n = available.len();
+            self.reader.consume(n);
+            self.byte += n as u64;
+        }
+    }
+
     /// Appends the next line, without its ending, to `out`, or returns `None` at the end of
     /// the input; on an error (a line over the limit, or an I/O error, after which it returns
     /// `None`) `out` is left as it was.
     pub(crate) fn append_line(&mut self, out: &mut Vec<u8>) -> Option<Result<LineAt, Error>> {
         if self.failed {
             return None;
+        }
+        if self.skipping {
+            match self.skip_rest() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => return Some(Err(e)),
+            }
         }
         let base = out.len();
         let at = LineAt {
@@ -175,9 +215,10 @@ impl LineReader {
                 }
                 None => (available.len(), available.len()),
             };
+            // One byte past the limit may be the CR of a CRLF ending; two are too many.
             let room = self
                 .max_len
-                .saturating_add(1)
+                .saturating_add(2)
                 .saturating_sub(out.len() - base);
             out.extend_from_slice(&available[..take.min(room)]);
             seen += take;
@@ -185,6 +226,20 @@ impl LineReader {
             self.byte += consume as u64;
             if ended {
                 break;
+            }
+            if seen > self.max_len.saturating_add(1) {
+                // Too long, and no end in sight: say so now, and skip the rest next time.
+                self.skipping = true;
+                let line = &out[base..];
+                let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
+                out.truncate(base);
+                return Some(Err(Error::new(ErrorKind::Decode, self.operation)
+                    .with_position(self.position(at, None))
+                    .with_message(format!(
+                        "line is longer than the limit of {} bytes",
+                        self.max_len
+                    ))
+                    .with_raw(raw)));
             }
         }
         if !ended && seen == 0 {
@@ -264,6 +319,54 @@ mod tests {
             read_all(b"0123456789\r\n", 10),
             [Ok((1, 0, "0123456789".into()))]
         );
+    }
+
+    #[test]
+    fn an_endless_line_fails_once_over_the_limit() {
+        let endless = std::io::BufReader::with_capacity(64, std::io::repeat(b'0'));
+        let mut reader = LineReader::new(Box::new(endless), 1000, Arc::from("zero"), "test");
+        let err = match reader.next_line() {
+            Some(Err(err)) => err,
+            other => panic!("expected an error, got {:?}", other.map(|r| r.is_ok())),
+        };
+        assert_eq!(
+            err.to_string(),
+            "test: zero: line 1, byte 0: line is longer than the limit of 1000 bytes"
+        );
+        assert!(err.raw().is_some_and(|raw| raw.len() <= 1002));
+    }
+
+    #[test]
+    fn a_line_found_too_long_before_its_end_is_skipped_to_its_end() {
+        let text = b"ok\n0123456789ABCDEFGHIJ\r\nnext\r\n".to_vec();
+        let input = std::io::BufReader::with_capacity(4, std::io::Cursor::new(text));
+        let mut reader = LineReader::new(Box::new(input), 10, Arc::from("t"), "test");
+        let mut out = Vec::new();
+        while let Some(item) = reader.next_line() {
+            out.push(
+                item.map(|(at, line)| {
+                    (at.line, at.byte, String::from_utf8_lossy(line).into_owned())
+                })
+                .map_err(|e| e.to_string()),
+            );
+        }
+        assert_eq!(
+            out,
+            [
+                Ok((1, 0, "ok".into())),
+                Err("test: t: line 2, byte 3: line is longer than the limit of 10 bytes".into()),
+                Ok((3, 25, "next".into())),
+            ]
+        );
+        // The same long line at the very end of the input: nothing more comes.
+        let input = std::io::BufReader::with_capacity(
+            4,
+            std::io::Cursor::new(b"a\n0123456789ABC".to_vec()),
+        );
+        let mut reader = LineReader::new(Box::new(input), 10, Arc::from("t"), "test");
+        assert!(matches!(reader.next_line(), Some(Ok(_))));
+        assert!(matches!(reader.next_line(), Some(Err(_))));
+        assert!(reader.next_line().is_none());
     }
 
     /// Reading the lines read ahead all at once, then the rest one at a time, gives the

@@ -136,6 +136,14 @@ where
                 Some(Err(err)) => {
                     let seen = stats.item_in();
                     let failed = stats.error(err.kind());
+                    if err.is_fatal() {
+                        // The input itself is broken: no policy hides that. Whatever was
+                        // dead-lettered so far is flushed, then the error ends the stream.
+                        this.stream.set(None);
+                        *this.last = Some(err);
+                        *this.state = State::Flushing;
+                        continue;
+                    }
                     if matches!(this.policy.mode, Mode::FailFast) {
                         this.stream.set(None);
                         *this.state = State::Done;

@@ -102,7 +102,8 @@ impl<T: Send + 'static> Stream for Blocking<T> {
                 return Poll::Ready(Some(Err(Error::internal(
                     "blocking source",
                     "polled outside a tokio runtime; drive the pipeline with tokio or run_blocking",
-                ))));
+                )
+                .fatal())));
             };
             let (tx, rx) = mpsc::channel(this.capacity);
             this.task = Some(runtime.spawn_blocking(move || producer(tx)));
@@ -133,14 +134,18 @@ impl<T: Send + 'static> Stream for Blocking<T> {
             this.task = None;
             return Poll::Ready(match joined {
                 Ok(()) => None,
+                // The source ended early: what it did not read must not pass for the end.
                 Err(err) if err.is_panic() => Some(Err(Error::internal(
                     "blocking source",
                     format!(
                         "the iterator panicked: {}",
                         panic_message(&*err.into_panic())
                     ),
-                ))),
-                Err(err) => Some(Err(Error::internal("blocking source", err.to_string()))),
+                )
+                .fatal())),
+                Err(err) => Some(Err(
+                    Error::internal("blocking source", err.to_string()).fatal()
+                )),
             });
         }
     }
@@ -192,7 +197,8 @@ pub(crate) fn read_chunks<R: Read>(
                 Err(err) => {
                     failed = true;
                     return Some(Err(Error::io(operation, err)
-                        .with_position(crate::Position::new().with_byte(offset))));
+                        .with_position(crate::Position::new().with_byte(offset))
+                        .fatal()));
                 }
             }
         }

@@ -48,7 +48,8 @@ impl<R: AsyncRead> Stream for ReadChunks<R> {
             Some(Err(err)) => {
                 *this.done = true;
                 Some(Err(Error::io("async read", err)
-                    .with_position(Position::new().with_byte(*this.offset))))
+                    .with_position(Position::new().with_byte(*this.offset))
+                    .fatal()))
             }
             None => {
                 *this.done = true;

@@ -4,6 +4,7 @@
 // Test helpers outside `#[test]` functions may fail loudly: a panic is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod broken;
 mod compression;
 mod csv;
 mod dead_letter;

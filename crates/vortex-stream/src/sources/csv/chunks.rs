@@ -130,7 +130,11 @@ impl Splitter {
                 let position = Position::new()
                     .with_source(Arc::clone(&self.source))
                     .with_byte(self.start + len as u64);
-                self.failed = Some(Error::io("csv source: read", e).with_position(position));
+                self.failed = Some(
+                    Error::io("csv source: read", e)
+                        .with_position(position)
+                        .fatal(),
+                );
                 false
             }
         }

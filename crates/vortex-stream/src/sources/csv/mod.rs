@@ -952,9 +952,9 @@ impl Decoder {
                 self.too_long(at, 0)
             }
             csv::ErrorKind::Io(_) => match e.into_kind() {
-                csv::ErrorKind::Io(io) => {
-                    Error::io("csv source: read", io).with_position(self.position(at))
-                }
+                csv::ErrorKind::Io(io) => Error::io("csv source: read", io)
+                    .with_position(self.position(at))
+                    .fatal(),
                 _ => Error::internal("csv source", "an i/o error changed kind"),
             },
             csv::ErrorKind::UnequalLengths {

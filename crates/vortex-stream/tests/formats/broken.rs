@@ -1,0 +1,182 @@
+//! An input that cannot be read fails the run whatever the error policy: `skip` and
+//! dead-letter are for bad records, never a way to hide a broken input.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use vortex_stream::io::Input;
+use vortex_stream::sources::{CsvSource, JsonlSource, LinesSource};
+use vortex_stream::{Error, ErrorKind, ErrorPolicy};
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Row {
+    id: u64,
+    note: String,
+}
+
+/// Each way of reading an input, run to the end under a `skip` policy: what it yielded before
+/// failing, and how it ended.
+///
+/// With `clean` data (every record good up to where the input breaks) nothing may be skipped.
+async fn read_skipping(
+    clean: bool,
+    input: impl Fn() -> Input,
+) -> Vec<(&'static str, usize, Result<(), Error>)> {
+    let mut outcomes = Vec::new();
+    macro_rules! run {
+        ($name:expr, $pipeline:expr) => {{
+            let policy = ErrorPolicy::skip();
+            let mut count = 0usize;
+            let ended = $pipeline
+                .on_error(policy.clone())
+                .for_each(|_| count += 1)
+                .await;
+            if clean {
+                assert_eq!(
+                    policy.report().skipped(),
+                    0,
+                    "{}: a broken input was skipped",
+                    $name
+                );
+            }
+            outcomes.push(($name, count, ended));
+        }};
+    }
+    run!("lines", LinesSource::new(input()).lines());
+    run!("csv records", CsvSource::new(input()).records());
+    run!("csv serde", CsvSource::new(input()).deserialize::<(u64,)>());
+    run!(
+        "csv serde, one thread",
+        CsvSource::new(input())
+            .decode_threads(std::num::NonZeroUsize::MIN)
+            .deserialize::<(u64,)>()
+    );
+    run!("jsonl", JsonlSource::new(input()).values());
+    outcomes
+}
+
+fn assert_all_fail(outcomes: &[(&str, usize, Result<(), Error>)], kind: ErrorKind, says: &str) {
+    for (name, _, ended) in outcomes {
+        let err = ended
+            .as_ref()
+            .expect_err(&format!("{name}: a broken input ended cleanly"));
+        assert!(err.is_fatal(), "{name}: {err}");
+        assert_eq!(err.kind(), kind, "{name}: {err}");
+        assert!(err.to_string().contains(says), "{name}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_file_fails_under_skip() {
+    let outcomes = read_skipping(true, || Input::path("/nonexistent/in.csv")).await;
+    assert_all_fail(&outcomes, ErrorKind::Io, "/nonexistent/in.csv");
+}
+
+#[tokio::test]
+async fn a_directory_fails_under_skip_and_says_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let outcomes = read_skipping(true, || Input::path(&path)).await;
+    assert_all_fail(&outcomes, ErrorKind::Io, "is a directory");
+}
+
+/// 20,000 numbers, one a line: good lines, CSV records and JSON values alike.
+fn rows() -> Vec<u8> {
+    let mut text = Vec::new();
+    for i in 0..20_000 {
+        text.extend_from_slice(format!("{i}\n").as_bytes());
+    }
+    text
+}
+
+#[cfg(feature = "gzip")]
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[cfg(feature = "gzip")]
+#[tokio::test]
+async fn a_truncated_gzip_fails_under_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = gzip(&rows());
+    let path = write(dir.path(), "cut.csv.gz", &whole[..whole.len() / 2]);
+    let outcomes = read_skipping(true, || Input::path(&path)).await;
+    assert_all_fail(&outcomes, ErrorKind::Io, "cut.csv.gz");
+    // The lines read before the cut came out: the error is where the input broke.
+    assert!(outcomes.iter().any(|(_, n, _)| *n > 100));
+}
+
+#[cfg(feature = "gzip")]
+#[tokio::test]
+async fn a_corrupted_gzip_fails_under_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = gzip(&rows());
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 16] {
+        *b ^= 0x5a;
+    }
+    let path = write(dir.path(), "bad.csv.gz", &bytes);
+    // What inflates before the damage is found may be garbage, and bad records skipped; the
+    // run fails all the same.
+    let outcomes = read_skipping(false, || Input::path(&path)).await;
+    assert_all_fail(&outcomes, ErrorKind::Io, "bad.csv.gz");
+}
+
+#[cfg(feature = "gzip")]
+#[tokio::test]
+async fn a_gzip_with_a_wrong_checksum_fails_under_skip() {
+    // The data inflates, but the trailer says it is not what was written.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = gzip(&rows());
+    let crc = bytes.len() - 8;
+    bytes[crc] ^= 0xff;
+    let path = write(dir.path(), "crc.csv.gz", &bytes);
+    let outcomes = read_skipping(true, || Input::path(&path)).await;
+    assert_all_fail(&outcomes, ErrorKind::Io, "crc.csv.gz");
+}
+
+#[cfg(feature = "zstd")]
+#[tokio::test]
+async fn a_truncated_zstd_fails_under_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = zstd::encode_all(&rows()[..], 3).unwrap();
+    let path = write(dir.path(), "cut.csv.zst", &whole[..whole.len() / 2]);
+    let outcomes = read_skipping(true, || Input::path(&path)).await;
+    assert_all_fail(&outcomes, ErrorKind::Io, "cut.csv.zst");
+}
+
+#[tokio::test]
+async fn dead_letters_never_take_a_broken_input() {
+    let (tx, mut rx) = futures_channel::mpsc::channel::<Error>(16);
+    let ended = LinesSource::new(Input::path("/nonexistent/in.txt"))
+        .lines()
+        .on_error(ErrorPolicy::dead_letter(tx))
+        .drain()
+        .await;
+    assert!(ended.unwrap_err().is_fatal());
+    assert!(rx.try_recv().is_err(), "nothing was dead-lettered");
+}
+
+#[tokio::test]
+async fn a_record_error_is_still_skipped() {
+    // The other side of the rule: a bad record is not fatal, and skip goes past it.
+    let policy = ErrorPolicy::skip();
+    let good = CsvSource::new(Input::bytes("id,note\n1,a\nx,b\n3,c\n"))
+        .deserialize::<Row>()
+        .on_error(policy.clone())
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(good, 2);
+    assert_eq!(policy.report().skipped(), 1);
+}
