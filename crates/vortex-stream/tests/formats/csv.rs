@@ -215,10 +215,11 @@ fn huge_field() -> Input {
 }
 
 #[tokio::test]
-async fn a_100_mb_field_stops_at_the_cap_without_being_held() {
+async fn a_100_mb_field_is_read_past_without_being_held() {
     let got = items(CsvSource::new(huge_field()).records()).await;
-    assert_eq!(got.len(), 2, "the source ends at the oversized record");
+    assert_eq!(got.len(), 3, "the record after the oversized one is read");
     assert_eq!(&got[0].as_ref().unwrap()[1], "small");
+    assert_eq!(&got[2].as_ref().unwrap()[1], "after");
     let err = got[1].as_ref().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert!(
@@ -321,10 +322,21 @@ fn in_runs_as<T: serde::de::DeserializeOwned + Send + 'static>(
 ) -> Vec<Result<T, String>> {
     // Handed over a few bytes at a time, so that runs are cut as the bytes arrive, about
     // `chunk` bytes apart, not once for all the input in one read.
+    in_runs_stepped(text, chunk, threads, chunk % 5 + 1, configure)
+}
+
+/// [`in_runs_as`], the input handed over `step` bytes a read.
+fn in_runs_stepped<T: serde::de::DeserializeOwned + Send + 'static>(
+    text: &[u8],
+    chunk: usize,
+    threads: usize,
+    step: usize,
+    configure: impl Fn(CsvSource) -> CsvSource,
+) -> Vec<Result<T, String>> {
     let reader = Trickle {
         bytes: text.to_vec(),
         at: 0,
-        step: chunk % 5 + 1,
+        step,
     };
     let source = configure(CsvSource::new(Input::reader(reader).name("p.csv")))
         .chunk_size(std::num::NonZeroUsize::new(chunk).unwrap())
@@ -522,10 +534,11 @@ async fn serde_records_come_out_in_order_across_many_runs() {
 }
 
 #[tokio::test]
-async fn serde_records_stop_at_a_100_mb_field_without_holding_it() {
+async fn serde_records_read_past_a_100_mb_field_without_holding_it() {
     let got = items(CsvSource::new(huge_field()).deserialize::<Numbered>()).await;
-    assert_eq!(got.len(), 2, "the source ends at the oversized record");
+    assert_eq!(got.len(), 3, "the record after the oversized one is read");
     assert_eq!(got[0].as_ref().unwrap().note, "small");
+    assert_eq!(got[2].as_ref().unwrap().note, "after");
     let err = got[1].as_ref().unwrap_err();
     assert!(
         err.to_string()
@@ -567,5 +580,195 @@ async fn a_truncated_gzip_csv_fails_at_the_end_not_silently() {
             i,
             "whole records, in order, none lost"
         );
+    }
+}
+
+/// Records too long to parse are read past, whatever way the input is read: the records after
+/// them come out, and every later position is where it is in the input.
+mod too_long {
+    use vortex_stream::sources::CsvSource;
+
+    use super::{in_runs_stepped, one_thread};
+
+    pub(super) use super::too_long_support::*;
+
+    /// Every way of reading, which must all agree: record by record (raw records, and with a
+    /// comment byte set), and in runs of several sizes on one to three threads.
+    pub(super) fn every_way(text: &[u8]) -> Vec<Result<Vec<String>, String>> {
+        let capped = |s: CsvSource| s.max_record_len(CAP);
+        let expected = one_thread(text, capped);
+        assert_eq!(
+            one_thread(text, |s| capped(s).comment(Some(b'#'))),
+            expected,
+            "with a comment byte"
+        );
+        for (chunk, step) in [(7, 500), (4096, 1000), (256 * 1024, 70_000)] {
+            for threads in 1..=3 {
+                assert_eq!(
+                    in_runs_stepped::<Vec<String>>(text, chunk, threads, step, capped),
+                    expected,
+                    "in runs of {chunk} bytes on {threads} threads"
+                );
+            }
+        }
+        expected
+    }
+
+    fn too_long(record: u64, line: u64, byte: u64) -> Result<Vec<String>, String> {
+        too_long_at(record, line, byte)
+    }
+
+    fn ragged(record: u64, line: u64, byte: u64) -> Result<Vec<String>, String> {
+        ragged_at(record, line, byte)
+    }
+
+    #[test]
+    fn an_unquoted_long_record_is_skipped_and_reading_goes_on() {
+        let long = "y".repeat(200_000);
+        let text = format!("a,b\n1,x\n2,{long}\n3,z\n4\n5,w\n");
+        let after = 8 + 2 + long.len() as u64 + 1;
+        assert_eq!(
+            every_way(text.as_bytes()),
+            [
+                ok(&["1", "x"]),
+                too_long(1, 3, 8),
+                ok(&["3", "z"]),
+                // The field count still holds after the skip, at the right place.
+                ragged(3, 5, after + 4),
+                ok(&["5", "w"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_quoted_record_is_skipped_where_its_quoting_ends() {
+        // Quoted line ends, doubled quotes and delimiters inside: none ends the record.
+        let long = "yy\n\"\",".repeat(40_000);
+        let text = format!("a,b\n1,x\n2,\"{long}\"\n3,z\n4\n");
+        let after = 8 + 3 + long.len() as u64 + 2;
+        assert_eq!(
+            every_way(text.as_bytes()),
+            [
+                ok(&["1", "x"]),
+                too_long(1, 3, 8),
+                ok(&["3", "z"]),
+                ragged(3, 5 + 40_000, after + 4),
+            ]
+        );
+    }
+
+    #[test]
+    fn two_long_records_in_a_row_and_one_at_the_end() {
+        let long = "q".repeat(150_000);
+        let text = format!("a,b\n{long},1\n{long},2\n3,z\n{long}");
+        let second = 4 + long.len() as u64 + 3;
+        let third = second + long.len() as u64 + 3 + 4;
+        assert_eq!(
+            every_way(text.as_bytes()),
+            [
+                too_long(0, 2, 4),
+                too_long(1, 3, second),
+                ok(&["3", "z"]),
+                too_long(3, 5, third),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unterminated_long_quote_ends_the_input_with_one_error() {
+        let text = format!("a,b\n1,x\n2,\"{}", "open\n".repeat(50_000));
+        assert_eq!(
+            every_way(text.as_bytes()),
+            [ok(&["1", "x"]), too_long(1, 3, 8)]
+        );
+    }
+
+    #[test]
+    fn a_long_run_of_blank_lines_is_no_record_at_all() {
+        for blank in ["\n", "\r\n"] {
+            let text = format!("a,b\n1,x\n{}2,y\n3\n", blank.repeat(200_000));
+            let after = 8 + (blank.len() * 200_000) as u64 + 4;
+            assert_eq!(
+                every_way(text.as_bytes()),
+                [ok(&["1", "x"]), ok(&["2", "y"]), ragged(2, 200_004, after)],
+                "blank lines ending {blank:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn errors_in_a_crlf_file_name_the_real_line_and_byte() {
+    // The parser counts a record from the end of the one before, which in a CRLF file is the
+    // LF of its line end; and blank lines come before a record, not in it.
+    let text = "id,status\r\n1,active\r\nx,shipped\r\n\r\n\r\n3,done,extra\r\n";
+    for threads in [1, 2] {
+        for comment in [None, Some(b'#')] {
+            let got = items(
+                CsvSource::new(Input::bytes(text).name("crlf.csv"))
+                    .comment(comment)
+                    .decode_threads(std::num::NonZeroUsize::new(threads).unwrap())
+                    .deserialize::<Order>(),
+            )
+            .await;
+            let errors: Vec<_> = got.iter().filter_map(|i| i.as_ref().err()).collect();
+            assert_eq!(errors.len(), 2, "{errors:?}");
+            let at = |e: &vortex_stream::Error| {
+                let pos = e.position().unwrap();
+                (pos.record(), pos.line(), pos.byte())
+            };
+            assert_eq!(at(errors[0]), (Some(1), Some(3), Some(21)));
+            assert_eq!(errors[0].raw(), Some(&b"x,shipped"[..]));
+            assert_eq!(at(errors[1]), (Some(2), Some(6), Some(36)));
+            assert_eq!(errors[1].raw(), Some(&b"3,done,extra"[..]));
+        }
+    }
+}
+
+#[test]
+fn a_long_record_after_a_long_run_of_blank_lines_is_placed_after_them() {
+    use too_long_support::*;
+    let text = format!(
+        "a,b\n1,x\n{}{},2\n3,z\n4\n",
+        "\n".repeat(100_000),
+        "w".repeat(100_000)
+    );
+    let long_at = 8 + 100_000;
+    let after = long_at + 100_000 + 3 + 4;
+    assert_eq!(
+        too_long::every_way(text.as_bytes()),
+        [
+            ok(&["1", "x"]),
+            too_long_at(1, 100_003, long_at),
+            ok(&["3", "z"]),
+            ragged_at(3, 100_005, after),
+        ]
+    );
+}
+
+/// What the tests of records too long to parse expect.
+mod too_long_support {
+    pub(super) const CAP: usize = 100;
+
+    pub(super) fn ok(fields: &[&str]) -> Result<Vec<String>, String> {
+        Ok(fields.iter().map(|f| (*f).to_owned()).collect())
+    }
+
+    pub(super) fn too_long_at(record: u64, line: u64, byte: u64) -> Result<Vec<String>, String> {
+        Err(format!(
+            "Decode r{:?} l{:?} b{:?} record is longer than the limit of {CAP} bytes",
+            Some(record),
+            Some(line),
+            Some(byte)
+        ))
+    }
+
+    pub(super) fn ragged_at(record: u64, line: u64, byte: u64) -> Result<Vec<String>, String> {
+        Err(format!(
+            "Decode r{:?} l{:?} b{:?} record has 1 fields, expected 2",
+            Some(record),
+            Some(line),
+            Some(byte)
+        ))
     }
 }

@@ -23,6 +23,7 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 
+use super::skip::RecordEnd;
 use super::{Decoder, Headers, Options, BOM, OPERATION, PARSE_BUFFER};
 use crate::io::OpenedInput;
 use crate::{Error, ErrorKind, Position, Result};
@@ -48,6 +49,16 @@ pub(super) struct Chunk {
     shared: Arc<Shared>,
     // The offset of `bytes[0]` in the input.
     byte: u64,
+    // A record too long to parse, read past and not held.
+    too_long: Option<TooLong>,
+}
+
+/// A record read past as too long: the line feeds in it, and the bytes and line feeds before
+/// its first byte (blank lines, the rest of a CRLF).
+#[derive(Clone, Copy, Debug)]
+struct TooLong {
+    lines: u64,
+    start: (u64, u64),
 }
 
 /// The records of one run, decoded; positions in errors count from the start of the run.
@@ -81,8 +92,12 @@ pub(super) struct Splitter {
     quoting: Quoting,
     // The end of the last whole record in `buf` (0: none yet).
     boundary: usize,
+    // A record end whose next bytes were not read yet (they must not be a byte-order mark).
+    candidate: Option<usize>,
     // Set once the header row (or, without one, the first record's field count) is known.
     shared: Option<Arc<Shared>>,
+    // A record too long to parse being read past, and where it started.
+    skipping: Option<(RecordEnd, u64)>,
     failed: Option<Error>,
     eof: bool,
     done: bool,
@@ -100,7 +115,9 @@ impl Splitter {
             scanned: 0,
             quoting: Quoting::Out,
             boundary: 0,
+            candidate: None,
             shared: None,
+            skipping: None,
             failed: None,
             eof: false,
             done: false,
@@ -146,6 +163,14 @@ impl Splitter {
         let quote = self.options.quote;
         let delimiter = self.options.delimiter;
         let end = self.buf.len();
+        if let Some(next) = self.candidate {
+            if let Some(bytes) = self.buf.get(next..next + BOM.len()) {
+                if bytes != BOM {
+                    self.boundary = self.boundary.max(next);
+                }
+                self.candidate = None;
+            }
+        }
         let mut pos = self.scanned;
         while pos < end {
             match self.quoting {
@@ -213,7 +238,9 @@ impl Splitter {
         let next = first + 1;
         match self.buf.get(next..next + BOM.len()) {
             Some(bytes) if bytes != BOM => self.boundary = next,
-            _ => {}
+            Some(_) => {}
+            // Looked at again once they are read.
+            None => self.candidate = Some(next),
         }
     }
 
@@ -231,11 +258,53 @@ impl Splitter {
         self.start += end as u64;
         self.scanned -= end;
         self.boundary = self.boundary.saturating_sub(end);
+        self.candidate = self.candidate.and_then(|c| c.checked_sub(end));
         Some(Chunk {
             bytes,
             shared,
             byte,
+            too_long: None,
         })
+    }
+
+    /// Where the record after the last whole one starts, past blank lines (which count
+    /// towards no record's length); `None` if nothing but blank lines follows it yet.
+    fn content_start(&self) -> Option<usize> {
+        let open = self.buf.get(self.boundary..)?;
+        let blank = open.iter().position(|&b| b != b'\n' && b != b'\r')?;
+        Some(self.boundary + blank)
+    }
+
+    /// Reads past the record being skipped (it starts `buf`) to its end or the input's, and
+    /// then returns it as a run that is only its error; `None` while not skipping.
+    fn skip(&mut self) -> Option<Chunk> {
+        loop {
+            let (end, _) = self.skipping.as_mut()?;
+            let found = end.feed(&self.buf);
+            let n = found.unwrap_or(self.buf.len());
+            self.buf.drain(..n);
+            self.start += n as u64;
+            self.scanned = 0;
+            if found.is_none() && self.failed.is_none() && !self.eof && self.fill() {
+                continue;
+            }
+            let (end, byte) = self.skipping.take()?;
+            let (before, lines_before) = end.start();
+            // The next record starts `buf`: follow its quoting from scratch.
+            self.quoting = Quoting::Out;
+            self.boundary = 0;
+            self.candidate = None;
+            self.scan();
+            return Some(Chunk {
+                bytes: Vec::new(),
+                shared: Arc::clone(self.shared.as_ref()?),
+                byte,
+                too_long: Some(TooLong {
+                    lines: end.lines(),
+                    start: (before, lines_before),
+                }),
+            });
+        }
     }
 
     /// Reads the header row (or, without one, the first record's field count) from
@@ -283,33 +352,59 @@ impl Iterator for Splitter {
     type Item = Result<Chunk>;
 
     fn next(&mut self) -> Option<Result<Chunk>> {
+        // A record longer than the cap, with the parser's slack, is read past (see `skip`).
+        let cap = self
+            .options
+            .max_record_len
+            .saturating_add(PARSE_BUFFER)
+            .saturating_add(1);
         loop {
             if self.done {
                 return None;
+            }
+            if let Some(chunk) = self.skip() {
+                return Some(Ok(chunk));
             }
             if self.boundary > 0 && self.buf.len() >= self.target {
                 if let Some(chunk) = self.cut(self.boundary) {
                     return Some(Ok(chunk));
                 }
             }
-            if self.failed.is_none() && !self.eof && self.fill() {
-                self.scan();
-                // A record longer than the cap, with the parser's slack: hand it over as it is,
-                // so the worker reports it exactly as a sequential parse would, and stop.
-                let open = self.buf.len() - self.boundary;
-                let cap = self
-                    .options
-                    .max_record_len
-                    .saturating_add(PARSE_BUFFER)
-                    .saturating_add(1);
-                if open > cap {
-                    self.done = true;
+            match self.content_start() {
+                Some(content) if self.buf.len() - content > cap => {
+                    // The whole records before it go out first.
+                    if self.boundary > 0 {
+                        if let Some(chunk) = self.cut(self.boundary) {
+                            return Some(Ok(chunk));
+                        }
+                    }
                     if self.shared.is_none() {
+                        // The header row (or first record) itself: nothing can be read.
+                        self.done = true;
                         return Some(Err(self.too_long()));
                     }
-                    let end = self.buf.len();
-                    return self.cut(end).map(Ok);
+                    let config = (self.options.delimiter, self.options.quote);
+                    let end = RecordEnd::new(config.0, config.1, self.options.comment);
+                    self.skipping = Some((end, self.start));
+                    continue;
                 }
+                // A long run of blank lines, and nothing else: a run of its own, so that the
+                // buffer does not grow with it.
+                None if self.boundary == 0
+                    && self.buf.len() >= self.target.max(2)
+                    && self.shared.is_some() =>
+                {
+                    // The last line end stays: the next run must not start with what may be
+                    // a byte-order mark (the parser would drop it), and a line end is not one.
+                    let end = self.buf.len() - 1;
+                    if let Some(chunk) = self.cut(end) {
+                        return Some(Ok(chunk));
+                    }
+                }
+                _ => {}
+            }
+            if self.failed.is_none() && !self.eof && self.fill() {
+                self.scan();
                 continue;
             }
             // A read error: the whole records read before it go out first, then the error.
@@ -346,7 +441,29 @@ where
         bytes,
         shared,
         byte,
+        too_long,
     } = chunk;
+    if let Some(TooLong { lines, start }) = too_long {
+        // Positions count from the run's start, as in any run.
+        let err = Error::new(ErrorKind::Decode, OPERATION)
+            .with_position(
+                Position::new()
+                    .with_source(Arc::clone(&shared.source))
+                    .with_record(0)
+                    .with_line(1 + start.1)
+                    .with_byte(start.0),
+            )
+            .with_message(format!(
+                "record is longer than the limit of {} bytes",
+                shared.options.max_record_len
+            ));
+        return Parsed {
+            items: vec![Err(err)],
+            records: 1,
+            lines,
+            byte,
+        };
+    }
     let mut options = shared.options;
     // The first run starts the input, header row and all, and is read as the whole input
     // would be; the others hold records only.
@@ -369,7 +486,7 @@ where
     Parsed {
         items,
         records: decoder.index,
-        lines: decoder.at().line.saturating_sub(1),
+        lines: decoder.lines_read(),
         byte,
     }
 }

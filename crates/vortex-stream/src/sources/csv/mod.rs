@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 mod chunks;
 mod fields;
+mod skip;
 
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -54,10 +55,12 @@ pub enum Headers {
 /// [`Decode`](ErrorKind::Decode) error ([`flexible`](CsvSource::flexible) allows ragged rows).
 /// Every decode error names the source, the record (counted from 0 after the header), the line
 /// and the byte offset, keeps the parser's (or serde's) error as its source where there is
-/// one and the record as its raw text; the next record still decodes. A UTF-8 byte-order mark is dropped. A record longer
-/// than [`max_record_len`](CsvSource::max_record_len) (16 MiB by default) is a `Decode` error,
-/// and ends the source, since the parser cannot find the next record boundary without reading
-/// the whole field. Quoted fields may hold delimiters, quotes (doubled) and newlines.
+/// one and the record as its raw text; the next record still decodes. A UTF-8 byte-order mark
+/// is dropped. A record longer than [`max_record_len`](CsvSource::max_record_len) (16 MiB by
+/// default) is a `Decode` error; it is never held whole: once it is known to be too long, the
+/// rest of it is read past, following its quoting to where it ends, and the next record
+/// decodes as usual (blank lines between records do not count towards the cap). Quoted fields
+/// may hold delimiters, quotes (doubled) and newlines.
 ///
 /// Serde records ([`deserialize`](CsvSource::deserialize)) are parsed and decoded on several
 /// threads at once ([`decode_threads`](CsvSource::decode_threads)): the reading thread cuts the
@@ -477,6 +480,9 @@ fn rearm(parser: &csv::Reader<Capped>, max: usize) {
 }
 
 /// How a decoder reads its input.
+// One per decoder, never moved in a loop: boxing the parser would only add a pointer chase
+// per record.
+#[allow(clippy::large_enum_variant)]
 enum Reading {
     /// csv's parser reads it.
     Parsed(csv::Reader<Capped>),
@@ -523,14 +529,27 @@ impl Reading {
         let limit = Arc::new(AtomicU64::new(limit_after(0, options.max_record_len)));
         let capped = Capped {
             inner,
+            pending: Vec::new(),
             delivered: 0,
             limit,
+            budget: limit_after(0, options.max_record_len),
+            blank: None,
             tail: held,
             tail_start: 0,
         };
+        Reading::over(
+            capped,
+            options,
+            options.headers != Headers::None,
+            options.flexible,
+        )
+    }
+
+    /// csv's parser over `capped`.
+    fn over(capped: Capped, options: &Options, headers: bool, flexible: bool) -> Self {
         let parser = reader_builder(options)
-            .flexible(options.flexible)
-            .has_headers(options.headers != Headers::None)
+            .flexible(flexible)
+            .has_headers(headers)
             .buffer_capacity(PARSE_BUFFER)
             .from_reader(capped);
         Reading::Parsed(parser)
@@ -539,7 +558,7 @@ impl Reading {
     /// The input's bytes from `start` to `end`, if still held.
     fn bytes(&self, start: u64, end: u64) -> Option<&[u8]> {
         match self {
-            Reading::Parsed(parser) => parser.get_ref().bytes(start, end),
+            Reading::Parsed(parser) => parser.get_ref().span(start, end),
             Reading::Split { held, .. } => held
                 .as_bytes()
                 .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?),
@@ -561,8 +580,15 @@ struct Decoder {
     index: u64,
     done: bool,
     // The field count every record must have, checked here rather than by the parser (a run
-    // parsed on its own does not start with the record that sets it).
+    // parsed on its own does not start with the record that sets it, nor does a parser started
+    // after a record too long to parse).
     expected: Option<usize>,
+    // The field count of the first row, for a parser started after a record too long to parse.
+    first_len: Option<usize>,
+    // Where the parser started in the input (it starts again after a record too long to
+    // parse): its positions count from there.
+    base_line: u64,
+    base_byte: u64,
     // Whether the input may hold a quote or a NUL at all: when it is known not to, the checks
     // of each record's bytes are skipped.
     quotes: bool,
@@ -632,6 +658,9 @@ impl Decoder {
             index: 0,
             done: false,
             expected: None,
+            first_len: None,
+            base_line: 0,
+            base_byte: 0,
             quotes: true,
             nuls: true,
         }
@@ -686,18 +715,50 @@ impl Decoder {
     }
 
     fn position(&self, at: RecordAt) -> Position {
+        let at = self.content_at(at);
         Position::new()
             .with_source(Arc::clone(&self.source))
             .with_record(at.record)
-            .with_line(at.line)
-            .with_byte(at.byte)
+            .with_line(at.line + self.base_line)
+            .with_byte(at.byte + self.base_byte)
+    }
+
+    /// Where the record read from `at` really starts: the parser counts a record from the end
+    /// of the one before, so the rest of a CRLF and any blank lines come first.
+    fn content_at(&self, at: RecordAt) -> RecordAt {
+        let mut at = at;
+        // Blank lines passed over while a long record was read may be forgotten already.
+        if let Reading::Parsed(parser) = &self.reading {
+            if let Some(blank) = parser.get_ref().blank.filter(|b| b.start == at.byte) {
+                at.byte = blank.content;
+                at.line += blank.lines;
+            }
+        }
+        let Some(raw) = self.reading.bytes(at.byte, self.at().byte) else {
+            return at;
+        };
+        for &b in raw {
+            match b {
+                b'\n' => at.line += 1,
+                b'\r' => {}
+                _ => break,
+            }
+            at.byte += 1;
+        }
+        at
+    }
+
+    /// Line feeds read so far (with those of the records skipped as too long).
+    fn lines_read(&self) -> u64 {
+        self.base_line + self.at().line.saturating_sub(1)
     }
 
     /// A decode error for the record at `at`, carrying its raw text (or, if that is gone,
     /// its fields joined).
     fn error(&self, at: RecordAt, fields: &ByteRecord, message: String) -> Error {
         // The record only: up to the end of its last line, as far as it was read.
-        let mut text = match self.reading.bytes(at.byte, self.at().byte) {
+        let start = self.content_at(at).byte;
+        let mut text = match self.reading.bytes(start, self.at().byte) {
             Some(raw) => {
                 let raw = &raw[..raw.len().min(RAW_PREFIX)];
                 let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
@@ -748,6 +809,8 @@ impl Decoder {
         }
         if !options.allow_nul && self.nuls {
             if let Some(offset) = memchr::memchr(0, raw) {
+                // Counted from the record's first byte, past any blank lines before it.
+                let offset = offset as u64 - (self.content_at(at).byte - at.byte);
                 return Some(self.error(
                     at,
                     &self.record,
@@ -772,7 +835,10 @@ impl Decoder {
         let max = self.options.max_record_len;
         if self.headers.is_none() && self.options.headers != Headers::None {
             match parser.byte_headers() {
-                Ok(headers) => self.headers = Some(HeaderRow::new(headers.clone())),
+                Ok(headers) => {
+                    self.first_len = Some(headers.len());
+                    self.headers = Some(HeaderRow::new(headers.clone()));
+                }
                 Err(e) => {
                     self.done = true;
                     let at = self.at();
@@ -790,7 +856,15 @@ impl Decoder {
                 self.done = true;
                 None
             }
-            Ok(true) => Some((self.check(at, end), at)),
+            Ok(true) => {
+                self.first_len.get_or_insert(self.record.len());
+                Some((self.check(at, end), at))
+            }
+            Err(e) if is_too_long(&e) => {
+                self.index += 1;
+                let err = self.too_long(at, 0);
+                return Some((self.skip_too_long(at).map_or(Err(err), Err), at));
+            }
             Err(e) => {
                 self.index += 1;
                 if e.is_io_error() {
@@ -807,10 +881,122 @@ impl Decoder {
         item
     }
 
+    /// Reads past the record at `at`, too long to parse, to where it ends, and starts a new
+    /// parser there; at the end of the input, or on a read error (returned, fatal), the
+    /// decoder is done.
+    fn skip_too_long(&mut self, at: RecordAt) -> Option<Error> {
+        let placeholder = Reading::Split {
+            held: Held::Bytes(Vec::new()),
+            next: Plain { byte: 0, line: 1 },
+        };
+        let Reading::Parsed(parser) = std::mem::replace(&mut self.reading, placeholder) else {
+            self.done = true;
+            return None;
+        };
+        let mut capped = parser.into_inner();
+        let options = self.options;
+        let mut end = skip::RecordEnd::new(options.delimiter, options.quote, options.comment);
+        // What the parser was handed of the record, then the input itself, not kept. Blank
+        // lines before the record may be forgotten already: their line feeds are counted.
+        let from = at.byte.max(capped.tail_start);
+        let blank_lines = capped
+            .blank
+            .filter(|blank| blank.start == at.byte)
+            .map_or(0, |blank| blank.lines);
+        let held = capped.span(from, capped.delivered).unwrap_or_default();
+        let mut skipped = from;
+        let mut rest = match end.feed(held) {
+            Some(n) => {
+                skipped += n as u64;
+                Some(held[n..].to_vec())
+            }
+            None => {
+                skipped += held.len() as u64;
+                None
+            }
+        };
+        let mut inner = capped.inner.take();
+        let mut pending = std::mem::take(&mut capped.pending);
+        while rest.is_none() {
+            let Some(reader) = inner.as_mut() else { break };
+            let available = if pending.is_empty() {
+                match reader.fill_buf() {
+                    Ok(available) => available,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.done = true;
+                        let at = RecordAt {
+                            byte: skipped,
+                            ..at
+                        };
+                        return Some(
+                            Error::io("csv source: read", e)
+                                .with_position(self.position(at))
+                                .fatal(),
+                        );
+                    }
+                }
+            } else {
+                &pending[..]
+            };
+            if available.is_empty() {
+                break;
+            }
+            let len = available.len();
+            match end.feed(available) {
+                Some(n) => {
+                    skipped += n as u64;
+                    rest = Some(available[n..].to_vec());
+                    if pending.is_empty() {
+                        reader.consume(len);
+                    }
+                }
+                None => {
+                    skipped += len as u64;
+                    if pending.is_empty() {
+                        reader.consume(len);
+                    } else {
+                        pending.clear();
+                    }
+                }
+            }
+        }
+        let Some(rest) = rest else {
+            // The input ends inside the record.
+            self.done = true;
+            return None;
+        };
+        // The new parser starts where the record ended: positions count on from there.
+        self.base_line += at.line - 1 + blank_lines + end.lines();
+        self.base_byte += skipped;
+        if !options.flexible {
+            self.expected = self.first_len;
+        }
+        let (tail, pending) = match inner {
+            Some(_) => (Vec::new(), rest),
+            None => (rest, Vec::new()),
+        };
+        let capped = Capped {
+            inner,
+            pending,
+            delivered: 0,
+            limit: Arc::new(AtomicU64::new(capped.budget)),
+            budget: capped.budget,
+            blank: None,
+            tail,
+            tail_start: 0,
+        };
+        self.reading = Reading::over(capped, &options, false, true);
+        None
+    }
+
     /// Counts the record just read, from `at` to `end`, and checks it.
     fn check(&mut self, at: RecordAt, end: u64) -> Result<()> {
         self.index += 1;
-        let len = end.saturating_sub(at.byte);
+        let mut len = end.saturating_sub(at.byte);
+        if len > self.options.max_record_len as u64 {
+            len = self.content_len(at, end);
+        }
         let fields = self.record.len();
         if let Some(expected) = self.expected.filter(|&e| e != fields) {
             let message = format!("record has {fields} fields, expected {expected}");
@@ -823,6 +1009,22 @@ impl Decoder {
                 None => Ok(()),
             }
         }
+    }
+
+    /// The length of the record from `at` to `end` without the blank lines before it (the
+    /// parser counts them in), which belong to no record.
+    fn content_len(&self, at: RecordAt, end: u64) -> u64 {
+        // Blank lines passed over while the record was read may be forgotten already.
+        let start = match &self.reading {
+            Reading::Parsed(parser) => at.byte.max(parser.get_ref().tail_start),
+            Reading::Split { .. } => at.byte,
+        };
+        let blank = self.reading.bytes(start, end).map_or(0, |raw| {
+            raw.iter()
+                .take_while(|&&b| b == b'\n' || b == b'\r')
+                .count()
+        });
+        end.saturating_sub(start).saturating_sub(blank as u64)
     }
 
     /// `next_raw` for a decoder that splits lines itself.
@@ -948,9 +1150,7 @@ impl Decoder {
             None => at,
         };
         match e.kind() {
-            csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<TooLong>()) => {
-                self.too_long(at, 0)
-            }
+            csv::ErrorKind::Io(_) if is_too_long(&e) => self.too_long(at, 0),
             csv::ErrorKind::Io(_) => match e.into_kind() {
                 csv::ErrorKind::Io(io) => Error::io("csv source: read", io)
                     .with_position(self.position(at))
@@ -1061,6 +1261,20 @@ fn limit_after(byte: u64, max_record_len: usize) -> u64 {
         .saturating_add(1)
 }
 
+/// Blank lines before a record, forgotten: where the record was counted from, where it
+/// really starts, and the line feeds between.
+#[derive(Clone, Copy, Debug)]
+struct Blank {
+    start: u64,
+    content: u64,
+    lines: u64,
+}
+
+/// Whether a parser error is `Capped` saying a record is over the cap.
+fn is_too_long(e: &csv::Error) -> bool {
+    matches!(e.kind(), csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<TooLong>()))
+}
+
 /// The marker inside the I/O error `Capped` returns.
 #[derive(Debug)]
 struct TooLong;
@@ -1078,8 +1292,14 @@ impl std::error::Error for TooLong {}
 /// Without `inner`, the input is `tail`, held whole from the start, and nothing is copied.
 struct Capped {
     inner: Option<Box<dyn BufRead + Send>>,
+    // Bytes read from `inner` past a skipped record, handed over before any more are read.
+    pending: Vec<u8>,
     delivered: u64,
     limit: Arc<AtomicU64>,
+    // How far past a record's first byte the parser may read (the cap and its read-ahead).
+    budget: u64,
+    // The blank lines last passed over (and forgotten) before a record.
+    blank: Option<Blank>,
     tail: Vec<u8>,
     // The offset of `tail[0]` in the input.
     tail_start: u64,
@@ -1087,10 +1307,49 @@ struct Capped {
 
 impl Capped {
     /// The bytes from `start` to `end`, if still held.
-    fn bytes(&self, start: u64, end: u64) -> Option<&[u8]> {
+    fn span(&self, start: u64, end: u64) -> Option<&[u8]> {
         let from = usize::try_from(start.checked_sub(self.tail_start)?).ok()?;
         let to = usize::try_from(end.checked_sub(self.tail_start)?).ok()?;
         self.tail.get(from..to)
+    }
+
+    /// Whether the record being read has only had blank lines so far: if so, the limit moves
+    /// past them (they are not part of any record) and they are forgotten.
+    fn past_blank_lines(&mut self) -> bool {
+        let start = self
+            .limit
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.budget);
+        let Some(read) = self.span(start, self.delivered) else {
+            return false;
+        };
+        let blank = read
+            .iter()
+            .position(|&b| b != b'\n' && b != b'\r')
+            .unwrap_or(read.len());
+        if blank == 0 {
+            return false;
+        }
+        let lines = read[..blank].iter().filter(|&&b| b == b'\n').count() as u64;
+        let content = start + blank as u64;
+        self.limit
+            .store(content.saturating_add(self.budget), Ordering::Relaxed);
+        if self.inner.is_some() {
+            // Blank lines passed before are counted in too (a run longer than the budget).
+            let (start, lines) = match self.blank.filter(|b| b.content == start) {
+                Some(before) => (before.start, before.lines + lines),
+                None => (start, lines),
+            };
+            self.blank = Some(Blank {
+                start,
+                content,
+                lines,
+            });
+            let drop = usize::try_from(content - self.tail_start).unwrap_or(0);
+            self.tail.drain(..drop.min(self.tail.len()));
+            self.tail_start = content;
+        }
+        true
     }
 
     /// Forgets the bytes before `start`, once enough have piled up to make it worth a move.
@@ -1111,15 +1370,28 @@ impl Capped {
 
 impl Read for Capped {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let room = self
+        let mut room = self
             .limit
             .load(Ordering::Relaxed)
             .saturating_sub(self.delivered);
+        if room == 0 && self.past_blank_lines() {
+            room = self
+                .limit
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.delivered);
+        }
         if room == 0 {
             return Err(std::io::Error::other(TooLong));
         }
         let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         let n = match self.inner.as_mut() {
+            Some(_) if !self.pending.is_empty() => {
+                let n = want.min(self.pending.len());
+                buf[..n].copy_from_slice(&self.pending[..n]);
+                self.pending.drain(..n);
+                self.tail.extend_from_slice(&buf[..n]);
+                n
+            }
             Some(inner) => {
                 let mut n = inner.read(&mut buf[..want])?;
                 // The parser drops a byte-order mark only when its first read holds all of it
