@@ -49,7 +49,8 @@ fn csv_to_jsonl_with_select_where_and_limit() {
         "{\"email\":\"a@x\",\"id\":\"1\"}\n{\"email\":\"c@x\",\"id\":\"3\"}\n"
     );
     assert!(
-        text(&out.stderr).contains("vortex convert: 4 rows in, 2 out, 0 errors"),
+        text(&out.stderr)
+            .contains("vortex convert: 4 records in: 2 written, 2 filtered out, 0 rejected"),
         "{}",
         text(&out.stderr)
     );
@@ -125,7 +126,8 @@ fn malformed_input_under_each_error_policy() {
         "a\n1\n3\n"
     );
     assert!(
-        text(&out.stderr).contains("4 rows in, 2 out, 2 errors (decode: 2)"),
+        text(&out.stderr)
+            .contains("4 records in: 2 written, 0 filtered out, 2 rejected (decode: 2)"),
         "{}",
         text(&out.stderr)
     );

@@ -90,7 +90,7 @@ pub mod resilience;
 pub mod sinks;
 pub mod sources;
 
-pub use crate::core::{ErrorPolicy, Report};
+pub use crate::core::{ErrorPolicy, Located, Report};
 pub use crate::error::{BoxError, Error, ErrorKind, Position, Result};
 pub use crate::ops::adapters;
 pub use crate::pipeline::{BlockingIter, Pipeline, DEFAULT_READ_CHUNK};

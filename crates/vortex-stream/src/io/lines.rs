@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use crate::{Error, ErrorKind, Position};
 
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
 /// The longest raw text an error carries for the dead-letter sink.
 pub(crate) const RAW_PREFIX: usize = 4096;
 
@@ -34,6 +37,8 @@ pub(crate) struct LineReader {
     failed: bool,
     // A line found too long before its end was reported: its rest is skipped before the next.
     skipping: bool,
+    // Whether the start of the input was looked at for a byte-order mark.
+    started: bool,
 }
 
 impl LineReader {
@@ -53,6 +58,7 @@ impl LineReader {
             byte: 0,
             failed: false,
             skipping: false,
+            started: false,
         }
     }
 
@@ -82,6 +88,27 @@ impl LineReader {
         let read = self.append_line(&mut buf);
         self.buf = buf;
         Some(read?.map(|at| (at, &self.buf[..])))
+    }
+
+    /// Drops a UTF-8 byte-order mark at the start of the input: it marks the encoding and is
+    /// no part of the first line. (Byte offsets still count it.)
+    fn start(&mut self) -> Result<(), Error> {
+        if self.started {
+            return Ok(());
+        }
+        self.started = true;
+        let available = loop {
+            match self.reader.fill_buf() {
+                Ok(available) => break available,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.read_failed(e)),
+            }
+        };
+        if available.starts_with(BOM) {
+            self.reader.consume(BOM.len());
+            self.byte += BOM.len() as u64;
+        }
+        Ok(())
     }
 
     /// The error for a failed read, where the next line starts (or, within a line, where the
@@ -116,6 +143,7 @@ impl LineReader {
         if self.failed || most == 0 || self.skipping {
             return Ok(0);
         }
+        self.start()?;
         let available = loop {
             match self.reader.fill_buf() {
                 Ok(available) => break available,
@@ -181,6 +209,9 @@ impl LineReader {
     pub(crate) fn append_line(&mut self, out: &mut Vec<u8>) -> Option<Result<LineAt, Error>> {
         if self.failed {
             return None;
+        }
+        if let Err(e) = self.start() {
+            return Some(Err(e));
         }
         if self.skipping {
             match self.skip_rest() {
@@ -318,6 +349,15 @@ mod tests {
         assert_eq!(
             read_all(b"0123456789\r\n", 10),
             [Ok((1, 0, "0123456789".into()))]
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_dropped_and_counted() {
+        assert_eq!(
+            read_all(b"\xef\xbb\xbfa\n\xef\xbb\xbfb\n", 10),
+            [Ok((1, 3, "a".into())), Ok((2, 5, "\u{feff}b".into())),],
+            "only at the start of the input"
         );
     }
 

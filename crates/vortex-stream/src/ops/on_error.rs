@@ -133,17 +133,17 @@ where
                     stats.item_out();
                     return Poll::Ready(Some(Ok(value)));
                 }
+                Some(Err(err)) if err.is_fatal() => {
+                    // The input itself is broken: no policy hides that, and it is no record to
+                    // count. Whatever was dead-lettered so far is flushed, then the error ends
+                    // the stream.
+                    this.stream.set(None);
+                    *this.last = Some(err);
+                    *this.state = State::Flushing;
+                }
                 Some(Err(err)) => {
                     let seen = stats.item_in();
                     let failed = stats.error(err.kind());
-                    if err.is_fatal() {
-                        // The input itself is broken: no policy hides that. Whatever was
-                        // dead-lettered so far is flushed, then the error ends the stream.
-                        this.stream.set(None);
-                        *this.last = Some(err);
-                        *this.state = State::Flushing;
-                        continue;
-                    }
                     if matches!(this.policy.mode, Mode::FailFast) {
                         this.stream.set(None);
                         *this.state = State::Done;

@@ -5,6 +5,9 @@ use core::task::{Context, Poll};
 use std::future::Future;
 use std::io::Read;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use futures_core::{FusedStream, Stream};
 use tokio::sync::mpsc;
@@ -34,6 +37,17 @@ pub struct Blocking<T> {
     task: Option<JoinHandle<()>>,
     // Batches that may wait in the channel.
     capacity: usize,
+    // Raised when the stream is dropped, for an input read on the blocking thread to stop at
+    // its next read, even in the middle of an item (see `from_input`).
+    stop: Option<Arc<AtomicBool>>,
+}
+
+impl<T> Drop for Blocking<T> {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.stop {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl<T> fmt::Debug for Blocking<T> {
@@ -54,8 +68,22 @@ impl<T: Send + 'static> Blocking<T> {
         let mut iter = iter.into_iter();
         let batch = batch.get();
         let producer: Producer<T> = Box::new(move |tx| loop {
-            let items: Batch<T> = iter.by_ref().take(batch).collect();
-            let last = items.len() < batch;
+            // A batch goes as soon as it holds an error: the consumer may stop there, and the
+            // iterator may take long to yield the next item (skipping the rest of an endless
+            // line, say), which must not hold the error back.
+            let mut items: Batch<T> = Vec::new();
+            let mut last = false;
+            while items.len() < batch {
+                let Some(item) = iter.next() else {
+                    last = true;
+                    break;
+                };
+                let failed = item.is_err();
+                items.push(item);
+                if failed {
+                    break;
+                }
+            }
             if items.is_empty() || tx.blocking_send(items).is_err() || last {
                 // Ended, or the consumer is gone: stop and drop the iterator.
                 return;
@@ -67,6 +95,7 @@ impl<T: Send + 'static> Blocking<T> {
             batch: Vec::new().into_iter(),
             task: None,
             capacity: CHANNEL_BATCHES,
+            stop: None,
         }
     }
 }
@@ -86,6 +115,7 @@ impl<T: Send + 'static> Blocking<T> {
             batch: Vec::new().into_iter(),
             task: None,
             capacity: 1,
+            stop: None,
         }
     }
 }
@@ -225,16 +255,60 @@ where
     F: FnOnce(crate::io::OpenedInput) -> I + Send + 'static,
 {
     let mut decode = Some(decode);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
     let items = std::iter::once_with(move || input.open(operation)).flat_map(
         move |opened| -> Box<dyn Iterator<Item = Result<T>> + Send> {
             match (opened, decode.take()) {
-                (Ok(opened), Some(decode)) => Box::new(decode(opened)),
+                (Ok(mut opened), Some(decode)) => {
+                    opened.reader = Box::new(Stoppable {
+                        inner: opened.reader,
+                        stop: Arc::clone(&stopped),
+                    });
+                    Box::new(decode(opened))
+                }
                 (Err(err), _) => Box::new(std::iter::once(Err(err))),
                 (Ok(_), None) => Box::new(std::iter::empty()),
             }
         },
     );
-    crate::Pipeline::from_blocking_iter(items, batch)
+    let mut source = Blocking::new(items, batch);
+    source.stop = Some(stop);
+    crate::Pipeline::new(source)
+}
+
+/// An input that fails its next read once its pipeline is dropped: a decoder in the middle of
+/// a long read (past the rest of an endless line, say) stops there, and its thread with it.
+struct Stoppable {
+    inner: Box<dyn std::io::BufRead + Send>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Stoppable {
+    fn check(&self) -> std::io::Result<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("the pipeline was dropped"));
+        }
+        Ok(())
+    }
+}
+
+impl Read for Stoppable {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl std::io::BufRead for Stoppable {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.check()?;
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount);
+    }
 }
 
 #[cfg(any(feature = "csv", feature = "jsonl"))]

@@ -85,3 +85,46 @@ async fn an_async_reader_feeds_a_line_source() {
     let ((), n) = tokio::join!(produce, consume);
     assert_eq!(n.unwrap(), 100);
 }
+
+/// An endless input that counts its reads.
+struct Endless(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl std::io::Read for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        buf.fill(b'x');
+        Ok(buf.len())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_line_fails_at_the_cap_and_dropping_stops_the_reading_thread() {
+    use std::sync::atomic::Ordering;
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut lines = LinesSource::new(Input::reader(Endless(std::sync::Arc::clone(&reads))))
+        .max_line_len(1000)
+        .lines();
+    // The cap fires while the line is read, not at its end, which never comes.
+    let first = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures_util::StreamExt::next(&mut lines),
+    )
+    .await
+    .expect("the error comes at the cap");
+    let err = first.unwrap().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("line is longer than the limit of 1000 bytes"),
+        "{err}"
+    );
+    // The reading thread goes on skipping the line; dropping the pipeline stops it.
+    drop(lines);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let after_drop = reads.load(Ordering::Relaxed);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        reads.load(Ordering::Relaxed),
+        after_drop,
+        "no read after the drop"
+    );
+}

@@ -237,6 +237,10 @@ impl CsvSource {
     }
 
     /// The pipeline of raw records, fields as text. (The header row is not a record.)
+    ///
+    /// Each record's [`position`](StringRecord::position) is where it is in the input: its
+    /// record index (from 0, after the header row), the line and the byte of its first
+    /// character, as in this source's errors.
     pub fn records(self) -> Pipeline<Blocking<StringRecord>> {
         let options = self.options;
         from_input(self.input, OPERATION, options.batch, move |opened| {
@@ -246,7 +250,10 @@ impl CsvSource {
                 Some(read.and_then(|()| {
                     let raw = &decoder.record;
                     match StringRecord::from_byte_record(raw.clone()) {
-                        Ok(text) => Ok(text),
+                        Ok(mut text) => {
+                            text.set_position(Some(decoder.csv_position(at)));
+                            Ok(text)
+                        }
                         Err(e) => {
                             let field = e.utf8_error().field();
                             Err(decoder.error(at, raw, format!("invalid UTF-8 in field {field}")))
@@ -746,6 +753,17 @@ impl Decoder {
             at.byte += 1;
         }
         at
+    }
+
+    /// The position of the record at `at`, as csv records carry one.
+    fn csv_position(&self, at: RecordAt) -> csv::Position {
+        let at = self.content_at(at);
+        let mut position = csv::Position::new();
+        position
+            .set_record(at.record)
+            .set_line(at.line + self.base_line)
+            .set_byte(at.byte + self.base_byte);
+        position
     }
 
     /// Line feeds read so far (with those of the records skipped as too long).

@@ -9,7 +9,7 @@ use super::blocking::{default_decode_threads, from_input_parallel, ParallelDecod
 use super::lines::DEFAULT_MAX_LINE_LEN;
 use crate::io::lines::{LineAt, LineReader, RAW_PREFIX};
 use crate::io::Input;
-use crate::{Error, ErrorKind, Pipeline, Position, Result};
+use crate::{Error, ErrorKind, Located, Pipeline, Position, Result};
 
 mod plain;
 
@@ -156,6 +156,47 @@ impl JsonlSource {
         U: Send + 'static,
         F: Fn(T) -> Option<U> + Send + Sync + 'static,
     {
+        self.decode_lines(move |value: T, _: &LineInfo<'_>| f(value))
+    }
+
+    /// [`deserialize`](JsonlSource::deserialize), each value with the position of its line
+    /// (record index among the non-blank lines, line number, and the byte where the line
+    /// starts), so that a later check can reject it with [`Located::reject`] naming where it
+    /// is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::io::Input;
+    /// use vortex_stream::sources::JsonlSource;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let lines = JsonlSource::new(Input::bytes("1\n\n  2\n"))
+    ///     .deserialize_located::<u32>()
+    ///     .map(|n| (n.position().line(), n.into_value()))
+    ///     .collect::<Vec<_>>()
+    ///     .await?;
+    /// assert_eq!(lines, [(Some(1), 1), (Some(3), 2)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn deserialize_located<T>(self) -> Pipeline<JsonlDecode<Located<T>>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.decode_lines(|value: T, line: &LineInfo<'_>| {
+            Some(Located::new(value, line.position()))
+        })
+    }
+
+    /// The pipeline of lines decoded as `T` and passed through `f` on the decoding threads.
+    fn decode_lines<T, U, F>(self, f: F) -> Pipeline<JsonlDecode<U>>
+    where
+        T: DeserializeOwned,
+        U: Send + 'static,
+        F: Fn(T, &LineInfo<'_>) -> Option<U> + Send + Sync + 'static,
+    {
         let (max, batch) = (self.max_line_len, self.batch.get());
         // Enough buffers for every batch that can be in flight at once: read, queued, decoding.
         let pool = Arc::new(Pool::new(self.threads.get() * 2 + 4));
@@ -288,6 +329,9 @@ fn read_batch(
                 Err(err) => {
                     *record += 1;
                     out.lines.push(RawLine::Failed(err));
+                    // Handed over at once: reading on (past the rest of an endless line, say)
+                    // must not hold the error back.
+                    return Some(Ok(out));
                 }
             }
         }
@@ -334,8 +378,29 @@ const DEFAULT_LINES: NonZeroUsize = match NonZeroUsize::new(2048) {
 /// A batch stops growing past this many bytes, so huge lines do not make huge batches.
 const BATCH_BYTES: usize = 1024 * 1024;
 
+/// Where a line decoded in a batch is.
+struct LineInfo<'a> {
+    source: &'a Arc<str>,
+    at: LineAt,
+    record: u64,
+}
+
+impl LineInfo<'_> {
+    fn position(&self) -> Position {
+        Position::new()
+            .with_source(Arc::clone(self.source))
+            .with_record(self.record)
+            .with_line(self.at.line)
+            .with_byte(self.at.byte)
+    }
+}
+
 /// Decodes each line of `batch` and passes it through `f`; errors pass as they are.
-fn decode_batch<T, U>(batch: LineBatch, pool: &Pool, f: &impl Fn(T) -> Option<U>) -> Vec<Result<U>>
+fn decode_batch<T, U>(
+    batch: LineBatch,
+    pool: &Pool,
+    f: &impl Fn(T, &LineInfo<'_>) -> Option<U>,
+) -> Vec<Result<U>>
 where
     T: DeserializeOwned,
 {
@@ -367,7 +432,14 @@ where
                 }
                 .map_or_else(
                     |e| Some(Err(decode_error(&source, line, at, record, e))),
-                    |value| f(value).map(Ok),
+                    |value| {
+                        let info = LineInfo {
+                            source: &source,
+                            at,
+                            record,
+                        };
+                        f(value, &info).map(Ok)
+                    },
                 )
             }
         })

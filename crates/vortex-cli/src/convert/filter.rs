@@ -1,0 +1,60 @@
+//! `--where` predicates.
+
+use anyhow::{bail, Context as _, Result};
+use regex::Regex;
+
+use super::record::Record;
+
+/// One `--where` predicate.
+pub(super) enum Filter {
+    Eq(String, String),
+    Ne(String, String),
+    Lt(String, f64),
+    Gt(String, f64),
+    Matches(String, Regex),
+}
+
+impl Filter {
+    pub(super) fn parse(text: &str) -> Result<Filter> {
+        if let Some((field, value)) = text.split_once("!=") {
+            return Ok(Filter::Ne(field.to_owned(), value.to_owned()));
+        }
+        if let Some((field, pattern)) = text.split_once('~') {
+            let regex =
+                Regex::new(pattern).with_context(|| format!("bad regex in --where {text:?}"))?;
+            return Ok(Filter::Matches(field.to_owned(), regex));
+        }
+        for (op, make) in [
+            ('<', Filter::Lt as fn(String, f64) -> Filter),
+            ('>', Filter::Gt),
+        ] {
+            if let Some((field, number)) = text.split_once(op) {
+                let number: f64 = number
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("--where {text:?}: {number:?} is not a number"))?;
+                return Ok(make(field.to_owned(), number));
+            }
+        }
+        if let Some((field, value)) = text.split_once('=') {
+            return Ok(Filter::Eq(field.to_owned(), value.to_owned()));
+        }
+        bail!(
+            "--where {text:?}: expected field=value, field!=value, field<n, field>n or field~regex"
+        )
+    }
+
+    /// Whether `record` passes. A field's text is what a CSV field would hold (see
+    /// [`Field::text`](super::record::Field::text)); a missing field matches only `!=`.
+    pub(super) fn keeps(&self, record: &Record) -> bool {
+        let text = |field: &str| record.get(field).map(super::record::Field::text);
+        let number = |field: &str| text(field).and_then(|t| t.trim().parse::<f64>().ok());
+        match self {
+            Filter::Eq(f, v) => text(f).as_deref() == Some(v.as_str()),
+            Filter::Ne(f, v) => text(f).as_deref() != Some(v.as_str()),
+            Filter::Lt(f, n) => number(f).is_some_and(|x| x < *n),
+            Filter::Gt(f, n) => number(f).is_some_and(|x| x > *n),
+            Filter::Matches(f, re) => text(f).is_some_and(|t| re.is_match(&t)),
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! `vortex convert`: one file format to another, with a selection, filters, a limit and an
+//! error policy, streamed.
+//!
+//! Every record read ends in exactly one of three ways, and the summary line counts each:
+//! written, filtered out by `--where`, or rejected (with its position, under the error
+//! policy). Values keep their exact text from input to output.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, ValueEnum};
+use futures_core::stream::BoxStream;
+use serde_json::value::RawValue;
+use vortex_stream::io::Input;
+use vortex_stream::sinks::{CsvRecords, DeadLetters, JsonlSink, LinesSink};
+use vortex_stream::sources::{CsvSource, Headers, JsonlSource, LinesSource};
+use vortex_stream::{Error, ErrorKind, ErrorPolicy, Located, Pipeline, Position};
+
+mod filter;
+mod record;
+
+use filter::Filter;
+use record::{csv_line, Field, Record};
+
+#[derive(Debug, Args)]
+pub(crate) struct ConvertArgs {
+    /// The input file, or `-` for stdin (then `--from` is needed).
+    input: PathBuf,
+    /// The output file, or `-` for stdout (then `--to` is needed).
+    output: PathBuf,
+    /// The input format, when the extension does not say.
+    #[arg(long, value_enum)]
+    from: Option<Format>,
+    /// The output format, when the extension does not say.
+    #[arg(long, value_enum)]
+    to: Option<Format>,
+    /// Keep only these fields, in this order (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    select: Vec<String>,
+    /// Keep records matching `field=value`, `field!=value`, `field<n`, `field>n` or
+    /// `field~regex` (repeat: all must match).
+    #[arg(long = "where")]
+    filters: Vec<String>,
+    /// Stop after this many records out.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// What to do with a bad record: fail, skip, or dead-letter=PATH (JSON Lines).
+    #[arg(long, default_value = "fail")]
+    on_error: String,
+    /// Fail once more than this many records were bad (with skip or dead-letter).
+    #[arg(long)]
+    max_errors: Option<u64>,
+    /// Accept CSV rows with more or fewer fields than the header: missing fields are left
+    /// out, extra ones kept under the names `_4`, `_5`, ... (their column numbers).
+    #[arg(long)]
+    flexible: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Csv,
+    Jsonl,
+    Lines,
+}
+
+/// A record and where it is in the input.
+type Item = Located<Record>;
+
+/// The format an extension names, looking past `.gz` and `.zst`.
+fn format_of(path: &Path) -> Option<Format> {
+    let name = path.file_name()?.to_str()?;
+    let name = name
+        .strip_suffix(".gz")
+        .or_else(|| name.strip_suffix(".zst"))
+        .unwrap_or(name);
+    match name.rsplit_once('.')?.1 {
+        "csv" | "tsv" => Some(Format::Csv),
+        "jsonl" | "ndjson" => Some(Format::Jsonl),
+        "txt" | "log" => Some(Format::Lines),
+        _ => None,
+    }
+}
+
+fn resolve(path: &Path, told: Option<Format>, flag: &str) -> Result<Format> {
+    if let Some(format) = told {
+        return Ok(format);
+    }
+    format_of(path).with_context(|| {
+        format!(
+            "cannot tell the format of {}: use {flag} csv|jsonl|lines",
+            path.display()
+        )
+    })
+}
+
+fn input_of(path: &Path) -> Input {
+    if path.as_os_str() == "-" {
+        Input::stdin()
+    } else {
+        Input::path(path)
+    }
+}
+
+/// The records of the input, each with its position.
+fn records(
+    path: &Path,
+    format: Format,
+    flexible: bool,
+) -> Pipeline<BoxStream<'static, vortex_stream::Result<Item>>> {
+    let input = input_of(path);
+    let source: Arc<str> = Arc::from(input.source_name());
+    match format {
+        Format::Csv => {
+            let mut header = None;
+            let rows = CsvSource::new(input)
+                .headers(Headers::None)
+                .flexible(true)
+                .records();
+            let items = futures_util::StreamExt::filter_map(rows, move |row| {
+                let item = csv_row(&mut header, &source, flexible, row);
+                std::future::ready(item)
+            });
+            Pipeline::from_stream(items).boxed()
+        }
+        Format::Jsonl => JsonlSource::new(input)
+            .deserialize_located::<Box<RawValue>>()
+            .try_map(|line| {
+                let position = line.position().clone();
+                let raw = line.into_value();
+                match Record::from_json(raw) {
+                    Ok(record) => Ok(Located::new(record, position)),
+                    Err(message) => Err(Error::new(ErrorKind::Decode, "jsonl source: decode")
+                        .with_position(position)
+                        .with_message(message)),
+                }
+            })
+            .boxed(),
+        Format::Lines => LinesSource::new(input)
+            .lines()
+            .enumerate()
+            .map(move |(i, line)| {
+                let position = Position::new()
+                    .with_source(Arc::clone(&source))
+                    .with_record(i)
+                    .with_line(i + 1);
+                let field = (Arc::from("line"), Field::Text(line));
+                Located::new(Record::Fields(vec![field]), position)
+            })
+            .boxed(),
+    }
+}
+
+/// One CSV row as a record, named by the header row (the first row, which `header` keeps).
+///
+/// The rows are read without a header row, so that the header row is at hand: records count
+/// from 0 after it, as the source counts them when it reads the header row itself.
+fn csv_row(
+    header: &mut Option<Arc<[Arc<str>]>>,
+    source: &Arc<str>,
+    flexible: bool,
+    row: vortex_stream::Result<csv::StringRecord>,
+) -> Option<vortex_stream::Result<Item>> {
+    let row = match row {
+        Ok(row) => row,
+        Err(err) => {
+            let shifted = err
+                .position()
+                .filter(|pos| pos.record().is_some_and(|r| r > 0) && header.is_some())
+                .map(|pos| {
+                    let mut at = Position::new().with_record(pos.record().unwrap_or(1) - 1);
+                    if let Some(source) = pos.source() {
+                        at = at.with_source(source);
+                    }
+                    if let Some(line) = pos.line() {
+                        at = at.with_line(line);
+                    }
+                    if let Some(byte) = pos.byte() {
+                        at = at.with_byte(byte);
+                    }
+                    at
+                });
+            return Some(Err(match shifted {
+                Some(position) => err.with_position(position),
+                None => err,
+            }));
+        }
+    };
+    let Some(names) = header.as_ref() else {
+        *header = Some(header_names(&row));
+        return None;
+    };
+    let at = row.position();
+    let position = Position::new()
+        .with_source(Arc::clone(source))
+        .with_record(at.map_or(0, |p| p.record().saturating_sub(1)))
+        .with_line(at.map_or(0, csv::Position::line))
+        .with_byte(at.map_or(0, csv::Position::byte));
+    if row.len() != names.len() && !flexible {
+        return Some(Err(Error::new(ErrorKind::Decode, "csv source: decode")
+            .with_position(position)
+            .with_message(format!(
+                "record has {} fields, expected {} (--flexible keeps ragged rows)",
+                row.len(),
+                names.len()
+            ))
+            .with_raw(csv_line(&row))));
+    }
+    let fields = row
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let name = names
+                .get(i)
+                .map_or_else(|| Arc::from(format!("_{}", i + 1)), Arc::clone);
+            (name, Field::Text(value.to_owned()))
+        })
+        .collect();
+    Some(Ok(Located::new(Record::Fields(fields), position)))
+}
+
+/// The header row's names; a name given twice is given a suffix (`id`, `id_2`), so that no
+/// column is lost, and the renaming is said on stderr.
+fn header_names(row: &csv::StringRecord) -> Arc<[Arc<str>]> {
+    let mut names: Vec<Arc<str>> = Vec::with_capacity(row.len());
+    for (i, name) in row.iter().enumerate() {
+        let mut unique = name.to_owned();
+        let mut n = 2;
+        while names.iter().any(|seen| **seen == *unique) {
+            unique = format!("{name}_{n}");
+            n += 1;
+        }
+        if unique != name {
+            eprintln!(
+                "vortex convert: the header names {name:?} more than once: column {} is read as {unique:?}",
+                i + 1
+            );
+        }
+        names.push(Arc::from(unique));
+    }
+    names.into()
+}
+
+/// What every record must be for the output: the checks that reject a record, with its
+/// position, rather than write it wrong.
+struct Shape {
+    to: Format,
+    select: Vec<Arc<str>>,
+    filters: bool,
+    // The CSV output's columns: `--select`, or the first record's fields.
+    columns: Arc<OnceLock<Vec<Arc<str>>>>,
+}
+
+impl Shape {
+    fn check(&self, item: Item) -> vortex_stream::Result<Item> {
+        let fields = match item.value() {
+            Record::Fields(fields) => fields,
+            other => {
+                let needs = if self.to == Format::Csv {
+                    Some("a CSV row needs named fields")
+                } else if !self.select.is_empty() || self.filters {
+                    Some("--select and --where need named fields")
+                } else {
+                    None
+                };
+                return match needs {
+                    Some(needs) => Err(rejected(
+                        &item,
+                        format!("the value is {}, not an object: {needs}", other.kind()),
+                    )),
+                    None => Ok(item),
+                };
+            }
+        };
+        if self.to != Format::Csv || !self.select.is_empty() {
+            return Ok(item);
+        }
+        let columns = self
+            .columns
+            .get_or_init(|| fields.iter().map(|(name, _)| Arc::clone(name)).collect());
+        let same = fields.len() == columns.len()
+            && fields
+                .iter()
+                .zip(columns)
+                .all(|((name, _), column)| name == column);
+        if !same {
+            if let Some((name, _)) = fields.iter().find(|(name, _)| !columns.contains(name)) {
+                let message = format!(
+                    "field {name:?} is not a column of the output ({}: the first record's fields); --select names the columns to write",
+                    columns.join(", ")
+                );
+                return Err(rejected(&item, message));
+            }
+        }
+        Ok(item)
+    }
+}
+
+/// A record rejected by a check, at its position, with its text for a dead-letter file.
+fn rejected(item: &Item, message: String) -> Error {
+    Error::new(ErrorKind::Validation, "convert: check")
+        .with_position(item.position().clone())
+        .with_message(message)
+        .with_raw(item.value().to_json())
+}
+
+/// Keeps the `select`ed fields, in that order; a missing one is left out.
+fn project(record: Record, select: &[Arc<str>]) -> Record {
+    match record {
+        Record::Fields(mut fields) if !select.is_empty() => {
+            let picked = select
+                .iter()
+                .filter_map(|name| {
+                    let i = fields.iter().position(|(key, _)| key == name)?;
+                    Some(fields.swap_remove(i))
+                })
+                .collect();
+            Record::Fields(picked)
+        }
+        other => other,
+    }
+}
+
+pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
+    let start = Instant::now();
+    let from = resolve(&args.input, args.from, "--from")?;
+    let to = resolve(&args.output, args.to, "--to")?;
+    let filters: Vec<Filter> = args
+        .filters
+        .iter()
+        .map(|f| Filter::parse(f))
+        .collect::<Result<_>>()?;
+    let runtime = crate::runtime()?;
+    let output = crate::output_of(&args.output);
+    let bar = crate::progress::rows("vortex convert");
+    let (filtered, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (policy, outcome) = runtime.block_on(async {
+        let mut policy = match args.on_error.as_str() {
+            "fail" => ErrorPolicy::fail_fast(),
+            "skip" => ErrorPolicy::skip(),
+            other => match other.strip_prefix("dead-letter=") {
+                Some(path) => ErrorPolicy::dead_letter(DeadLetters::create(path).await?),
+                None => bail!("--on-error {other:?}: expected fail, skip or dead-letter=PATH"),
+            },
+        };
+        if let Some(max) = args.max_errors {
+            policy = policy.max_errors(max);
+        }
+        let select: Vec<Arc<str>> = args.select.iter().map(|s| Arc::from(s.as_str())).collect();
+        let columns = Arc::new(OnceLock::new());
+        if !select.is_empty() {
+            let _ = columns.set(select.clone());
+        }
+        let shape = Shape {
+            to,
+            select: select.clone(),
+            filters: !filters.is_empty(),
+            columns: Arc::clone(&columns),
+        };
+        let counter = bar.clone();
+        let dropped = Arc::clone(&filtered);
+        let out = Arc::clone(&written);
+        let kept = records(&args.input, from, args.flexible)
+            .inspect(move |_| counter.inc(1))
+            .try_map(move |item| shape.check(item))
+            .on_error(policy.clone())
+            .filter(move |item| {
+                let keep = filters.iter().all(|f| f.keeps(item.value()));
+                if !keep {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                keep
+            })
+            .map(move |item| project(item.into_value(), &select))
+            .take(args.limit.unwrap_or(u64::MAX))
+            .inspect(move |_| {
+                out.fetch_add(1, Ordering::Relaxed);
+            });
+        let written = match to {
+            Format::Jsonl => kept.write(JsonlSink, output).await,
+            Format::Lines => {
+                kept.map(|record| match record {
+                    Record::Fields(fields) => fields
+                        .iter()
+                        .map(|(_, value)| value.text())
+                        .collect::<Vec<_>>()
+                        .join("\t"),
+                    Record::Other(raw) => raw.get().to_owned(),
+                })
+                .write(LinesSink, output)
+                .await
+            }
+            Format::Csv => {
+                let names = Arc::clone(&columns);
+                crate::rows::with_header_by(
+                    kept,
+                    move |_: &Record| {
+                        names
+                            .get()
+                            .map_or_else(Vec::new, |c| c.iter().map(ToString::to_string).collect())
+                    },
+                    move |record: &Record| {
+                        columns.get().map_or_else(Vec::new, |c| {
+                            c.iter()
+                                .map(|name| {
+                                    record
+                                        .get(name)
+                                        .map(|f| f.text().into_owned())
+                                        .unwrap_or_default()
+                                })
+                                .collect()
+                        })
+                    },
+                )
+                .write(CsvRecords::new(), output)
+                .await
+            }
+        };
+        Ok((policy, written))
+    })?;
+    bar.finish_and_clear();
+    let report = policy.report();
+    let rejected = report.errors_total();
+    let summary = format!(
+        "vortex convert: {} records in: {} written, {} filtered out, {} rejected{} in {:.2} s",
+        report.items_in(),
+        written.load(Ordering::Relaxed),
+        filtered.load(Ordering::Relaxed),
+        rejected,
+        if rejected > 0 {
+            format!(
+                " ({})",
+                report
+                    .errors_by_kind()
+                    .map(|(k, n)| format!("{k}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        },
+        start.elapsed().as_secs_f64()
+    );
+    eprintln!("{summary}");
+    outcome.map(|_| ()).map_err(Into::into)
+}
