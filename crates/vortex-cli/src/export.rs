@@ -43,21 +43,24 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
         .iter()
         .map(|p| Value::from(p.as_str()))
         .collect();
+    crate::paths::check_outputs(std::path::Path::new("-"), &[("output", args.out.as_path())])?;
     let output = crate::output_of(&args.out);
     let runtime = crate::runtime()?;
     let bar = crate::progress::rows("vortex export");
     let counter = bar.clone();
-    let written = runtime.block_on(async {
+    let written = runtime.block_on(crate::until_stopped(async {
         let rows = db
             .query(args.query.as_str(), params)
             .inspect(move |_| counter.inc(1))
             .boxed();
-        match args.format {
+        Ok(match args.format {
             ExportFormat::Jsonl => rows.write(JsonlSink, output).await,
             ExportFormat::Xlsx => rows.write(XlsxSink::new(), output).await,
             ExportFormat::Csv => rows.write(CsvRecords::new(), output).await,
-        }
-    })?;
+        }?)
+    }));
+    crate::shut_down(runtime);
+    let written = written?;
     bar.finish_and_clear();
     eprintln!(
         "vortex export: {} rows, {} bytes in {:.2} s",

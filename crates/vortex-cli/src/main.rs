@@ -10,6 +10,7 @@ mod convert;
 mod demo;
 mod export;
 mod gen;
+mod paths;
 mod progress;
 mod rows;
 mod serve;
@@ -82,6 +83,31 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the runtime")
+}
+
+/// Runs `work` until it ends, or until the process is told to stop (Ctrl-C, `SIGTERM`): then
+/// `work` is dropped, which stops its pipeline and discards an output file being written (its
+/// temporary file is removed), and the run fails.
+async fn until_stopped<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    #[cfg(unix)]
+    let terminated = term.recv();
+    #[cfg(not(unix))]
+    let terminated = std::future::pending::<Option<()>>();
+    tokio::select! {
+        out = work => out,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: the output was not written"),
+        _ = terminated => anyhow::bail!("terminated: the output was not written"),
+    }
+}
+
+/// Ends a command's runtime, waiting a moment for its threads: a writing thread removes its
+/// temporary file as it stops, while a thread blocked reading stdin would never end.
+fn shut_down(runtime: tokio::runtime::Runtime) {
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
 }
 
 /// A file to write, or stdout for `-`.

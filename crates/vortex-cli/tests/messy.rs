@@ -322,3 +322,118 @@ fn zstd_cut(bytes: &[u8]) -> Vec<u8> {
     let whole = zstd::encode_all(bytes, 3).unwrap();
     whole[..whole.len() / 2].to_vec()
 }
+
+/// Outputs that are the input (or each other), or a folder, are refused before anything is
+/// opened: the input is left as it was.
+#[test]
+fn outputs_that_would_destroy_the_input_are_refused_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let original = "a,b\n1,2\n";
+    std::fs::write(&input, original).unwrap();
+    let link = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let input_arg = input.display().to_string();
+    for (args, says) in [
+        (
+            vec![input_arg.clone(), input_arg.clone()],
+            "is the input file",
+        ),
+        (
+            vec![input_arg.clone(), link.display().to_string()],
+            "is the input file",
+        ),
+        (
+            vec![
+                input_arg.clone(),
+                dir.path().join("out.csv").display().to_string(),
+                "--on-error".into(),
+                format!("dead-letter={input_arg}"),
+            ],
+            "is the input file",
+        ),
+        (
+            vec![
+                input_arg.clone(),
+                dir.path().join("same.csv").display().to_string(),
+                "--on-error".into(),
+                format!("dead-letter={}", dir.path().join("same.csv").display()),
+            ],
+            "are the same file",
+        ),
+        (
+            vec![
+                input_arg.clone(),
+                dir.path().display().to_string(),
+                "--to".into(),
+                "csv".into(),
+            ],
+            "is a directory",
+        ),
+    ] {
+        let mut all = vec!["convert".to_owned()];
+        all.extend(args);
+        let run = vortex(&all);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{all:?}: {stderr}");
+        assert!(stderr.contains(says), "{all:?}: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(&input).unwrap(),
+            original,
+            "{all:?}"
+        );
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+    assert!(!dir.path().join("out.csv").exists() && !dir.path().join("same.csv").exists());
+}
+
+/// Stopped by a signal mid-run, `convert` removes its temporary file and leaves no output.
+#[test]
+fn a_signal_mid_run_leaves_no_output_and_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    for signal in ["TERM", "INT"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vortex"))
+            .args(["convert", "-", "--from", "csv"])
+            .arg(&out)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Some rows, and stdin kept open: the run is under way, writing a temporary file.
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"a,b\n1,2\n3,4\n").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let temp = loop {
+            let found = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .find(|name| name.ends_with(".tmp"));
+            if let Some(found) = found {
+                break found;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no temporary file appeared"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let killed = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "SIG{signal}: a stopped run is no success"
+        );
+        assert!(
+            !dir.path().join(&temp).exists(),
+            "SIG{signal}: {temp} was left behind"
+        );
+        assert!(!out.exists(), "SIG{signal}: no output");
+    }
+}

@@ -332,11 +332,15 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
         .iter()
         .map(|f| Filter::parse(f))
         .collect::<Result<_>>()?;
+    let dead_letters = args.on_error.strip_prefix("dead-letter=").map(Path::new);
+    let mut outputs = vec![("output", args.output.as_path())];
+    outputs.extend(dead_letters.map(|path| ("dead-letter file", path)));
+    crate::paths::check_outputs(&args.input, &outputs)?;
     let runtime = crate::runtime()?;
     let output = crate::output_of(&args.output);
     let bar = crate::progress::rows("vortex convert");
     let (filtered, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (policy, outcome) = runtime.block_on(async {
+    let run = runtime.block_on(crate::until_stopped(async {
         let mut policy = match args.on_error.as_str() {
             "fail" => ErrorPolicy::fail_fast(),
             "skip" => ErrorPolicy::skip(),
@@ -419,7 +423,9 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
             }
         };
         Ok((policy, written))
-    })?;
+    }));
+    crate::shut_down(runtime);
+    let (policy, outcome) = run?;
     bar.finish_and_clear();
     let report = policy.report();
     let rejected = report.errors_total();

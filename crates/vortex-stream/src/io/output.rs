@@ -16,11 +16,14 @@ const BUFFER: usize = 64 * 1024;
 
 /// Where a sink writes to: a file, stdout, or any writer (sync or async).
 ///
-/// A file is written to a temporary file in the same folder, which is renamed over the final
-/// path only once everything was written and synced: a failed or cancelled pipeline leaves no
-/// half-written file under the final name, and an existing file is only replaced by a
-/// complete one. Compression comes from the extension (`.gz`, `.zst`) unless set with
-/// [`compression`](Output::compression).
+/// A regular file is written to a temporary file in the same folder, which is renamed over
+/// the final path only once everything was written and synced: a failed or cancelled pipeline
+/// leaves no half-written file under the final name, and an existing file is only replaced by
+/// a complete one, with its permission bits. A symbolic link to a file stays a link: the file
+/// it points to is replaced that way. Anything else that is not a regular file (a device such
+/// as `/dev/null` or `/dev/stdout`, a FIFO, a socket, a link to nothing) is opened and written
+/// as it is, since renaming over it would replace it; a folder is an error. Compression comes
+/// from the extension (`.gz`, `.zst`) unless set with [`compression`](Output::compression).
 ///
 /// # Examples
 ///
@@ -113,14 +116,16 @@ impl Output {
                 if compression == Compression::Auto {
                     compression = Compression::from_extension(&path).unwrap_or(Compression::None);
                 }
-                let (file, temp) = create_temp(&path).map_err(failed)?;
-                let sync = file.try_clone().map_err(failed)?;
-                pending = Some(PendingFile {
-                    temp,
-                    target: path,
-                    file: sync,
-                    committed: false,
-                });
+                let (file, temp) = open_path(&path).map_err(failed)?;
+                if let Some((temp, target)) = temp {
+                    let sync = file.try_clone().map_err(failed)?;
+                    pending = Some(PendingFile {
+                        temp,
+                        target,
+                        file: sync,
+                        committed: false,
+                    });
+                }
                 Box::new(file)
             }
             OutputKind::Stdout => Box::new(std::io::stdout()),
@@ -173,6 +178,45 @@ impl Drop for PendingFile {
             // Not finished: the partial file goes; the target was never touched.
             let _ = std::fs::remove_file(&self.temp);
         }
+    }
+}
+
+/// Opens `path` for writing: a regular file (or none yet) through a temporary file beside it,
+/// returned with the path to rename it to; anything else directly (see [`Output`]).
+fn open_path(path: &Path) -> std::io::Result<(File, Option<(PathBuf, PathBuf)>)> {
+    let linked = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory, not a file",
+        )),
+        Ok(meta) if meta.is_file() => {
+            // Through a link, the file it points to is replaced; the link stays.
+            let target = if linked {
+                std::fs::canonicalize(path)?
+            } else {
+                path.to_owned()
+            };
+            let (file, temp) = create_temp(&target)?;
+            file.set_permissions(meta.permissions())?;
+            Ok((file, Some((temp, target))))
+        }
+        // A device, a FIFO, a socket: renaming over it would replace it with a file.
+        Ok(_) => Ok((OpenOptions::new().write(true).open(path)?, None)),
+        // A link to nothing: written through, creating what it points to.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && linked => Ok((
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)?,
+            None,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (file, temp) = create_temp(path)?;
+            Ok((file, Some((temp, path.to_owned()))))
+        }
+        Err(e) => Err(e),
     }
 }
 

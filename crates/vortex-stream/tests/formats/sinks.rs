@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use vortex_stream::io::{Input, Output};
-use vortex_stream::sinks::{CsvRecords, CsvSink, JsonlSink};
+use vortex_stream::sinks::{CsvRecords, CsvSink, JsonlSink, LinesSink};
 use vortex_stream::sources::CsvSource;
 use vortex_stream::{Error, ErrorKind, Pipeline};
 
@@ -149,4 +149,72 @@ async fn a_sync_writer_is_an_output() {
         .unwrap();
     assert_eq!(written.bytes, 6);
     assert_eq!(&*buffer.lock().unwrap(), b"1\n2\n3\n");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn special_outputs_are_written_as_they_are_never_replaced() {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    let dir = tempfile::tempdir().unwrap();
+
+    // A device: written to, never renamed over.
+    let written = Pipeline::from_iter(["a", "b"])
+        .write(LinesSink, Output::path("/dev/null"))
+        .await
+        .unwrap();
+    assert_eq!(written.rows, 2);
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+
+    // A FIFO: read on the other side while written; still a FIFO after.
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    Pipeline::from_iter(["x", "y"])
+        .write(LinesSink, Output::path(&fifo))
+        .await
+        .unwrap();
+    assert_eq!(reader.join().unwrap(), "x\ny\n");
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // A link to a file: the file is replaced, whole; the link stays a link.
+    let target = dir.path().join("target.txt");
+    std::fs::write(&target, "old\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = dir.path().join("link.txt");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    Pipeline::from_iter(["new"])
+        .write(LinesSink, Output::path(&link))
+        .await
+        .unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+    // The replaced file keeps its permission bits.
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    assert!(leftovers(dir.path(), "target.txt")
+        .iter()
+        .all(|n| !n.ends_with(".tmp")));
+
+    // A folder is an error naming it, and is left as it was.
+    let folder = dir.path().join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    let err = Pipeline::from_iter(["z"])
+        .write(LinesSink, Output::path(&folder))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is a directory"), "{err}");
+    assert!(folder.is_dir());
 }
