@@ -12,6 +12,7 @@ mod export;
 mod gen;
 mod paths;
 mod progress;
+mod record;
 mod rows;
 mod serve;
 

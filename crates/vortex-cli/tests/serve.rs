@@ -306,7 +306,8 @@ fn import_setup(dir: &Path) -> (String, std::path::PathBuf) {
     let path = dir.join("people.db");
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INTEGER)",
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INTEGER);
+         CREATE TABLE scores (id INTEGER PRIMARY KEY, score REAL, note TEXT)",
     )
     .unwrap();
     let columns = r#"columns = [
@@ -319,7 +320,9 @@ fn import_setup(dir: &Path) -> (String, std::path::PathBuf) {
         &config,
         format!(
             "[[import]]\nname = \"people\"\ntable = \"people\"\nbatch = 2\nmax_body_bytes = 2000\nreport_limit = 2\n{columns}\n\n\
-             [[import]]\nname = \"strict\"\ntable = \"people\"\non_error = \"reject\"\n{columns}\n"
+             [[import]]\nname = \"strict\"\ntable = \"people\"\non_error = \"reject\"\n{columns}\n\n\
+             [[import]]\nname = \"scores\"\ntable = \"scores\"\ncolumns = [\
+               {{ name = \"id\", type = \"int\", required = true }}, {{ name = \"score\", type = \"float\" }}, {{ name = \"note\" }}]\n"
         ),
     )
     .unwrap();
@@ -535,4 +538,97 @@ async fn sigterm_lets_a_running_export_finish_then_stops() {
 
 fn bytecount(bytes: &[u8]) -> usize {
     bytes.iter().filter(|b| **b == b'\n').count()
+}
+
+fn scores(dir: &Path) -> Vec<(i64, Option<f64>, Option<String>)> {
+    let conn = rusqlite::Connection::open(dir.join("people.db")).unwrap();
+    let mut statement = conn
+        .prepare("SELECT id, score, note FROM scores ORDER BY id")
+        .unwrap();
+    statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Every row of an upload is accepted or rejected with its line, and the two add up; what the
+/// database would refuse is refused first, row by row, and no field is dropped or changed.
+#[tokio::test]
+async fn imports_account_for_every_row_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, config) = import_setup(dir.path());
+    let server = Server::start(&["--db", &db, "--config", config.to_str().unwrap()], &[]);
+
+    // Values the columns cannot hold: NaN and infinities in a float column, a NUL in text.
+    let body = "id,score,note\n1,nan,a\n2,inf,b\n3,1.5,c\n4,-Infinity,d\n5,2,e\u{0}f\n6,1e400,g\n";
+    let (status, report) = post(&server, "scores", "text/csv", body).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["rows_accepted"], 1, "{report}");
+    assert_eq!(report["rows_rejected"], 5, "{report}");
+    assert_eq!(report["rejected"][0]["line"], 2);
+    assert_eq!(
+        report["rejected"][0]["reason"],
+        "`score`: \"nan\" is not a finite number"
+    );
+    assert_eq!(scores(dir.path()), [(3, Some(1.5), Some("c".to_owned()))]);
+
+    // Ragged rows are rejected, never cut or padded.
+    let body = "id,name,age\n40,a,1\n41,b,2,extra\n42,c\n";
+    let (status, report) = post(&server, "people", "text/csv", body).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (
+            report["rows_accepted"].as_u64(),
+            report["rows_rejected"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        report["rejected"][0]["reason"],
+        "the row has 4 fields, the header 3"
+    );
+    assert_eq!(report["rejected"][1]["line"], 4);
+
+    // A header naming a field that is no column: nothing is committed, and the answer says why.
+    let (status, report) = post(&server, "people", "text/csv", "id,name,emial\n50,a,x\n").await;
+    assert_eq!(status, 422, "{report}");
+    assert_eq!(report["committed"], false);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected field `emial`"),
+        "{report}"
+    );
+    assert!(!people(dir.path()).iter().any(|p| p.0 == 50));
+
+    // JSON Lines: numbers keep their exact text on the way to a text column; a key that is no
+    // column, or a line that is no object, rejects its row.
+    let body = "{\"id\":7,\"score\":0.25,\"note\":12345678901234567890123}\n\
+                {\"id\":8,\"nope\":1}\n[1,2]\n\n{\"id\":9,\"score\":\"NaN\"}\n";
+    let (status, report) = post(&server, "scores", "application/x-ndjson", body).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (
+            report["rows_accepted"].as_u64(),
+            report["rows_rejected"].as_u64()
+        ),
+        (Some(1), Some(3))
+    );
+    assert!(
+        report["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected field `nope`"),
+        "{report}"
+    );
+    assert_eq!(
+        report["rejected"][1]["reason"],
+        "not a JSON object: the line holds an array"
+    );
+    assert_eq!(
+        scores(dir.path())[1],
+        (7, Some(0.25), Some("12345678901234567890123".to_owned()))
+    );
 }

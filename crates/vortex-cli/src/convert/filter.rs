@@ -3,7 +3,7 @@
 use anyhow::{bail, Context as _, Result};
 use regex::Regex;
 
-use super::record::Record;
+use crate::record::Record;
 
 /// One `--where` predicate.
 pub(super) enum Filter {
@@ -45,9 +45,9 @@ impl Filter {
     }
 
     /// Whether `record` passes. A field's text is what a CSV field would hold (see
-    /// [`Field::text`](super::record::Field::text)); a missing field matches only `!=`.
+    /// [`Field::text`](crate::record::Field::text)); a missing field matches only `!=`.
     pub(super) fn keeps(&self, record: &Record) -> bool {
-        let text = |field: &str| record.get(field).map(super::record::Field::text);
+        let text = |field: &str| record.get(field).map(crate::record::Field::text);
         let number = |field: &str| text(field).and_then(|t| t.trim().parse::<f64>().ok());
         match self {
             Filter::Eq(f, v) => text(f).as_deref() == Some(v.as_str()),

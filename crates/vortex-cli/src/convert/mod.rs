@@ -20,10 +20,9 @@ use vortex_stream::sources::{CsvSource, Headers, JsonlSource, LinesSource};
 use vortex_stream::{Error, ErrorKind, ErrorPolicy, Located, Pipeline, Position};
 
 mod filter;
-mod record;
 
+use crate::record::{csv_line, Field, Record};
 use filter::Filter;
-use record::{csv_line, Field, Record};
 
 #[derive(Debug, Args)]
 pub(crate) struct ConvertArgs {

@@ -127,9 +127,15 @@ impl ParamType {
     /// The value of `text` as this type, or what it is not.
     pub(crate) fn parse(self, text: &str) -> Result<Value, &'static str> {
         Ok(match self {
+            // A NUL byte is refused by PostgreSQL, and most often means binary data.
+            ParamType::Text if text.contains('\0') => return Err("text without NUL bytes"),
             ParamType::Text => Value::Text(text.to_owned()),
             ParamType::Int => Value::Int(text.trim().parse().map_err(|_| "an integer")?),
-            ParamType::Float => Value::Float(text.trim().parse().map_err(|_| "a number")?),
+            // NaN and the infinities parse, but no database column takes them all alike.
+            ParamType::Float => match text.trim().parse::<f64>() {
+                Ok(number) if number.is_finite() => Value::Float(number),
+                _ => return Err("a finite number"),
+            },
             ParamType::Bool => Value::Bool(text.trim().parse().map_err(|_| "true or false")?),
         })
     }

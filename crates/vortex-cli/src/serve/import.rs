@@ -23,6 +23,8 @@ use vortex_stream::io::Input;
 use vortex_stream::sources::{CsvSource, Headers, LinesSource};
 use vortex_stream::{Error, ErrorKind, Pipeline};
 
+use crate::record::Record;
+
 use super::config::{Import, OnBadRow};
 use super::{authorized, refuse, Shared};
 
@@ -178,7 +180,9 @@ pub(super) async fn import(
             report.error = Some(err.to_string());
             if too_large.load(Ordering::Relaxed) {
                 StatusCode::PAYLOAD_TOO_LARGE
-            } else if rejecting.load(Ordering::Relaxed) || err.kind() == ErrorKind::Database {
+            } else if rejecting.load(Ordering::Relaxed)
+                || matches!(err.kind(), ErrorKind::Database | ErrorKind::Validation)
+            {
                 StatusCode::UNPROCESSABLE_ENTITY
             } else if err.kind() == ErrorKind::Io {
                 StatusCode::BAD_REQUEST
@@ -276,7 +280,32 @@ fn bad_record(err: Error) -> vortex_stream::Result<Option<Parsed>> {
     }
 }
 
-/// CSV with a header row: fields matched to the import's columns by name.
+/// Refuses a header row (or JSON keys) naming a field the import has no column for, or one
+/// field twice: its values would be dropped without a word.
+fn check_names<'a>(
+    import: &Import,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), String> {
+    let mut seen: Vec<&str> = Vec::new();
+    for name in names {
+        if !import.columns.iter().any(|c| c.name == name) {
+            let columns: Vec<&str> = import.columns.iter().map(|c| c.name.as_str()).collect();
+            return Err(format!(
+                "unexpected field `{name}`: this import's columns are {}",
+                columns.join(", ")
+            ));
+        }
+        if seen.contains(&name) {
+            return Err(format!("the field `{name}` is given twice"));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
+/// CSV with a header row: fields matched to the import's columns by name. A header naming a
+/// field that is no column ends the import (nothing is committed); a row with more or fewer
+/// fields than the header is a rejected row.
 fn csv_rows(
     input: Input,
     import: &Import,
@@ -294,10 +323,23 @@ fn csv_rows(
                 Err(err) => return bad_record(err),
             };
             let Some(names) = &header else {
+                if let Err(message) = check_names(&import, record.iter()) {
+                    return Err(Error::new(ErrorKind::Validation, "import: header row")
+                        .with_message(message)
+                        .fatal());
+                }
                 header = Some(record.iter().map(str::to_owned).collect());
                 return Ok(None);
             };
             let line = record.position().map(csv::Position::line);
+            if record.len() != names.len() {
+                let reason = format!(
+                    "the row has {} fields, the header {}",
+                    record.len(),
+                    names.len()
+                );
+                return Ok(Some((line, Err(reason))));
+            }
             let values = import.row(|column| {
                 names
                     .iter()
@@ -311,7 +353,9 @@ fn csv_rows(
         .boxed()
 }
 
-/// JSON Lines of objects: keys matched to the import's columns; empty lines skipped.
+/// JSON Lines of objects: keys matched to the import's columns; empty lines skipped. Values
+/// keep their exact text (a number is never rounded on its way to the column); a key that is
+/// no column rejects its row.
 fn jsonl_rows(
     input: Input,
     import: &Import,
@@ -330,17 +374,25 @@ fn jsonl_rows(
             if text.trim().is_empty() {
                 return Ok(None);
             }
-            let object =
-                match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text) {
-                    Ok(object) => object,
-                    Err(e) => {
-                        return Ok(Some((Some(line), Err(format!("not a JSON object: {e}")))))
-                    }
-                };
-            let values = import.row(|column| match object.get(column) {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                Some(other) => Some(other.to_string()),
+            let record = serde_json::from_str(&text)
+                .map_err(|e| e.to_string())
+                .and_then(Record::from_json);
+            let fields = match record {
+                Ok(Record::Fields(fields)) => fields,
+                Ok(other) => {
+                    let reason = format!("not a JSON object: the line holds {}", other.kind());
+                    return Ok(Some((Some(line), Err(reason))));
+                }
+                Err(e) => return Ok(Some((Some(line), Err(format!("not a JSON object: {e}"))))),
+            };
+            if let Err(reason) = check_names(&import, fields.iter().map(|(name, _)| &**name)) {
+                return Ok(Some((Some(line), Err(reason))));
+            }
+            let values = import.row(|column| {
+                fields
+                    .iter()
+                    .find(|(name, _)| &**name == column)
+                    .map(|(_, value)| value.text().into_owned())
             });
             Ok(Some((Some(line), values)))
         })

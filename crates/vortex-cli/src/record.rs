@@ -1,4 +1,5 @@
-//! The records `convert` moves: named fields whose values keep their exact text.
+//! The records `convert` moves and `serve` imports: named fields whose values keep their
+//! exact text.
 //!
 //! A JSON value is kept as the text it had in the input (`serde_json`'s `RawValue`), never
 //! decoded into numbers or a tree: `18446744073709551616` and `0.1e-400` leave as they came,
