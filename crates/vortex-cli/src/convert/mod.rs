@@ -451,3 +451,113 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
     eprintln!("{summary}");
     outcome.map(|_| ()).map_err(Into::into)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ConvertArgs,
+    }
+
+    fn convert(args: &[&str]) {
+        let cli =
+            Cli::try_parse_from(std::iter::once("convert").chain(args.iter().copied())).unwrap();
+        run(&cli.args).unwrap();
+    }
+
+    fn field() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            4 => Just("a"),
+            2 => Just("17"),
+            2 => Just(","),
+            2 => Just("\""),
+            1 => Just("\n"),
+            1 => Just("\r\n"),
+            1 => Just(" "),
+            1 => Just("é"),
+            1 => Just("-0.10"),
+            1 => Just("null"),
+        ];
+        prop::collection::vec(piece, 0..5).prop_map(|pieces| pieces.concat())
+    }
+
+    fn table() -> impl Strategy<Value = (Vec<String>, Vec<Vec<String>>)> {
+        (1usize..5).prop_flat_map(|width| {
+            let names = prop::collection::hash_set("[a-z][a-z0-9_]{0,5}", width)
+                .prop_map(|names| names.into_iter().collect::<Vec<_>>());
+            let rows = prop::collection::vec(prop::collection::vec(field(), width), 1..12);
+            (names, rows)
+        })
+    }
+
+    fn quoting() -> impl Strategy<Value = csv::QuoteStyle> {
+        prop_oneof![
+            Just(csv::QuoteStyle::Necessary),
+            Just(csv::QuoteStyle::Always),
+            Just(csv::QuoteStyle::NonNumeric),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Records written as CSV (any quoting), converted to JSON Lines, their keys put in a
+        /// random order, and converted back to CSV come back exactly.
+        #[test]
+        fn csv_to_jsonl_to_csv_changes_nothing(
+            (names, rows) in table(),
+            quote in quoting(),
+            order in any::<prop::sample::Index>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = |name: &str| dir.path().join(name).display().to_string();
+            let mut writer = csv::WriterBuilder::new().quote_style(quote).from_path(path("in.csv")).unwrap();
+            writer.write_record(&names).unwrap();
+            for row in &rows {
+                writer.write_record(row).unwrap();
+            }
+            writer.flush().unwrap();
+            drop(writer);
+
+            convert(&[&path("in.csv"), &path("mid.jsonl")]);
+            let mid = std::fs::read_to_string(path("mid.jsonl")).unwrap();
+            let objects: Vec<serde_json::Map<String, serde_json::Value>> =
+                mid.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+            prop_assert_eq!(objects.len(), rows.len());
+            for (object, row) in objects.iter().zip(&rows) {
+                for (name, value) in names.iter().zip(row) {
+                    prop_assert_eq!(object.get(name).and_then(|v| v.as_str()), Some(value.as_str()));
+                }
+            }
+
+            // The same objects, keys in another order on every line.
+            let mut shuffled = String::new();
+            for (i, object) in objects.iter().enumerate() {
+                let mut keys: Vec<&String> = object.keys().collect();
+                let turn = (order.index(keys.len()) + i) % keys.len();
+                keys.rotate_left(turn);
+                let fields: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{}:{}", serde_json::to_string(k).unwrap(), object[k.as_str()]))
+                    .collect();
+                shuffled.push_str(&format!("{{{}}}\n", fields.join(",")));
+            }
+            std::fs::write(path("shuffled.jsonl"), shuffled).unwrap();
+            let select = names.join(",");
+            convert(&[&path("shuffled.jsonl"), &path("out.csv"), "--select", &select]);
+            let mut reader = csv::ReaderBuilder::new().from_path(path("out.csv")).unwrap();
+            prop_assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), names.iter().map(String::as_str).collect::<Vec<_>>());
+            let back: Vec<Vec<String>> = reader
+                .records()
+                .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+                .collect();
+            prop_assert_eq!(back, rows);
+        }
+    }
+}

@@ -16,8 +16,11 @@ const BUFFER: usize = 64 * 1024;
 /// Where a source reads from: a file, stdin, any reader (sync or async) or bytes in memory.
 ///
 /// The input is opened on the source's blocking thread when the pipeline is first polled, so
-/// building a pipeline does no I/O, and an input that cannot be opened is the pipeline's first
-/// (and last) item: an [`Io`](crate::ErrorKind::Io) error naming it.
+/// building a pipeline does no I/O, and an input that cannot be opened (missing, a folder,
+/// unreadable) is the pipeline's first (and last) item: an [`Io`](crate::ErrorKind::Io) error
+/// naming it. That error, and any failure to read the input later (including a truncated or
+/// corrupted compressed stream), is [`fatal`](crate::Error::fatal): no error policy skips it.
+/// A UTF-8 byte-order mark at the start is dropped by the text sources.
 ///
 /// Its name (the path, `stdin`, or one given with [`name`](Input::name)) is the `source` of
 /// every error position. Compression is detected unless set with
