@@ -32,8 +32,9 @@ const OPERATION: &str = "jsonl source: decode";
 ///
 /// Lines are read and split on one thread and decoded on others
 /// ([`decode_threads`](JsonlSource::decode_threads)), in order. Memory: a few batches of lines
-/// and of values (2048 each by default, and at most 1 MiB of lines) per decoding thread; the
-/// buffers of the lines are reused from batch to batch.
+/// and of values (2048 each by default, and at most 1 MiB of lines, or one line longer than
+/// that) per decoding thread, `2 × decode_threads + 4` batches at most; the buffers of the
+/// lines are reused from batch to batch (but for those grown by a huge line).
 ///
 /// # Examples
 ///
@@ -215,6 +216,11 @@ impl JsonlSource {
     }
 
     /// The pipeline of values as `serde_json::Value`s.
+    ///
+    /// A `Value` tree takes far more memory than its text: up to about 64 times (a line of
+    /// `[{},{},…]`, measured), so a 16 MiB line may take 1 GiB while it is decoded. For input
+    /// you do not trust, lower [`max_line_len`](JsonlSource::max_line_len), or decode into your
+    /// own types or `Box<serde_json::value::RawValue>` (the value kept as its text).
     pub fn values(self) -> Pipeline<JsonlDecode<serde_json::Value>> {
         self.deserialize()
     }
@@ -250,6 +256,11 @@ impl Pool {
     }
 
     fn give(&self, mut bytes: Vec<u8>, mut lines: Vec<RawLine>) {
+        // A buffer grown by a huge line is not kept: held in the pool, a few 16 MiB lines
+        // would keep their memory for the rest of the input.
+        if bytes.capacity() > 4 * BATCH_BYTES {
+            return;
+        }
         bytes.clear();
         lines.clear();
         if let Ok(mut free) = self.free.lock() {
