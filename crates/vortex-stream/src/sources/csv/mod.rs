@@ -732,6 +732,9 @@ impl Decoder {
 
     /// Where the record read from `at` really starts: the parser counts a record from the end
     /// of the one before, so the rest of a CRLF and any blank lines come first.
+    // Off the path of good records: kept out of line, so that it does not weigh on theirs.
+    #[cold]
+    #[inline(never)]
     fn content_at(&self, at: RecordAt) -> RecordAt {
         let mut at = at;
         // Blank lines passed over while a long record was read may be forgotten already.
@@ -878,11 +881,7 @@ impl Decoder {
                 self.first_len.get_or_insert(self.record.len());
                 Some((self.check(at, end), at))
             }
-            Err(e) if is_too_long(&e) => {
-                self.index += 1;
-                let err = self.too_long(at, 0);
-                return Some((self.skip_too_long(at).map_or(Err(err), Err), at));
-            }
+            Err(e) if is_too_long(&e) => return Some((Err(self.read_past(at)), at)),
             Err(e) => {
                 self.index += 1;
                 if e.is_io_error() {
@@ -899,9 +898,22 @@ impl Decoder {
         item
     }
 
+    /// The error for the record at `at`, too long to parse, once it is read past (see
+    /// [`skip_too_long`](Decoder::skip_too_long)), or the read error that stopped that.
+    #[cold]
+    #[inline(never)]
+    fn read_past(&mut self, at: RecordAt) -> Error {
+        self.index += 1;
+        let err = self.too_long(at, 0);
+        self.skip_too_long(at).unwrap_or(err)
+    }
+
     /// Reads past the record at `at`, too long to parse, to where it ends, and starts a new
     /// parser there; at the end of the input, or on a read error (returned, fatal), the
     /// decoder is done.
+    // Off the path of good records: kept out of line, so that it does not weigh on theirs.
+    #[cold]
+    #[inline(never)]
     fn skip_too_long(&mut self, at: RecordAt) -> Option<Error> {
         let placeholder = Reading::Split {
             held: Held::Bytes(Vec::new()),
@@ -1031,6 +1043,9 @@ impl Decoder {
 
     /// The length of the record from `at` to `end` without the blank lines before it (the
     /// parser counts them in), which belong to no record.
+    // Off the path of good records: kept out of line, so that it does not weigh on theirs.
+    #[cold]
+    #[inline(never)]
     fn content_len(&self, at: RecordAt, end: u64) -> u64 {
         // Blank lines passed over while the record was read may be forgotten already.
         let start = match &self.reading {
@@ -1333,6 +1348,8 @@ impl Capped {
 
     /// Whether the record being read has only had blank lines so far: if so, the limit moves
     /// past them (they are not part of any record) and they are forgotten.
+    #[cold]
+    #[inline(never)]
     fn past_blank_lines(&mut self) -> bool {
         let start = self
             .limit
@@ -1370,6 +1387,17 @@ impl Capped {
         true
     }
 
+    /// Hands over bytes read past a skipped record (see `pending`).
+    #[cold]
+    #[inline(never)]
+    fn read_pending(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        self.tail.extend_from_slice(&buf[..n]);
+        n
+    }
+
     /// Forgets the bytes before `start`, once enough have piled up to make it worth a move.
     fn forget_before(&mut self, start: u64) {
         if self.inner.is_none() {
@@ -1403,13 +1431,7 @@ impl Read for Capped {
         }
         let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         let n = match self.inner.as_mut() {
-            Some(_) if !self.pending.is_empty() => {
-                let n = want.min(self.pending.len());
-                buf[..n].copy_from_slice(&self.pending[..n]);
-                self.pending.drain(..n);
-                self.tail.extend_from_slice(&buf[..n]);
-                n
-            }
+            Some(_) if !self.pending.is_empty() => self.read_pending(&mut buf[..want]),
             Some(inner) => {
                 let mut n = inner.read(&mut buf[..want])?;
                 // The parser drops a byte-order mark only when its first read holds all of it
