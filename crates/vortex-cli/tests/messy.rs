@@ -4,8 +4,11 @@
 //!
 //! Each folder of `tests/messy/` is one case: an input `in.*`, the exact expected output
 //! `expected.*` (none when the run must fail), and `case.toml` with the arguments, the exit
-//! code, the counts `[in, written, filtered, rejected]` and text that stderr and the
-//! dead-letter file must hold. Cases too large or too broken to commit are made here.
+//! code, the counts `[in, written, filtered, rejected]`, text that stderr and the dead-letter
+//! file must hold, and `library = [values, errors]`: what the library's own source for the
+//! format yields (CSV records with a header row, strict; JSON values; lines) under a skip
+//! policy, whose sum is the records `convert` reads. Cases too large or too broken to commit
+//! are made here.
 
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -31,6 +34,7 @@ struct Case {
     stderr: Vec<String>,
     #[serde(default)]
     dead: Vec<String>,
+    library: Option<[u64; 2]>,
 }
 
 fn vortex(args: &[String]) -> Output {
@@ -172,7 +176,62 @@ fn every_committed_case() {
             expected.as_deref(),
             dir.path(),
         );
+        let read = through_the_library(&input);
+        assert_eq!(
+            Some(read),
+            case.library,
+            "{name}: the library's [values, errors]"
+        );
+        // Every record the source yields is one that `convert` read.
+        if let (0, Some([records, ..])) = (case.exit, case.counts) {
+            assert_eq!(read[0] + read[1], records, "{name}: records read");
+        }
     }
+}
+
+/// What the library's own source for `input`'s format yields under a skip policy: values and
+/// errors, which the policy's report counts alike.
+fn through_the_library(input: &Path) -> [u64; 2] {
+    use vortex_stream::io::Input;
+    use vortex_stream::sources::{CsvSource, JsonlSource, LinesSource};
+    use vortex_stream::ErrorPolicy;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let policy = ErrorPolicy::skip();
+    let extension = input.extension().unwrap().to_string_lossy().into_owned();
+    let values = runtime.block_on(async {
+        let opened = Input::path(input);
+        match extension.as_str() {
+            "csv" => {
+                CsvSource::new(opened)
+                    .records()
+                    .on_error(policy.clone())
+                    .count()
+                    .await
+            }
+            "jsonl" => {
+                JsonlSource::new(opened)
+                    .values()
+                    .on_error(policy.clone())
+                    .count()
+                    .await
+            }
+            _ => {
+                LinesSource::new(opened)
+                    .lines()
+                    .on_error(policy.clone())
+                    .count()
+                    .await
+            }
+        }
+    });
+    let report = policy.report();
+    assert_eq!(values.unwrap(), report.items_out());
+    assert_eq!(report.items_in(), report.items_out() + report.skipped());
+    [report.items_out(), report.skipped()]
 }
 
 fn case(about: &str, args: &[&str], exit: i32, counts: Option<[u64; 4]>, stderr: &[&str]) -> Case {
@@ -184,6 +243,7 @@ fn case(about: &str, args: &[&str], exit: i32, counts: Option<[u64; 4]>, stderr:
         counts,
         stderr: stderr.iter().map(|s| (*s).to_owned()).collect(),
         dead: Vec::new(),
+        library: None,
     }
 }
 

@@ -632,3 +632,89 @@ async fn imports_account_for_every_row_and_change_nothing() {
         (7, Some(0.25), Some("12345678901234567890123".to_owned()))
     );
 }
+
+/// The messy-input corpus of `tests/messy/`, posted to an import: every record is accepted or
+/// rejected, the two add up to what the library reads from the same file, and the table holds
+/// exactly the accepted rows; an upload whose header names a field twice is refused whole.
+#[tokio::test]
+async fn the_messy_corpus_through_an_import_is_accounted_for() {
+    const COLUMNS: [&str; 15] = [
+        "a", "b", "c", "id", "name", "note", "status", "big", "tiny", "long", "neg", "exp", "s",
+        "n", "nested",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corpus.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let columns: Vec<String> = COLUMNS.iter().map(|c| format!("\"{c}\" TEXT")).collect();
+    conn.execute_batch(&format!("CREATE TABLE corpus ({})", columns.join(", ")))
+        .unwrap();
+    let config = dir.path().join("serve.toml");
+    let declared: Vec<String> = COLUMNS
+        .iter()
+        .map(|c| format!("{{ name = \"{c}\" }}"))
+        .collect();
+    std::fs::write(
+        &config,
+        format!(
+            "[[import]]\nname = \"corpus\"\ntable = \"corpus\"\ncolumns = [{}]\n",
+            declared.join(", ")
+        ),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", path.display());
+    let server = Server::start(&["--db", &db, "--config", config.to_str().unwrap()], &[]);
+    let rows = |conn: &rusqlite::Connection| -> u64 {
+        conn.query_row("SELECT count(*) FROM corpus", [], |r| r.get(0))
+            .unwrap()
+    };
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/messy");
+    let mut posted = 0;
+    for case in std::fs::read_dir(&root).unwrap() {
+        let case = case.unwrap().path();
+        let Some(input) = std::fs::read_dir(&case)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_stem().is_some_and(|s| s == "in"))
+        else {
+            continue;
+        };
+        let content_type = match input.extension().unwrap().to_str().unwrap() {
+            "csv" => "text/csv",
+            "jsonl" => "application/x-ndjson",
+            _ => continue,
+        };
+        let spec: toml::Value =
+            toml::from_str(&std::fs::read_to_string(case.join("case.toml")).unwrap()).unwrap();
+        let library: Vec<u64> = spec["library"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_integer().unwrap() as u64)
+            .collect();
+        let before = rows(&conn);
+        let body = std::fs::read(&input).unwrap();
+        let (status, report) = post(&server, "corpus", content_type, body).await;
+        let name = case.display();
+        if status == 422 {
+            assert_eq!(report["committed"], false, "{name}: {report}");
+            assert!(
+                report["error"].as_str().unwrap().contains("given twice"),
+                "{name}: {report}"
+            );
+            assert_eq!(rows(&conn), before, "{name}: nothing committed");
+            continue;
+        }
+        assert_eq!(status, 200, "{name}: {report}");
+        let accepted = report["rows_accepted"].as_u64().unwrap();
+        let rejected = report["rows_rejected"].as_u64().unwrap();
+        assert_eq!(
+            accepted + rejected,
+            library[0] + library[1],
+            "{name}: {report}"
+        );
+        assert_eq!(rows(&conn), before + accepted, "{name}: {report}");
+        posted += 1;
+    }
+    assert!(posted >= 15, "the corpus was posted ({posted} files)");
+}
