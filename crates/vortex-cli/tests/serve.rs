@@ -150,6 +150,18 @@ async fn bad_requests_are_refused_with_json_naming_the_problem() {
         .unwrap();
     assert_eq!(evil.status(), 200);
     assert_eq!(evil.text().await.unwrap(), "");
+    // A NUL byte in a text parameter is refused up front (PostgreSQL would cut the body).
+    let nul = get("/exports/orders.csv?status=%00").await.unwrap();
+    assert_eq!(nul.status(), 400);
+    // `q=0` refuses an encoding: the body is plain.
+    let plain = reqwest::Client::new()
+        .get(server.url("/exports/orders.csv?status=active"))
+        .header("accept-encoding", "gzip;q=0")
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert!(plain.text().await.unwrap().starts_with("id,"));
     assert_eq!(get("/healthz").await.unwrap().text().await.unwrap(), "ok\n");
     let xlsx = get("/exports/orders.xlsx?status=active").await.unwrap();
     assert_eq!(xlsx.status(), 200);
@@ -717,4 +729,62 @@ async fn the_messy_corpus_through_an_import_is_accounted_for() {
         posted += 1;
     }
     assert!(posted >= 15, "the corpus was posted ({posted} files)");
+}
+
+/// The size limit counts what a body inflates to, and every part of a form: a gzip bomb and a
+/// form with a large part before the CSV one are refused with 413, nothing committed.
+#[tokio::test]
+async fn import_limits_count_inflated_bytes_and_every_part() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, config) = import_setup(dir.path());
+    let server = Server::start(&["--db", &db, "--config", config.to_str().unwrap()], &[]);
+
+    // 200 KB of rows, a few hundred bytes gzipped: under the 2000-byte limit on the wire.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(b"id,name\n").unwrap();
+    for _ in 0..50_000 {
+        encoder.write_all(b"1,a\n").unwrap();
+    }
+    let bomb = encoder.finish().unwrap();
+    assert!(bomb.len() < 2000, "{} bytes", bomb.len());
+    for content_encoding in [None, Some("gzip")] {
+        let mut request = reqwest::Client::new()
+            .post(server.url("/imports/people"))
+            .header("content-type", "text/csv")
+            .body(bomb.clone());
+        if let Some(encoding) = content_encoding {
+            request = request.header("content-encoding", encoding);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let report: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(status, 413, "{report}");
+        assert_eq!(report["committed"], false);
+        assert!(
+            report["error"]
+                .as_str()
+                .unwrap()
+                .contains("over its limit of 2000 bytes"),
+            "{report}"
+        );
+    }
+
+    // A junk part of 5000 bytes before a small CSV part.
+    let junk = "x".repeat(5000);
+    let form = format!(
+        "--XB\r\nContent-Disposition: form-data; name=\"junk\"\r\n\r\n{junk}\r\n\
+         --XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\nid,name\n1,a\n\r\n--XB--\r\n"
+    );
+    let chunks: Vec<Result<String, std::io::Error>> = form
+        .as_bytes()
+        .chunks(500)
+        .map(|c| Ok(String::from_utf8(c.to_vec()).unwrap()))
+        .collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let (status, report) = post(&server, "people", "multipart/form-data; boundary=XB", body).await;
+    assert_eq!(status, 413, "{report}");
+    assert!(people(dir.path()).is_empty());
 }

@@ -381,7 +381,16 @@ impl Error {
     #[must_use]
     pub fn io(operation: impl Into<Cow<'static, str>>, cause: std::io::Error) -> Self {
         let message = cause.to_string();
-        Error::new(ErrorKind::Io, operation)
+        // An input read past its limit is a bound reached, not a failing device.
+        let kind = if cause
+            .get_ref()
+            .is_some_and(|inner| inner.is::<crate::io::OverLimit>())
+        {
+            ErrorKind::Capacity
+        } else {
+            ErrorKind::Io
+        };
+        Error::new(kind, operation)
             .with_message(message)
             .with_source(cause)
     }

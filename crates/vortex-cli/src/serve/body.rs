@@ -88,6 +88,8 @@ impl Stream for ExportBody {
                 match this.failure.take() {
                     Some(err) => {
                         metrics.failed.fetch_add(1, Ordering::Relaxed);
+                        // The client sees a cut-off body; the operator needs the cause.
+                        eprintln!("vortex serve: an export failed midway: {err}");
                         Poll::Ready(Some(Err(std::io::Error::other(err))))
                     }
                     None => {

@@ -98,36 +98,42 @@ pub(super) async fn import(
         return refuse(&shared, StatusCode::TOO_MANY_REQUESTS, &message, None);
     };
 
-    // The upload as it arrives: the body, or its first CSV or JSON Lines part.
-    let (format, upload) = match plain {
-        Some(format) => (
-            format,
-            body.into_data_stream()
-                .map_err(std::io::Error::other)
-                .boxed(),
-        ),
-        None => match first_part(body, &content_type).await {
-            Ok(part) => part,
-            Err(message) => return refuse(&shared, StatusCode::BAD_REQUEST, &message, None),
-        },
-    };
-    // Cut off with an error past the limit.
+    // The body as it arrives, cut off with an error past the limit: every byte counts, those
+    // of the form's other parts too.
     let too_large = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&too_large);
     let mut seen = 0u64;
-    let chunks = upload.map(move |chunk| {
-        let chunk = chunk?;
-        seen += chunk.len() as u64;
-        if seen > limit {
-            flag.store(true, Ordering::Relaxed);
-            return Err(std::io::Error::other(format!(
-                "the body is over this import's limit of {limit} bytes"
-            )));
-        }
-        Ok(chunk)
-    });
-    let input =
-        Input::async_reader(StreamReader::new(chunks)).name(format!("POST /imports/{name}"));
+    let received = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .map(move |chunk| {
+            let chunk = chunk?;
+            seen += chunk.len() as u64;
+            if seen > limit {
+                flag.store(true, Ordering::Relaxed);
+                return Err(std::io::Error::other(format!(
+                    "the body is over this import's limit of {limit} bytes"
+                )));
+            }
+            Ok(chunk)
+        })
+        .boxed();
+    // The upload: the body, or its first CSV or JSON Lines part.
+    let (format, upload) = match plain {
+        Some(format) => (format, received),
+        None => match first_part(received, &content_type).await {
+            Ok(part) => part,
+            Err(message) if too_large.load(Ordering::Relaxed) => {
+                return refuse(&shared, StatusCode::PAYLOAD_TOO_LARGE, &message, None)
+            }
+            Err(message) => return refuse(&shared, StatusCode::BAD_REQUEST, &message, None),
+        },
+    };
+    // The limit holds for what the upload inflates to as well (gzip and zstd bodies are
+    // decompressed by the source): a small body must not become gigabytes of rows.
+    let input = Input::async_reader(StreamReader::new(upload))
+        .name(format!("POST /imports/{name}"))
+        .limit(limit);
     let records = match format {
         BodyFormat::Csv => csv_rows(input, import),
         BodyFormat::Jsonl => jsonl_rows(input, import),
@@ -177,8 +183,13 @@ pub(super) async fn import(
                 .metrics
                 .failed_imports
                 .fetch_add(1, Ordering::Relaxed);
-            report.error = Some(err.to_string());
-            if too_large.load(Ordering::Relaxed) {
+            // A database's errors name the row and what it refused, never the server.
+            report.error = Some(if err.kind() == ErrorKind::Database {
+                err.message().to_owned()
+            } else {
+                err.to_string()
+            });
+            if too_large.load(Ordering::Relaxed) || err.kind() == ErrorKind::Capacity {
                 StatusCode::PAYLOAD_TOO_LARGE
             } else if rejecting.load(Ordering::Relaxed)
                 || matches!(err.kind(), ErrorKind::Database | ErrorKind::Validation)
@@ -209,9 +220,9 @@ fn body_format(essence: &str) -> Option<BodyFormat> {
 
 /// The first part of a `multipart/form-data` body that is CSV or JSON Lines, by its content
 /// type or its file name, streamed as it arrives.
-async fn first_part(body: Body, content_type: &str) -> Result<(BodyFormat, Upload), String> {
+async fn first_part(body: Upload, content_type: &str) -> Result<(BodyFormat, Upload), String> {
     let boundary = multer::parse_boundary(content_type).map_err(|e| e.to_string())?;
-    let mut form = multer::Multipart::new(body.into_data_stream(), boundary);
+    let mut form = multer::Multipart::new(body, boundary);
     while let Some(part) = form.next_field().await.map_err(|e| e.to_string())? {
         let by_type = part
             .content_type()

@@ -53,10 +53,15 @@ pub(crate) struct ServeArgs {
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
-    text.trim_end_matches('s')
+    let seconds = text
+        .trim_end_matches('s')
         .parse::<f64>()
-        .map(Duration::from_secs_f64)
-        .map_err(|_| format!("{text:?} is not a number of seconds"))
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    // NaN, negatives and the huge would panic in `Duration`, or never end.
+    if !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("{text:?}: give 0 to 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 struct Shared {
@@ -65,6 +70,8 @@ struct Shared {
     imports: HashMap<String, (config::Import, Arc<Semaphore>)>,
     /// From `VORTEX_SERVE_TOKEN`; never logged.
     token: Option<String>,
+    /// With `VORTEX_SERVE_METRICS_TOKEN` set, `/metrics` needs it as a bearer token.
+    metrics_token: Option<String>,
     /// Exports collect their rows first (benchmarks only).
     eager: bool,
     metrics: Metrics,
@@ -75,6 +82,11 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    // The configuration first: a mistake in it is said before the demo database is built.
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::builtin(),
+    };
     let db = match &args.db {
         Some(url) => Database::open(url)?,
         None => {
@@ -84,10 +96,6 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
             Database::open(&format!("sqlite://{}", path.display()))?
         }
     };
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::builtin(),
-    };
     let exports = limited(config.exports, |e| (e.name.clone(), e.max_concurrent));
     let imports = limited(config.imports, |i| (i.name.clone(), i.max_concurrent));
     let shared = Arc::new(Shared {
@@ -95,6 +103,9 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
         exports,
         imports,
         token: std::env::var("VORTEX_SERVE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        metrics_token: std::env::var("VORTEX_SERVE_METRICS_TOKEN")
             .ok()
             .filter(|t| !t.is_empty()),
         metrics: Metrics::default(),
@@ -142,6 +153,32 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
 
 /// Named items, each with a semaphore of its own concurrency limit: the requests of one
 /// export or import running at once.
+/// Whether an `Accept-Encoding` value accepts gzip: listed as `gzip` (or `x-gzip`, or `*`)
+/// with a quality above zero (`gzip;q=0` refuses it).
+fn accepts_gzip(value: &str) -> bool {
+    let quality = |coding: &str| -> Option<f32> {
+        value.split(',').find_map(|entry| {
+            let mut parts = entry.split(';');
+            let name = parts.next()?.trim();
+            if !name.eq_ignore_ascii_case(coding) {
+                return None;
+            }
+            let q = parts
+                .filter_map(|p| {
+                    let p = p.trim();
+                    p.strip_prefix("q=").or_else(|| p.strip_prefix("Q="))
+                })
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            Some(q)
+        })
+    };
+    match quality("gzip").or_else(|| quality("x-gzip")) {
+        Some(q) => q > 0.0,
+        None => quality("*").is_some_and(|q| q > 0.0),
+    }
+}
+
 fn limited<T>(
     items: Vec<T>,
     name_and_limit: impl Fn(&T) -> (String, usize),
@@ -178,11 +215,16 @@ async fn shutdown_signal() {
     }
 }
 
-async fn metrics_page(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+async fn metrics_page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if !bearer_matches(shared.metrics_token.as_deref(), &headers) {
+        let status = StatusCode::UNAUTHORIZED;
+        return refuse(&shared, status, "a valid bearer token is required", None);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         shared.metrics.render(),
     )
+        .into_response()
 }
 
 /// A JSON error answer.
@@ -201,13 +243,21 @@ fn refuse(shared: &Shared, status: StatusCode, error: &str, param: Option<&str>)
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    let Some(token) = &shared.token else {
+    bearer_matches(shared.token.as_deref(), headers)
+}
+
+/// Whether the request carries `token` as a bearer token (any request does, without a token).
+/// The scheme is case-insensitive (RFC 9110).
+fn bearer_matches(token: Option<&str>, headers: &HeaderMap) -> bool {
+    let Some(token) = token else {
         return true;
     };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, given)| given.trim());
     // Compared in full whatever the input, so the time taken does not tell how much matched.
     given.is_some_and(|given| {
         given.len() == token.len()
@@ -288,7 +338,7 @@ async fn export(
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+        .is_some_and(accepts_gzip);
 
     let (writer, reader) = tokio::io::duplex(64 * 1024);
     let output = Output::async_writer(writer)
@@ -330,4 +380,52 @@ async fn export(
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{header, HeaderMap, HeaderValue};
+
+    #[test]
+    fn gzip_is_accepted_only_with_a_quality_above_zero() {
+        for (value, gzip) in [
+            ("gzip", true),
+            ("deflate, gzip;q=0.5", true),
+            ("GZIP", true),
+            ("gzip;q=0", false),
+            ("gzip; q=0.0, identity", false),
+            ("identity", false),
+            ("*", true),
+            ("*;q=0", false),
+            ("gzip;q=0, *", false),
+            ("br, x-gzip", true),
+        ] {
+            assert_eq!(super::accepts_gzip(value), gzip, "{value}");
+        }
+    }
+
+    #[test]
+    fn grace_periods_must_be_sane_numbers() {
+        assert!(super::parse_seconds("10s").is_ok());
+        assert!(super::parse_seconds("0.5").is_ok());
+        for bad in ["-1", "nan", "inf", "1e30", "x"] {
+            assert!(super::parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            headers
+        };
+        assert!(super::bearer_matches(Some("t0k"), &with("Bearer t0k")));
+        assert!(super::bearer_matches(Some("t0k"), &with("bearer t0k")));
+        assert!(super::bearer_matches(Some("t0k"), &with("BEARER  t0k")));
+        assert!(!super::bearer_matches(Some("t0k"), &with("Basic t0k")));
+        assert!(!super::bearer_matches(Some("t0k"), &with("Bearer t0x")));
+        assert!(!super::bearer_matches(Some("t0k"), &HeaderMap::new()));
+        assert!(super::bearer_matches(None, &HeaderMap::new()));
+    }
 }

@@ -41,6 +41,7 @@ pub struct Input {
     kind: InputKind,
     name: Arc<str>,
     compression: Compression,
+    limit: Option<u64>,
 }
 
 enum InputKind {
@@ -57,6 +58,7 @@ impl fmt::Debug for Input {
         f.debug_struct("Input")
             .field("name", &self.name)
             .field("compression", &self.compression)
+            .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +69,7 @@ impl Input {
             kind,
             name: name.into(),
             compression: Compression::Auto,
+            limit: None,
         }
     }
 
@@ -143,6 +146,32 @@ impl Input {
         self
     }
 
+    /// Reads at most `bytes` bytes of the input, counted after decompression: past them, the
+    /// source fails with a fatal [`Capacity`](crate::ErrorKind::Capacity) error. A guard
+    /// against an upload that is small on the wire and huge once inflated (a gzip bomb).
+    ///
+    /// ```
+    /// use vortex_stream::io::Input;
+    /// use vortex_stream::sources::LinesSource;
+    /// use vortex_stream::ErrorKind;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = LinesSource::new(Input::bytes("one\ntwo\nthree\n").limit(8))
+    ///     .lines()
+    ///     .count()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Capacity);
+    /// assert!(err.is_fatal());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn limit(mut self, bytes: u64) -> Self {
+        self.limit = Some(bytes);
+        self
+    }
+
     /// The name errors give for this input.
     #[must_use]
     pub fn source_name(&self) -> &str {
@@ -199,8 +228,65 @@ impl Input {
         if compression == Compression::Auto {
             compression = Compression::from_magic(reader.fill_buf().map_err(failed)?);
         }
-        let reader = compression.decoder(reader).map_err(failed)?;
+        let mut reader = compression.decoder(reader).map_err(failed)?;
+        if let Some(limit) = self.limit {
+            reader = Box::new(Limited {
+                inner: reader,
+                left: limit,
+                limit,
+            });
+        }
         Ok(OpenedInput { reader, name })
+    }
+}
+
+/// The marker inside the I/O error of an input read past its [`limit`](Input::limit).
+#[derive(Debug)]
+pub(crate) struct OverLimit(u64);
+
+impl fmt::Display for OverLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the input is over its limit of {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for OverLimit {}
+
+/// Fails the read that would go past `limit` bytes.
+struct Limited {
+    inner: Box<dyn BufRead + Send>,
+    left: u64,
+    limit: u64,
+}
+
+impl Limited {
+    fn over(&self) -> std::io::Error {
+        std::io::Error::other(OverLimit(self.limit))
+    }
+}
+
+impl Read for Limited {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| self.over())?;
+        Ok(n)
+    }
+}
+
+impl BufRead for Limited {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        let over = self.over();
+        let left = self.left;
+        let available = self.inner.fill_buf()?;
+        if available.len() as u64 > left {
+            return Err(over);
+        }
+        Ok(available)
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.left = self.left.saturating_sub(amount as u64);
+        self.inner.consume(amount);
     }
 }
 

@@ -15,4 +15,4 @@ pub use compression::Compression;
 pub use input::Input;
 pub use output::{Output, SinkWriter, Written};
 
-pub(crate) use input::OpenedInput;
+pub(crate) use input::{OpenedInput, OverLimit};
