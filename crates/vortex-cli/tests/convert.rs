@@ -309,3 +309,31 @@ fn export_reads_postgresql_and_mariadb() {
             .unwrap();
     }
 }
+
+/// A server that accepts the connection and never answers: `export` fails with a timeout
+/// naming it, instead of hanging.
+#[test]
+fn export_gives_up_on_a_database_that_never_answers() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold every connection, saying nothing.
+    let held = std::thread::spawn(move || {
+        let mut sockets = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < until {
+            if let Ok((socket, _)) = listener.accept() {
+                sockets.push(socket);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    let started = std::time::Instant::now();
+    let url = format!("postgres://app@127.0.0.1:{port}/x?connect_timeout=1");
+    let out = vortex(&["export", "--db", &url, "--query", "SELECT 1"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did not answer within 1s"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    drop(held);
+}

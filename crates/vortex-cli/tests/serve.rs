@@ -788,3 +788,243 @@ async fn import_limits_count_inflated_bytes_and_every_part() {
     assert_eq!(status, 413, "{report}");
     assert!(people(dir.path()).is_empty());
 }
+
+/// The time `/healthz` takes to answer, on a fresh connection.
+async fn healthz_time(server: &Server) -> Duration {
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .get(server.url("/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    started.elapsed()
+}
+
+/// Whether the server closed `socket` (a read sees its end) within `within`.
+async fn closed_within(socket: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, socket.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // A 408 or similar before the close: keep reading to the end.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Slowloris: a hundred clients sending their request head a byte at a time are cut at the
+/// header timeout, and `/healthz` answers at once throughout.
+#[tokio::test]
+async fn slow_request_heads_are_cut_and_the_service_stays_reachable() {
+    use tokio::io::AsyncWriteExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path(), 100);
+    let server = Server::start(&["--db", &db, "--header-timeout", "1s"], &[]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        socket
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(socket);
+    }
+    // A byte each every 200 ms: never a whole head.
+    let started = Instant::now();
+    let mut worst = Duration::ZERO;
+    while started.elapsed() < Duration::from_millis(800) {
+        for socket in &mut slow {
+            let _ = socket.write_all(b"X").await;
+        }
+        worst = worst.max(healthz_time(&server).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for socket in &mut slow {
+        assert!(
+            closed_within(socket, Duration::from_secs(5)).await,
+            "a slow head was not cut"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert!(
+        worst < Duration::from_millis(100),
+        "/healthz took {worst:?}"
+    );
+}
+
+/// An idle flood: connections past the cap are closed at once, idle ones at the header
+/// timeout, and `/healthz` answers while the flood stays under the cap.
+#[tokio::test]
+async fn idle_connections_are_capped_and_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path(), 100);
+    let server = Server::start(
+        &[
+            "--db",
+            &db,
+            "--max-connections",
+            "40",
+            "--header-timeout",
+            "2s",
+        ],
+        &[],
+    );
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..39 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // Under the cap: the service answers at once.
+    let took = healthz_time(&server).await;
+    assert!(took < Duration::from_millis(100), "/healthz took {took:?}");
+    // Over it: closed at once, holding nothing.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = Vec::new();
+    for _ in 0..20 {
+        extra.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut refused = 0;
+    for socket in &mut extra {
+        refused += usize::from(closed_within(socket, Duration::from_millis(500)).await);
+    }
+    assert!(
+        refused >= 19,
+        "only {refused} of 20 connections over the cap were closed"
+    );
+    // The idle ones go at the header timeout, and their slots with them.
+    for socket in &mut idle {
+        assert!(
+            closed_within(socket, Duration::from_secs(5)).await,
+            "an idle connection stayed"
+        );
+    }
+    let took = healthz_time(&server).await;
+    assert!(took < Duration::from_millis(100), "/healthz took {took:?}");
+}
+
+/// Readers that take no bytes hold an export's permit only until the write timeout: then they
+/// are cut, and the export serves others again.
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_cut_and_frees_its_permit() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path(), 200_000);
+    let config = dir.path().join("exports.toml");
+    std::fs::write(
+        &config,
+        "[[export]]\nname = \"all\"\nquery = \"SELECT * FROM orders\"\nmax_concurrent = 2\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &[
+            "--db",
+            &db,
+            "--config",
+            config.to_str().unwrap(),
+            "--write-timeout",
+            "1s",
+        ],
+        &[],
+    );
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        socket
+            .write_all(b"GET /exports/all.csv HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // The head and a first bytes, then no more reading.
+        let mut first = [0u8; 64];
+        let n = socket.read(&mut first).await.unwrap();
+        assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+        stalled.push(socket);
+    }
+    let client = reqwest::Client::new();
+    let url = server.url("/exports/all.csv");
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        429,
+        "both permits held"
+    );
+    // Cut once their buffers are full and a second has passed: the permits come back.
+    let started = Instant::now();
+    let status = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let status = client.get(&url).send().await.unwrap().status();
+        if status != 429 || started.elapsed() > Duration::from_secs(20) {
+            break status;
+        }
+    };
+    assert_eq!(status, 200, "the stalled readers still hold the permits");
+    assert!(healthz_time(&server).await < Duration::from_millis(100));
+}
+
+/// Uploads that stall, or trickle in a byte at a time, are cut (408) and commit nothing, and
+/// the import serves others again.
+#[tokio::test]
+async fn stalled_and_trickling_uploads_are_cut() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let (db, config) = import_setup(dir.path());
+    let server = Server::start(
+        &[
+            "--db",
+            &db,
+            "--config",
+            config.to_str().unwrap(),
+            "--upload-timeout",
+            "1s",
+            "--min-upload-rate",
+            "100",
+        ],
+        &[],
+    );
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    for trickle in [false, true] {
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        socket
+            .write_all(
+                b"POST /imports/people HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n\
+                  Transfer-Encoding: chunked\r\n\r\n8\r\nid,name\n\r\n",
+            )
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if trickle {
+                // A byte every 50 ms: 20 bytes a second, under the 100 allowed.
+                let _ = socket.write_all(b"1\r\nx\r\n").await;
+            }
+            match tokio::time::timeout(Duration::from_millis(50), socket.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the upload was never cut"
+            );
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "trickle {trickle}: {answer}"
+        );
+    }
+    assert!(people(dir.path()).is_empty());
+    let (status, _) = post(&server, "people", "text/csv", "id,name\n1,a\n").await;
+    assert_eq!(status, 200);
+}

@@ -28,6 +28,62 @@ use crate::record::Record;
 use super::config::{Import, OnBadRow};
 use super::{authorized, refuse, Shared};
 
+/// How slow an upload may be: it is cut once nothing arrived for `stall`, or once, from then
+/// on (after `stall` has passed), it averages under `min_rate` bytes a second.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct UploadLimits {
+    pub(super) stall: std::time::Duration,
+    pub(super) min_rate: u64,
+}
+
+/// The body's chunks as they arrive, cut with a `TimedOut` error (`slow` set) when the upload
+/// is slower than `limits` allow.
+fn paced(
+    body: Body,
+    limits: UploadLimits,
+    slow: Arc<AtomicBool>,
+) -> impl futures_core::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    let started = tokio::time::Instant::now();
+    let chunks = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .boxed();
+    stream::unfold((chunks, 0u64, false), move |(mut chunks, seen, done)| {
+        let slow = Arc::clone(&slow);
+        async move {
+            if done {
+                return None;
+            }
+            let cut = |why: String| {
+                slow.store(true, Ordering::Relaxed);
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why))
+            };
+            let item = match tokio::time::timeout(limits.stall, chunks.next()).await {
+                Err(_) => cut(format!("the upload sent nothing for {:?}", limits.stall)),
+                Ok(None) => return None,
+                Ok(Some(item)) => item,
+            };
+            let seen = seen + item.as_ref().map_or(0, |chunk| chunk.len() as u64);
+            let elapsed = started.elapsed();
+            let item = match item {
+                Ok(_)
+                    if elapsed > limits.stall
+                        && (seen as f64) < limits.min_rate as f64 * elapsed.as_secs_f64() =>
+                {
+                    cut(format!(
+                        "the upload arrives at {:.0} bytes a second, under the {} allowed",
+                        seen as f64 / elapsed.as_secs_f64(),
+                        limits.min_rate
+                    ))
+                }
+                other => other,
+            };
+            let done = item.is_err();
+            Some((item, (chunks, seen, done)))
+        }
+    })
+}
+
 /// The answer to an import.
 #[derive(Debug, Default, Serialize)]
 struct Report {
@@ -101,11 +157,10 @@ pub(super) async fn import(
     // The body as it arrives, cut off with an error past the limit: every byte counts, those
     // of the form's other parts too.
     let too_large = Arc::new(AtomicBool::new(false));
+    let too_slow = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&too_large);
     let mut seen = 0u64;
-    let received = body
-        .into_data_stream()
-        .map_err(std::io::Error::other)
+    let received = paced(body, shared.uploads, Arc::clone(&too_slow))
         .map(move |chunk| {
             let chunk = chunk?;
             seen += chunk.len() as u64;
@@ -125,6 +180,9 @@ pub(super) async fn import(
             Ok(part) => part,
             Err(message) if too_large.load(Ordering::Relaxed) => {
                 return refuse(&shared, StatusCode::PAYLOAD_TOO_LARGE, &message, None)
+            }
+            Err(message) if too_slow.load(Ordering::Relaxed) => {
+                return refuse(&shared, StatusCode::REQUEST_TIMEOUT, &message, None)
             }
             Err(message) => return refuse(&shared, StatusCode::BAD_REQUEST, &message, None),
         },
@@ -189,7 +247,9 @@ pub(super) async fn import(
             } else {
                 err.to_string()
             });
-            if too_large.load(Ordering::Relaxed) || err.kind() == ErrorKind::Capacity {
+            if too_slow.load(Ordering::Relaxed) {
+                StatusCode::REQUEST_TIMEOUT
+            } else if too_large.load(Ordering::Relaxed) || err.kind() == ErrorKind::Capacity {
                 StatusCode::PAYLOAD_TOO_LARGE
             } else if rejecting.load(Ordering::Relaxed)
                 || matches!(err.kind(), ErrorKind::Database | ErrorKind::Validation)

@@ -5,6 +5,7 @@
 mod body;
 mod config;
 mod import;
+mod listen;
 mod metrics;
 
 use std::collections::HashMap;
@@ -46,10 +47,46 @@ pub(crate) struct ServeArgs {
     /// After ctrl-c or SIGTERM, how long running exports may go on before they are cut.
     #[arg(long, default_value = "10s", value_parser = parse_seconds)]
     grace: Duration,
+    /// Connections open at once; past it a new connection is closed at once.
+    #[arg(long, default_value_t = 1024, value_parser = parse_count)]
+    max_connections: usize,
+    /// Time a client has to send a request's head (also the longest an idle keep-alive
+    /// connection stays open).
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    header_timeout: Duration,
+    /// Time a client may take no bytes of a response before it is cut (and the export's
+    /// permit and query freed).
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    write_timeout: Duration,
+    /// Time an upload may send nothing before it is cut (408, nothing committed).
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    upload_timeout: Duration,
+    /// The slowest an upload may arrive, in bytes a second on average, judged once the upload
+    /// timeout has passed: slower is cut (408), so that a client sending a byte a second
+    /// cannot hold an import's permit.
+    #[arg(long, default_value_t = 1024)]
+    min_upload_rate: u64,
     /// Collect each export's rows before writing any (the way that gets pods killed), to
     /// measure against.
     #[arg(long, hide = true)]
     eager: bool,
+}
+
+/// A count of at least one.
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?}: give a whole number of at least 1")),
+    }
+}
+
+/// A timeout: more than nothing.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    parse_seconds(text).and_then(|d| {
+        (!d.is_zero())
+            .then_some(d)
+            .ok_or_else(|| format!("{text:?}: give more than 0 seconds"))
+    })
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -74,6 +111,8 @@ struct Shared {
     metrics_token: Option<String>,
     /// Exports collect their rows first (benchmarks only).
     eager: bool,
+    /// How slow an upload may be.
+    uploads: import::UploadLimits,
     metrics: Metrics,
 }
 
@@ -110,6 +149,10 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
             .filter(|t| !t.is_empty()),
         metrics: Metrics::default(),
         eager: args.eager,
+        uploads: import::UploadLimits {
+            stall: args.upload_timeout,
+            min_rate: args.min_upload_rate,
+        },
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -128,21 +171,24 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
             shared.imports.len()
         );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(listener, app).with_graceful_shutdown({
-            let mut stop = stop_rx.clone();
-            async move {
-                let _ = stop.changed().await;
-            }
-        });
-        let shutdown = async {
+        let limits = listen::Limits {
+            max_connections: args.max_connections,
+            header_timeout: args.header_timeout,
+            write_timeout: args.write_timeout,
+        };
+        let server = listen::serve(listener, app, limits, stop_rx, args.grace);
+        let signal = async {
             shutdown_signal().await;
-            eprintln!("vortex serve: stopping; running exports have {:?}", args.grace);
+            eprintln!(
+                "vortex serve: stopping; running exports have {:?}",
+                args.grace
+            );
             let _ = stop_tx.send(true);
-            tokio::time::sleep(args.grace).await;
+            std::future::pending::<()>().await;
         };
         tokio::select! {
-            served = server => served.context("serving")?,
-            () = shutdown => eprintln!("vortex serve: grace period over, cutting the exports still running"),
+            () = server => {}
+            () = signal => {}
         }
         Ok::<_, anyhow::Error>(())
     })?;
@@ -151,8 +197,6 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Named items, each with a semaphore of its own concurrency limit: the requests of one
-/// export or import running at once.
 /// Whether an `Accept-Encoding` value accepts gzip: listed as `gzip` (or `x-gzip`, or `*`)
 /// with a quality above zero (`gzip;q=0` refuses it).
 fn accepts_gzip(value: &str) -> bool {
@@ -179,6 +223,8 @@ fn accepts_gzip(value: &str) -> bool {
     }
 }
 
+/// Named items, each with a semaphore of its own concurrency limit: the requests of one
+/// export or import running at once.
 fn limited<T>(
     items: Vec<T>,
     name_and_limit: impl Fn(&T) -> (String, usize),

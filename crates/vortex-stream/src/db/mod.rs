@@ -322,6 +322,25 @@ pub(crate) struct Query {
     pub(crate) fetched: Arc<AtomicU64>,
 }
 
+/// How long connecting to a server may take (TCP, handshake, authentication) before it is an
+/// error: a server that accepts the connection and never answers must not hang the pipeline.
+/// A PostgreSQL URL may set its own with `connect_timeout=SECONDS`.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The error for a connection the server did not complete within `after`.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) fn connect_timed_out(
+    operation: &'static str,
+    name: &Arc<str>,
+    after: std::time::Duration,
+) -> Error {
+    Error::new(ErrorKind::Timeout, operation)
+        .with_position(crate::Position::new().with_source(Arc::clone(name)))
+        .with_message(format!("the server did not answer within {after:?}"))
+        .fatal()
+}
+
 /// The error for a failure reported by a database driver. It is [`fatal`](Error::fatal): a
 /// query or connection that failed yields no more rows, and a policy skipping it would make a
 /// cut-off result look whole. (A row that does not decode is a `Decode` error, not this.)

@@ -60,8 +60,10 @@ pub(super) fn options(url: &str, name: &Arc<str>) -> Result<Opts> {
 }
 
 async fn connect(opts: &Opts, name: &Arc<str>) -> Result<Conn> {
-    Conn::new(opts.clone())
+    let timeout = super::CONNECT_TIMEOUT;
+    tokio::time::timeout(timeout, Conn::new(opts.clone()))
         .await
+        .map_err(|_| super::connect_timed_out("mysql: connect", name, timeout))?
         .map_err(|e| my_error("mysql: connect", name, e))
 }
 

@@ -57,8 +57,15 @@ fn pg_error(operation: &'static str, name: &Arc<str>, e: tokio_postgres::Error) 
 /// A connection, and the task driving it: dropping the set aborts the task and closes the
 /// socket.
 async fn connect(url: &str, name: &Arc<str>) -> Result<(Client, JoinSet<()>)> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    let timeout = url
+        .parse::<tokio_postgres::Config>()
+        .ok()
+        .and_then(|config| config.get_connect_timeout().copied())
+        .unwrap_or(super::CONNECT_TIMEOUT);
+    let connecting = tokio_postgres::connect(url, NoTls);
+    let (client, connection) = tokio::time::timeout(timeout, connecting)
         .await
+        .map_err(|_| super::connect_timed_out("postgres: connect", name, timeout))?
         .map_err(|e| pg_error("postgres: connect", name, e))?;
     let mut tasks = JoinSet::new();
     tasks.spawn(async move {

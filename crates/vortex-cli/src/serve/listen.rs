@@ -1,0 +1,168 @@
+//! The accept loop: every connection held to the limits that keep the service reachable by
+//! everyone while some clients are slow or hostile.
+//!
+//! `axum::serve` has no header-read timeout and no connection cap, so connections are served
+//! here with hyper's own HTTP/1 connection, whose header-read timeout (with tokio's timer)
+//! closes a connection that has not sent a whole request head in time: a slowloris client,
+//! and an idle keep-alive connection waiting for its next request, alike.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+/// The limits every connection is held to.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limits {
+    /// Connections open at once; past it a new connection is closed at once.
+    pub(super) max_connections: usize,
+    /// Time a client has to send a request's head, from when the server is ready for it
+    /// (so also the longest an idle keep-alive connection stays open).
+    pub(super) header_timeout: Duration,
+    /// Time a client may take no bytes of a response while the server has some to send: a
+    /// reader too slow for too long is cut, and what its request held (an export's permit,
+    /// its query) is freed.
+    pub(super) write_timeout: Duration,
+}
+
+/// Serves `app` on `listener` until `stop` turns true, then lets the open connections finish
+/// their requests for `grace`, and cuts what is still running.
+pub(super) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let socket = match accepted {
+                    Ok((socket, _)) => socket,
+                    Err(err) => {
+                        // Out of file descriptors, say: wait a moment rather than spin.
+                        eprintln!("vortex serve: accept failed: {err}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    // Over the cap: closed at once, so the client knows and no descriptor is
+                    // held for it.
+                    drop(socket);
+                    continue;
+                };
+                let _ = socket.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let socket = WriteDeadline::new(socket, limits.write_timeout);
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(socket), service));
+                connections.spawn(async move {
+                    let _ = connection.await;
+                    drop(slot);
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            eprintln!("vortex serve: grace period over, cutting the exports still running");
+        }
+    }
+    // Dropping the set aborts every connection still open.
+    connections.abort_all();
+}
+
+/// A connection whose writes fail once the client has taken no bytes for `timeout` while the
+/// server had some to send. hyper's HTTP/1 server has no write timeout of its own; a read
+/// timeout is not wanted here (a client downloading a long export sends nothing meanwhile, and
+/// the header timeout covers idle connections).
+struct WriteDeadline<T> {
+    io: T,
+    timeout: Duration,
+    // Running while a write waits for the client to take bytes.
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteDeadline<T> {
+    fn new(io: T, timeout: Duration) -> Self {
+        WriteDeadline {
+            io,
+            timeout,
+            waiting: None,
+        }
+    }
+
+    /// What a write that returned `polled` becomes: ready clears the clock, pending starts it
+    /// (or, once it has run out, fails).
+    fn deadline<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        if polled.is_ready() {
+            self.waiting = None;
+            return polled;
+        }
+        let timeout = self.timeout;
+        let waiting = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match waiting.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client took no bytes for {timeout:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteDeadline<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.deadline(cx, polled)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.deadline(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
