@@ -1028,3 +1028,68 @@ async fn stalled_and_trickling_uploads_are_cut() {
     let (status, _) = post(&server, "people", "text/csv", "id,name\n1,a\n").await;
     assert_eq!(status, 200);
 }
+
+/// Starts an export from `local` and stops reading after its head: it holds its places.
+async fn stalled_export(addr: &str, local: [u8; 4], path: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((local, 0)))
+        .unwrap();
+    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).await.unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head[..n]));
+    stream
+}
+
+/// One client may run only a few exports at once (429 past them), and all clients together only
+/// so many (503 past them, at once, never queued); places come back when their clients go.
+#[tokio::test]
+async fn a_few_clients_cannot_take_every_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path(), 200_000);
+    let config = dir.path().join("exports.toml");
+    std::fs::write(&config, "[[export]]\nname = \"all\"\nquery = \"SELECT * FROM orders\"\n").unwrap();
+    let server = Server::start(
+        &["--db", &db, "--config", config.to_str().unwrap(), "--max-per-client", "2", "--max-running", "3"],
+        &[],
+    );
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let from = |last: u8| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+            .build()
+            .unwrap()
+    };
+    let url = server.url("/exports/all.csv");
+    let mut held = vec![
+        stalled_export(&addr, [127, 0, 0, 1], "/exports/all.csv").await,
+        stalled_export(&addr, [127, 0, 0, 1], "/exports/all.csv").await,
+    ];
+    let third = from(1).get(&url).send().await.unwrap();
+    assert_eq!(third.status(), 429);
+    assert!(third.text().await.unwrap().contains("127.0.0.1 already runs 2"));
+    // Another client is served; with it the service is full.
+    held.push(stalled_export(&addr, [127, 0, 0, 2], "/exports/all.csv").await);
+    let started = Instant::now();
+    let full = from(3).get(&url).send().await.unwrap();
+    assert_eq!(full.status(), 503);
+    assert!(started.elapsed() < Duration::from_millis(500), "refused at once, not queued");
+    assert!(healthz_time(&server).await < Duration::from_millis(100));
+    // The clients go: their places come back.
+    drop(held);
+    let started = Instant::now();
+    let status = loop {
+        let status = from(3).get(&url).send().await.unwrap().status();
+        if status == 200 || started.elapsed() > Duration::from_secs(10) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 200);
+}

@@ -29,7 +29,8 @@ pub(crate) struct ExportBody {
     shared: Arc<Shared>,
     started: Instant,
     finished: bool,
-    _permit: OwnedSemaphorePermit,
+    // The export's permit and the request's admission, given back when the body goes.
+    _permit: (OwnedSemaphorePermit, super::admission::Admitted),
 }
 
 impl ExportBody {
@@ -37,7 +38,7 @@ impl ExportBody {
         write: WriteFuture,
         reader: DuplexStream,
         shared: Arc<Shared>,
-        permit: OwnedSemaphorePermit,
+        permit: (OwnedSemaphorePermit, super::admission::Admitted),
     ) -> Self {
         shared
             .metrics

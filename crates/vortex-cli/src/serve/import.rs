@@ -116,6 +116,9 @@ enum BodyFormat {
 pub(super) async fn import(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
+    axum::Extension(super::admission::ClientAddr(client)): axum::Extension<
+        super::admission::ClientAddr,
+    >,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -149,6 +152,10 @@ pub(super) async fn import(
         let message = format!("the body is over this import's limit of {limit} bytes");
         return refuse(&shared, StatusCode::PAYLOAD_TOO_LARGE, &message, None);
     }
+    let _admitted = match shared.admission.admit(client) {
+        Ok(admitted) => admitted,
+        Err((status, message)) => return refuse(&shared, status, &message, None),
+    };
     let Ok(_permit) = Arc::clone(permits).try_acquire_owned() else {
         let message = format!("{name}: too many imports running");
         return refuse(&shared, StatusCode::TOO_MANY_REQUESTS, &message, None);

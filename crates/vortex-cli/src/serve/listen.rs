@@ -15,7 +15,9 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use tower_service::Service as _;
+
+use super::admission::ClientAddr;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -53,8 +55,8 @@ pub(super) async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let socket = match accepted {
-                    Ok((socket, _)) => socket,
+                let (socket, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(err) => {
                         // Out of file descriptors, say: wait a moment rather than spin.
                         eprintln!("vortex serve: accept failed: {err}");
@@ -69,7 +71,12 @@ pub(super) async fn serve(
                     continue;
                 };
                 let _ = socket.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                // Every request carries its client's address, for the per-client limits.
+                let router = app.clone();
+                let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ClientAddr(peer.ip()));
+                    router.clone().call(request)
+                });
                 let socket = WriteDeadline::new(socket, limits.write_timeout);
                 let connection = graceful.watch(http.serve_connection(TokioIo::new(socket), service));
                 connections.spawn(async move {

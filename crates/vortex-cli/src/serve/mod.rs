@@ -2,6 +2,7 @@
 //! streamed into a table, that no request can blow up: memory stays flat whatever the size of
 //! the export or upload or the number running, and a client that goes away stops the work.
 
+mod admission;
 mod body;
 mod config;
 mod import;
@@ -61,6 +62,13 @@ pub(crate) struct ServeArgs {
     /// Time an upload may send nothing before it is cut (408, nothing committed).
     #[arg(long, default_value = "30s", value_parser = parse_timeout)]
     upload_timeout: Duration,
+    /// Exports and imports running at once, in all: past it a request is refused (503) at
+    /// once. Each holds threads of the blocking pool, which is sized to fit them all.
+    #[arg(long, default_value_t = 256, value_parser = parse_count)]
+    max_running: usize,
+    /// Exports and imports one client address may run at once (429 past it).
+    #[arg(long, default_value_t = 8, value_parser = parse_count)]
+    max_per_client: usize,
     /// The slowest an upload may arrive, in bytes a second on average, judged once the upload
     /// timeout has passed: slower is cut (408), so that a client sending a byte a second
     /// cannot hold an import's permit.
@@ -113,12 +121,17 @@ struct Shared {
     eager: bool,
     /// How slow an upload may be.
     uploads: import::UploadLimits,
+    /// How many exports and imports may run, in all and for one client.
+    admission: admission::Admission,
     metrics: Metrics,
 }
 
 pub(crate) fn run(args: &ServeArgs) -> Result<()> {
+    // A running export holds two blocking threads at most (its source's and its sink's), an
+    // import one: with room for all of them and some to spare, no request waits for a thread.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(args.max_running.saturating_mul(2).saturating_add(64))
         .build()
         .context("starting the runtime")?;
     // The configuration first: a mistake in it is said before the demo database is built.
@@ -149,6 +162,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
             .filter(|t| !t.is_empty()),
         metrics: Metrics::default(),
         eager: args.eager,
+        admission: admission::Admission::new(args.max_running, args.max_per_client),
         uploads: import::UploadLimits {
             stall: args.upload_timeout,
             min_rate: args.min_upload_rate,
@@ -327,6 +341,7 @@ async fn export(
     State(shared): State<Arc<Shared>>,
     Path(file): Path<String>,
     Query(params): Query<HashMap<String, String>>,
+    axum::Extension(admission::ClientAddr(client)): axum::Extension<admission::ClientAddr>,
     headers: HeaderMap,
 ) -> Response {
     shared.metrics.requests.fetch_add(1, Ordering::Relaxed);
@@ -373,6 +388,10 @@ async fn export(
             return refuse(&shared, StatusCode::BAD_REQUEST, &message, Some(&bad.param));
         }
     };
+    let admitted = match shared.admission.admit(client) {
+        Ok(admitted) => admitted,
+        Err((status, message)) => return refuse(&shared, status, &message, None),
+    };
     let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
         return refuse(
             &shared,
@@ -413,7 +432,7 @@ async fn export(
         Served::Jsonl => Box::pin(rows.write(JsonlSink, output)),
         Served::Xlsx => Box::pin(rows.write(XlsxSink::new(), output)),
     };
-    let body = ExportBody::new(write, reader, Arc::clone(&shared), permit);
+    let body = ExportBody::new(write, reader, Arc::clone(&shared), (permit, admitted));
     let mut response = axum::body::Body::from_stream(body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
