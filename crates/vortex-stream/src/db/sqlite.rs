@@ -221,6 +221,8 @@ fn write_batches(
     while let Some(msg) = rx.blocking_recv() {
         let rows = match msg {
             Msg::Batch(rows) => rows,
+            // Rows are committed a batch at a time: nothing to hand on before that.
+            Msg::Flush => continue,
             Msg::Commit => {
                 if open_transaction {
                     run("COMMIT").map_err(|e| {

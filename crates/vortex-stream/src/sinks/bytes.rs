@@ -48,6 +48,10 @@ impl<T: AsRef<[u8]>> Format<T> for BytesSink {
 }
 
 impl<T: AsRef<[u8]>> FormatWriter<T> for BytesWriter {
+    fn flush(&mut self) -> Result<()> {
+        std::io::Write::flush(&mut self.out).map_err(|e| Error::io(OPERATION, e))
+    }
+
     fn write(&mut self, value: T) -> Result<()> {
         self.out
             .write_all(value.as_ref())

@@ -148,7 +148,18 @@ impl<T: Serialize> Format<T> for CsvSink {
     }
 }
 
+impl CsvWriter {
+    /// Hands the rows written so far on to the output.
+    fn flush_rows(&mut self) -> Result<()> {
+        self.out.flush().map_err(|e| Error::io(OPERATION, e))
+    }
+}
+
 impl<T: Serialize> FormatWriter<T> for CsvWriter {
+    fn flush(&mut self) -> Result<()> {
+        self.flush_rows()
+    }
+
     fn write(&mut self, value: T) -> Result<()> {
         self.out.serialize(value).map_err(csv_error)
     }
@@ -251,6 +262,10 @@ impl<T: RawRecord> Format<T> for CsvRecords {
 }
 
 impl<T: RawRecord> FormatWriter<T> for CsvRecordsWriter {
+    fn flush(&mut self) -> Result<()> {
+        self.writer.flush_rows()
+    }
+
     fn write(&mut self, value: T) -> Result<()> {
         if std::mem::take(&mut self.header) {
             value

@@ -44,6 +44,10 @@ impl<T: Serialize> Format<T> for JsonlSink {
 }
 
 impl<T: Serialize> FormatWriter<T> for JsonlWriter {
+    fn flush(&mut self) -> Result<()> {
+        std::io::Write::flush(&mut self.out).map_err(|e| Error::io(OPERATION, e))
+    }
+
     fn write(&mut self, value: T) -> Result<()> {
         serde_json::to_writer(&mut self.out, &value).map_err(|e| {
             if e.is_io() {

@@ -43,6 +43,10 @@ impl<T: AsRef<str>> Format<T> for LinesSink {
 }
 
 impl<T: AsRef<str>> FormatWriter<T> for LinesWriter {
+    fn flush(&mut self) -> Result<()> {
+        std::io::Write::flush(&mut self.out).map_err(|e| Error::io(OPERATION, e))
+    }
+
     fn write(&mut self, value: T) -> Result<()> {
         let line = value.as_ref().as_bytes();
         self.out

@@ -59,6 +59,18 @@ pub trait FormatWriter<T> {
     /// When the value cannot be encoded or written.
     fn write(&mut self, value: T) -> Result<()>;
 
+    /// Hands what was written so far on to the output: called when upstream has no value
+    /// ready, so that the first values of a slow source leave at once rather than when a
+    /// buffer fills. By default it does nothing (a format that cannot be read in parts, such
+    /// as a workbook, has nothing to hand on).
+    ///
+    /// # Errors
+    ///
+    /// When the bytes cannot be written.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Writes any trailer and gives the output writer back.
     ///
     /// # Errors

@@ -4,7 +4,6 @@
 use std::pin::pin;
 
 use futures_core::Stream;
-use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{Format, FormatWriter};
@@ -20,9 +19,26 @@ const BATCH: usize = 1024;
 /// A message to a writing thread.
 pub(crate) enum Msg<T> {
     Batch(Vec<T>),
+    /// Upstream has no value ready: what was written so far should leave now (the first rows
+    /// of a slow query reach the client at once, not when a batch or a buffer fills).
+    Flush,
     /// Every value was sent: finish and commit.
     Commit,
 }
+
+/// What the stream had for `feed`.
+enum Next<T> {
+    Item(Option<T>),
+    /// Nothing ready, and values have waited long enough: hand them over.
+    Idle,
+}
+
+/// How long values may wait for more before they are handed over (and flushed) while
+/// upstream has nothing ready: a fast source fills whole batches long before, a slow one
+/// (rows a query finds one by one) sees its rows leave a row apart, not a batch or a buffer
+/// apart. Checked when upstream is found not ready, with no timer: a value waits at most this
+/// long or until the next one comes, whichever is later.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Feeds `stream` to `writer`, run on tokio's blocking pool, in batches of `batch` values, and
 /// sends [`Msg::Commit`] after the last one. An error item stops the feeding without a commit,
@@ -47,9 +63,42 @@ where
     let mut stream = pin!(stream);
     let mut pending = Vec::with_capacity(batch.min(BATCH));
     let outcome: Result<()> = async {
-        while let Some(item) = stream.next().await {
+        // When the oldest value waiting was pushed.
+        let mut since: Option<std::time::Instant> = None;
+        loop {
+            // Ready values are batched; when upstream has none ready and the values waiting
+            // have waited a while, they are handed over (and flushed).
+            let next = std::future::poll_fn(|cx| match stream.as_mut().poll_next(cx) {
+                std::task::Poll::Ready(item) => std::task::Poll::Ready(Next::Item(item)),
+                std::task::Poll::Pending
+                    if since.is_some_and(|since| since.elapsed() >= LINGER) =>
+                {
+                    std::task::Poll::Ready(Next::Idle)
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            })
+            .await;
+            let item = match next {
+                Next::Item(Some(item)) => item,
+                Next::Item(None) => break,
+                Next::Idle => {
+                    since = None;
+                    let waiting =
+                        std::mem::replace(&mut pending, Vec::with_capacity(batch.min(BATCH)));
+                    if tx.send(Msg::Batch(waiting)).await.is_err()
+                        || tx.send(Msg::Flush).await.is_err()
+                    {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            if pending.is_empty() {
+                since = Some(std::time::Instant::now());
+            }
             pending.push(item?);
             if pending.len() >= batch {
+                since = None;
                 let full = std::mem::replace(&mut pending, Vec::with_capacity(batch.min(BATCH)));
                 if tx.send(Msg::Batch(full)).await.is_err() {
                     // The writer stopped on an error of its own, returned below.
@@ -111,6 +160,7 @@ fn write_blocking<T, F: Format<T>>(
                     rows += 1;
                 }
             }
+            Msg::Flush => writer.flush()?,
             Msg::Commit => {
                 let bytes = commit.finish(writer.finish()?)?;
                 return Ok(Written { rows, bytes });

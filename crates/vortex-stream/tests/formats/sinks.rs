@@ -218,3 +218,52 @@ async fn special_outputs_are_written_as_they_are_never_replaced() {
     assert!(err.to_string().contains("is a directory"), "{err}");
     assert!(folder.is_dir());
 }
+
+/// A writer that keeps what reaches it, shared with the test.
+#[derive(Clone, Default)]
+struct Seen(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Seen {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The first values of a slow source reach the output a value apart, not when a batch or a
+/// buffer fills, compressed or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sources_first_values_leave_at_once() {
+    use vortex_stream::io::Compression;
+    for compression in [Compression::None, Compression::Gzip] {
+        let seen = Seen::default();
+        let (tx, rx) = futures_channel::mpsc::channel::<vortex_stream::Result<String>>(1);
+        let output = Output::writer(seen.clone()).compression(compression);
+        let mut writing = tokio::task::JoinSet::new();
+        writing.spawn(Pipeline::from_stream(rx).write(LinesSink, output));
+        let mut tx = tx;
+        futures_util::SinkExt::send(&mut tx, Ok("first".to_owned()))
+            .await
+            .unwrap();
+        // The next value comes a while later, and then none for now: the first must be out.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        futures_util::SinkExt::send(&mut tx, Ok("second".to_owned()))
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        while seen.0.lock().unwrap().is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{compression:?}: the first value waited for more"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(tx);
+        let written = writing.join_next().await.unwrap().unwrap().unwrap();
+        assert_eq!(written.rows, 2);
+    }
+}
