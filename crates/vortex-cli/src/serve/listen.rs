@@ -23,10 +23,16 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+/// How long a connection past the cap has to send its request's head: long enough for a
+/// client that sends it at once (a health check), too short for an idle flood to hold it.
+const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The limits every connection is held to.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Limits {
-    /// Connections open at once; past it a new connection is closed at once.
+    /// Connections open at once with the full header timeout. As many again are let in with a
+    /// header timeout of a second, so that a flood of idle connections cannot keep out a
+    /// client that sends its request at once; past both, a new connection is closed at once.
     pub(super) max_connections: usize,
     /// Time a client has to send a request's head, from when the server is ready for it
     /// (so also the longest an idle keep-alive connection stays open).
@@ -49,8 +55,11 @@ pub(super) async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
+    let mut hurried = http.clone();
+    hurried.header_read_timeout(limits.header_timeout.min(OVERFLOW_HEADER_TIMEOUT));
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let overflow = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -64,11 +73,18 @@ pub(super) async fn serve(
                         continue;
                     }
                 };
-                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                    // Over the cap: closed at once, so the client knows and no descriptor is
-                    // held for it.
-                    drop(socket);
-                    continue;
+                let (slot, builder) = match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(slot) => (slot, &http),
+                    // Over the cap: a second to send the request, then closed.
+                    Err(_) => match Arc::clone(&overflow).try_acquire_owned() {
+                        Ok(slot) => (slot, &hurried),
+                        // Past both: closed at once, so the client knows and no descriptor
+                        // is held for it.
+                        Err(_) => {
+                            drop(socket);
+                            continue;
+                        }
+                    },
                 };
                 let _ = socket.set_nodelay(true);
                 // Every request carries its client's address, for the per-client limits.
@@ -78,7 +94,7 @@ pub(super) async fn serve(
                     router.clone().call(request)
                 });
                 let socket = WriteDeadline::new(socket, limits.write_timeout);
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(socket), service));
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(socket), service));
                 connections.spawn(async move {
                     let _ = connection.await;
                     drop(slot);

@@ -48,7 +48,8 @@ pub(crate) struct ServeArgs {
     /// After ctrl-c or SIGTERM, how long running exports may go on before they are cut.
     #[arg(long, default_value = "10s", value_parser = parse_seconds)]
     grace: Duration,
-    /// Connections open at once; past it a new connection is closed at once.
+    /// Connections open at once with the full header timeout; as many again get a second to
+    /// send their request, and past that a new connection is closed at once.
     #[arg(long, default_value_t = 1024, value_parser = parse_count)]
     max_connections: usize,
     /// Time a client has to send a request's head (also the longest an idle keep-alive
