@@ -108,7 +108,7 @@ async fn until_stopped<T>(
 /// Ends a command's runtime, waiting a moment for its threads: a writing thread removes its
 /// temporary file as it stops, while a thread blocked reading stdin would never end.
 fn shut_down(runtime: tokio::runtime::Runtime) {
-    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
 }
 
 /// A file to write, or stdout for `-`.

@@ -480,12 +480,16 @@ fn a_signal_mid_run_leaves_no_output_and_no_temporary_file() {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
+        // Stdin stays open until the run has ended: `wait` would close it, and an input that
+        // ends as the signal comes may rightly let the run finish first.
+        let stdin = child.stdin.take();
         let killed = Command::new("kill")
             .args([format!("-{signal}"), child.id().to_string()])
             .status()
             .unwrap();
         assert!(killed.success());
         let status = child.wait().unwrap();
+        drop(stdin);
         assert!(
             !status.success(),
             "SIG{signal}: a stopped run is no success"

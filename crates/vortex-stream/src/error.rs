@@ -150,6 +150,17 @@ impl Position {
         self
     }
 
+    /// This position moved by `record`, `line` and `byte` (wrapping), those that are set.
+    #[cfg(feature = "csv")]
+    pub(crate) fn shifted(&self, record: u64, line: u64, byte: u64) -> Position {
+        Position {
+            source: self.source.clone(),
+            record: self.record.map(|r| r.wrapping_add(record)),
+            line: self.line.map(|l| l.wrapping_add(line)),
+            byte: self.byte.map(|b| b.wrapping_add(byte)),
+        }
+    }
+
     /// The source name, if known.
     #[must_use]
     pub fn source(&self) -> Option<&str> {
@@ -317,9 +328,7 @@ impl Error {
     #[cfg(feature = "csv")]
     pub(crate) fn shift_position(&mut self, record: u64, line: u64, byte: u64) {
         if let Some(pos) = self.0.position.as_mut() {
-            pos.record = pos.record.map(|r| r.wrapping_add(record));
-            pos.line = pos.line.map(|l| l.wrapping_add(line));
-            pos.byte = pos.byte.map(|b| b.wrapping_add(byte));
+            *pos = pos.shifted(record, line, byte);
         }
     }
 

@@ -64,6 +64,12 @@ impl<T> Located<T> {
         &self.position
     }
 
+    /// Moves the position by what came before the part of the input it was counted in.
+    #[cfg(feature = "csv")]
+    pub(crate) fn shift_position(&mut self, record: u64, line: u64, byte: u64) {
+        self.position = self.position.shifted(record, line, byte);
+    }
+
     /// A [`Validation`](ErrorKind::Validation) error for this record: `cause`'s message, at
     /// its position, in operation `"check"`.
     #[must_use]

@@ -602,7 +602,14 @@ mod too_long {
             expected,
             "with a comment byte"
         );
-        for (chunk, step) in [(7, 500), (4096, 1000), (256 * 1024, 70_000)] {
+        // Small runs fed by large reads leave a long record inside a run, read past there.
+        for (chunk, step) in [
+            (7, 500),
+            (7, 70_000),
+            (64, 70_000),
+            (4096, 1000),
+            (256 * 1024, 70_000),
+        ] {
             for threads in 1..=3 {
                 assert_eq!(
                     in_runs_stepped::<Vec<String>>(text, chunk, threads, step, capped),
@@ -624,20 +631,27 @@ mod too_long {
 
     #[test]
     fn an_unquoted_long_record_is_skipped_and_reading_goes_on() {
-        let long = "y".repeat(200_000);
-        let text = format!("a,b\n1,x\n2,{long}\n3,z\n4\n5,w\n");
-        let after = 8 + 2 + long.len() as u64 + 1;
-        assert_eq!(
-            every_way(text.as_bytes()),
-            [
-                ok(&["1", "x"]),
-                too_long(1, 3, 8),
-                ok(&["3", "z"]),
-                // The field count still holds after the skip, at the right place.
-                ragged(3, 5, after + 4),
-                ok(&["5", "w"]),
-            ]
-        );
+        // Longer than two reads: found too long before its end is read. Shorter: its end is
+        // read with it, and a run holds it whole (read past inside the run).
+        // A quoted field makes runs go through the parser rather than be split as plain lines.
+        for (len, x) in [(200_000, "x"), (100_000, "x"), (100_000, "\"x\"")] {
+            let long = "y".repeat(len);
+            let text = format!("a,b\n1,{x}\n2,{long}\n3,z\n4\n5,w\n");
+            let start = 7 + x.len() as u64;
+            let after = start + 2 + long.len() as u64 + 1;
+            assert_eq!(
+                every_way(text.as_bytes()),
+                [
+                    ok(&["1", "x"]),
+                    too_long(1, 3, start),
+                    ok(&["3", "z"]),
+                    // The field count still holds after the skip, at the right place.
+                    ragged(3, 5, after + 4),
+                    ok(&["5", "w"]),
+                ],
+                "a record of {len} bytes after {x}"
+            );
+        }
     }
 
     #[test]
@@ -770,5 +784,70 @@ mod too_long_support {
             Some(line),
             Some(byte)
         ))
+    }
+}
+
+/// Located records carry the position their errors would: the same whichever way the input is
+/// read, past blank lines, CRLFs, quoted line ends and a record too long to parse.
+#[test]
+fn located_records_carry_their_position_every_way() {
+    let long = "z".repeat(120_000);
+    let text = format!("a,b\r\n1,x\r\n\r\n2,\"two\r\nlines\"\r\n{long},3\r\n4,y\n\n\n5,w");
+    let read = |configure: &dyn Fn(CsvSource) -> CsvSource, chunk: usize| {
+        let source = configure(CsvSource::new(Input::bytes(text.clone()).name("l.csv")))
+            .max_record_len(100)
+            .chunk_size(std::num::NonZeroUsize::new(chunk).unwrap());
+        let got = runtime().block_on(items(source.deserialize_located::<Vec<String>>()));
+        got.into_iter()
+            .map(|item| match item {
+                Ok(located) => {
+                    let pos = located.position();
+                    format!(
+                        "{:?} r{:?} l{:?} b{:?}",
+                        located.value(),
+                        pos.record(),
+                        pos.line(),
+                        pos.byte()
+                    )
+                }
+                Err(e) => {
+                    let pos = e.position().unwrap();
+                    format!(
+                        "error r{:?} l{:?} b{:?}",
+                        pos.record(),
+                        pos.line(),
+                        pos.byte()
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = [
+        r#"["1", "x"] rSome(0) lSome(2) bSome(5)"#.to_owned(),
+        r#"["2", "two\r\nlines"] rSome(1) lSome(4) bSome(12)"#.to_owned(),
+        "error rSome(2) lSome(6) bSome(28)".to_owned(),
+        format!(
+            r#"["4", "y"] rSome(3) lSome(7) bSome({})"#,
+            28 + long.len() + 4
+        ),
+        format!(
+            r#"["5", "w"] rSome(4) lSome(10) bSome({})"#,
+            28 + long.len() + 4 + 6
+        ),
+    ];
+    assert_eq!(
+        read(&|s| s.comment(Some(b'#')), 4096),
+        expected,
+        "record by record"
+    );
+    for chunk in [7, 64, 4096] {
+        for threads in 1..=3 {
+            let threads = std::num::NonZeroUsize::new(threads).unwrap();
+            assert_eq!(
+                read(&|s| s.decode_threads(threads), chunk),
+                expected,
+                "runs of {chunk} bytes on {threads} threads"
+            );
+        }
     }
 }

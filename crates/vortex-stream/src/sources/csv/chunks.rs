@@ -432,8 +432,11 @@ impl Iterator for Splitter {
     }
 }
 
+/// Moves a value's position, if it has one, by the records, lines and bytes before its run.
+pub(super) type Shift<T> = fn(&mut T, u64, u64, u64);
+
 /// Parses and decodes one run on a worker, passing each record through `f`.
-pub(super) fn decode<T, U>(chunk: Chunk, f: &impl Fn(T) -> Option<U>) -> Parsed<U>
+pub(super) fn decode<T, U>(chunk: Chunk, f: &impl Fn(T, &Decoder) -> Option<U>) -> Parsed<U>
 where
     T: DeserializeOwned,
 {
@@ -501,16 +504,18 @@ pin_project! {
         stream: S,
         records: u64,
         lines: u64,
+        shift: Shift<T>,
         _items: PhantomData<fn() -> T>,
     }
 }
 
 impl<S, T> Rebase<S, T> {
-    pub(super) fn new(stream: S) -> Self {
+    pub(super) fn new(stream: S, shift: Shift<T>) -> Self {
         Rebase {
             stream,
             records: 0,
             lines: 0,
+            shift,
             _items: PhantomData,
         }
     }
@@ -537,8 +542,9 @@ where
             Err(err) => return Poll::Ready(Some(Err(err))),
         };
         for item in &mut items {
-            if let Err(err) = item {
-                err.shift_position(*this.records, *this.lines, byte);
+            match item {
+                Err(err) => err.shift_position(*this.records, *this.lines, byte),
+                Ok(value) => (this.shift)(value, *this.records, *this.lines, byte),
             }
         }
         *this.records += records;

@@ -22,7 +22,7 @@ use super::{Blocking, FlattenBatches};
 use crate::io::lines::RAW_PREFIX;
 use crate::io::{Input, OpenedInput};
 use crate::parallel::Parallelism;
-use crate::{Error, ErrorKind, Pipeline, Position, Result};
+use crate::{Error, ErrorKind, Located, Pipeline, Position, Result};
 
 /// The UTF-8 byte-order mark, which the parser drops at the start of its input.
 const BOM: &[u8] = b"\xef\xbb\xbf";
@@ -324,6 +324,60 @@ impl CsvSource {
         U: Send + 'static,
         F: Fn(T) -> Option<U> + Send + Sync + 'static,
     {
+        self.decode_with(move |value: T, _: &Decoder| f(value), |_, _, _, _| {})
+    }
+
+    /// [`deserialize`](CsvSource::deserialize), each value with the position of its record
+    /// (record index, line and byte of its first character, as in this source's errors), so
+    /// that a later check can reject it with [`Located::reject`] naming where it is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use vortex_stream::io::Input;
+    /// use vortex_stream::sources::CsvSource;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Order {
+    ///     id: u64,
+    ///     amount: f64,
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let input = Input::bytes("id,amount\r\n1,9.5\r\n2,-3\r\n").name("orders.csv");
+    /// let err = CsvSource::new(input)
+    ///     .deserialize_located::<Order>()
+    ///     .try_map(|order| match order.value().amount {
+    ///         a if a < 0.0 => Err(order.reject(format!("order {} has a negative amount", order.value().id))),
+    ///         _ => Ok(order.into_value()),
+    ///     })
+    ///     .drain()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.to_string(), "check: orders.csv: record 1 (line 3, byte 18): order 2 has a negative amount");
+    /// # }
+    /// ```
+    pub fn deserialize_located<T>(self) -> Pipeline<CsvDecode<Located<T>>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.decode_with(
+            |value: T, decoder: &Decoder| Some(Located::new(value, decoder.last_position())),
+            |located, record, line, byte| located.shift_position(record, line, byte),
+        )
+    }
+
+    /// The pipeline of records decoded as `T` and passed through `f` (which sees where each
+    /// record is) on the decoding threads; `shift` moves a value's position by what came
+    /// before its run, as errors' positions are moved.
+    fn decode_with<T, U, F>(self, f: F, shift: chunks::Shift<U>) -> Pipeline<CsvDecode<U>>
+    where
+        T: DeserializeOwned,
+        U: Send + 'static,
+        F: Fn(T, &Decoder) -> Option<U> + Send + Sync + 'static,
+    {
         let options = self.options;
         if options.comment.is_some() {
             let records = from_input(self.input, OPERATION, options.batch, move |opened| {
@@ -358,7 +412,7 @@ impl CsvSource {
             .boxed()
             .into_inner()
         };
-        let inner = Inner::Runs(FlattenBatches::new(chunks::Rebase::new(runs)));
+        let inner = Inner::Runs(FlattenBatches::new(chunks::Rebase::new(runs, shift)));
         Pipeline::new(CsvDecode { inner })
     }
 }
@@ -596,6 +650,8 @@ struct Decoder {
     // parse): its positions count from there.
     base_line: u64,
     base_byte: u64,
+    // Where the record last read starts.
+    last: RecordAt,
     // Whether the input may hold a quote or a NUL at all: when it is known not to, the checks
     // of each record's bytes are skipped.
     quotes: bool,
@@ -668,6 +724,11 @@ impl Decoder {
             first_len: None,
             base_line: 0,
             base_byte: 0,
+            last: RecordAt {
+                record: 0,
+                line: 1,
+                byte: 0,
+            },
             quotes: true,
             nuls: true,
         }
@@ -681,6 +742,7 @@ impl Decoder {
             return self.next_plain_as(headers);
         }
         let (read, at) = self.next_raw()?;
+        self.last = at;
         Some(read.and_then(|()| {
             let own = self
                 .headers
@@ -696,14 +758,14 @@ impl Decoder {
     fn next_kept<T, U>(
         &mut self,
         headers: Option<&HeaderRow>,
-        f: &impl Fn(T) -> Option<U>,
+        f: &impl Fn(T, &Decoder) -> Option<U>,
     ) -> Option<Result<U>>
     where
         T: DeserializeOwned,
     {
         loop {
             match self.next_as::<T>(headers)? {
-                Ok(record) => match f(record) {
+                Ok(record) => match f(record, self) {
                     Some(kept) => return Some(Ok(kept)),
                     None => continue,
                 },
@@ -756,6 +818,11 @@ impl Decoder {
             at.byte += 1;
         }
         at
+    }
+
+    /// The position of the record last read.
+    fn last_position(&self) -> Position {
+        self.position(self.last)
     }
 
     /// The position of the record at `at`, as csv records carry one.
@@ -933,12 +1000,19 @@ impl Decoder {
             .blank
             .filter(|blank| blank.start == at.byte)
             .map_or(0, |blank| blank.lines);
-        let held = capped.span(from, capped.delivered).unwrap_or_default();
+        // All that is held: what the parser was handed and, for an input held whole, the rest
+        // of it too.
+        let held_end = capped.tail_start + capped.tail.len() as u64;
+        let mut pending = std::mem::take(&mut capped.pending);
+        let held = capped.span(from, held_end).unwrap_or_default();
         let mut skipped = from;
         let mut rest = match end.feed(held) {
             Some(n) => {
                 skipped += n as u64;
-                Some(held[n..].to_vec())
+                // Bytes read past an earlier skip and not handed over yet come after these.
+                let mut rest = held[n..].to_vec();
+                rest.append(&mut pending);
+                Some(rest)
             }
             None => {
                 skipped += held.len() as u64;
@@ -946,7 +1020,6 @@ impl Decoder {
             }
         };
         let mut inner = capped.inner.take();
-        let mut pending = std::mem::take(&mut capped.pending);
         while rest.is_none() {
             let Some(reader) = inner.as_mut() else { break };
             let available = if pending.is_empty() {
@@ -1115,6 +1188,7 @@ impl Decoder {
         headers: Option<&HeaderRow>,
     ) -> Option<Result<T>> {
         let PlainLine { at, text, end } = self.plain_line()?;
+        self.last = at;
         let Reading::Split { held, .. } = &self.reading else {
             return None;
         };
