@@ -67,6 +67,21 @@ impl Server {
     }
 }
 
+/// A demo database of `rows` orders and a config with one export, `all`, of the whole table,
+/// `max_concurrent` at once: the database URL and the config's path.
+fn all_orders(dir: &Path, rows: u64, max_concurrent: usize) -> (String, std::path::PathBuf) {
+    let db = demo_db(dir, rows);
+    let config = dir.join("exports.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[export]]\nname = \"all\"\nquery = \"SELECT * FROM orders\"\nmax_concurrent = {max_concurrent}\n"
+        ),
+    )
+    .unwrap();
+    (db, config)
+}
+
 /// A SQLite demo database of `rows` orders in `dir`.
 fn demo_db(dir: &Path, rows: u64) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_vortex"))
@@ -174,13 +189,7 @@ async fn bad_requests_are_refused_with_json_naming_the_problem() {
 #[tokio::test]
 async fn a_token_guards_the_exports_and_busy_exports_answer_429() {
     let dir = tempfile::tempdir().unwrap();
-    let db = demo_db(dir.path(), 200_000);
-    let config = dir.path().join("exports.toml");
-    std::fs::write(
-        &config,
-        "[[export]]\nname = \"all\"\nquery = \"SELECT * FROM orders\"\nmax_concurrent = 1\n",
-    )
-    .unwrap();
+    let (db, config) = all_orders(dir.path(), 200_000, 1);
     let server = Server::start(
         &["--db", &db, "--config", config.to_str().unwrap()],
         &[("VORTEX_SERVE_TOKEN", "s3cret")],
@@ -927,13 +936,7 @@ async fn idle_connections_are_capped_and_closed() {
 async fn a_reader_that_stops_reading_is_cut_and_frees_its_permit() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let dir = tempfile::tempdir().unwrap();
-    let db = demo_db(dir.path(), 200_000);
-    let config = dir.path().join("exports.toml");
-    std::fs::write(
-        &config,
-        "[[export]]\nname = \"all\"\nquery = \"SELECT * FROM orders\"\nmax_concurrent = 2\n",
-    )
-    .unwrap();
+    let (db, config) = all_orders(dir.path(), 200_000, 2);
     let server = Server::start(
         &[
             "--db",
@@ -1066,13 +1069,7 @@ async fn stalled_export(addr: &str, local: [u8; 4], path: &str) -> tokio::net::T
 #[tokio::test]
 async fn a_few_clients_cannot_take_every_place() {
     let dir = tempfile::tempdir().unwrap();
-    let db = demo_db(dir.path(), 200_000);
-    let config = dir.path().join("exports.toml");
-    std::fs::write(
-        &config,
-        "[[export]]\nname = \"all\"\nquery = \"SELECT * FROM orders\"\n",
-    )
-    .unwrap();
+    let (db, config) = all_orders(dir.path(), 200_000, 16);
     let server = Server::start(
         &[
             "--db",

@@ -261,16 +261,8 @@ impl LineReader {
             if seen > self.max_len.saturating_add(1) {
                 // Too long, and no end in sight: say so now, and skip the rest next time.
                 self.skipping = true;
-                let line = &out[base..];
-                let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
-                out.truncate(base);
-                return Some(Err(Error::new(ErrorKind::Decode, self.operation)
-                    .with_position(self.position(at, None))
-                    .with_message(format!(
-                        "line is longer than the limit of {} bytes",
-                        self.max_len
-                    ))
-                    .with_raw(raw)));
+                let message = format!("line is longer than the limit of {} bytes", self.max_len);
+                return Some(Err(self.too_long(out, base, at, message)));
             }
         }
         if !ended && seen == 0 {
@@ -285,18 +277,25 @@ impl LineReader {
             len -= 1;
         }
         if len > self.max_len {
-            let line = &out[base..];
-            let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
-            out.truncate(base);
-            return Some(Err(Error::new(ErrorKind::Decode, self.operation)
-                .with_position(self.position(at, None))
-                .with_message(format!(
-                    "line is {len} bytes long, over the limit of {} bytes",
-                    self.max_len
-                ))
-                .with_raw(raw)));
+            let message = format!(
+                "line is {len} bytes long, over the limit of {} bytes",
+                self.max_len
+            );
+            return Some(Err(self.too_long(out, base, at, message)));
         }
         Some(Ok(at))
+    }
+
+    /// The error for the line at `at`, too long, whose first bytes are `out[base..]` (taken
+    /// back out of `out`, but for a prefix kept as its raw text).
+    fn too_long(&self, out: &mut Vec<u8>, base: usize, at: LineAt, message: String) -> Error {
+        let line = &out[base..];
+        let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
+        out.truncate(base);
+        Error::new(ErrorKind::Decode, self.operation)
+            .with_position(self.position(at, None))
+            .with_message(message)
+            .with_raw(raw)
     }
 }
 
@@ -305,7 +304,14 @@ mod tests {
     use super::*;
 
     fn read_all(input: &'static [u8], max_len: usize) -> Vec<Result<(u64, u64, String), String>> {
-        let mut reader = LineReader::new(Box::new(input), max_len, Arc::from("t"), "test");
+        read_all_from(Box::new(input), max_len)
+    }
+
+    fn read_all_from(
+        input: Box<dyn BufRead + Send>,
+        max_len: usize,
+    ) -> Vec<Result<(u64, u64, String), String>> {
+        let mut reader = LineReader::new(input, max_len, Arc::from("t"), "test");
         let mut out = Vec::new();
         while let Some(item) = reader.next_line() {
             out.push(
@@ -380,16 +386,7 @@ mod tests {
     fn a_line_found_too_long_before_its_end_is_skipped_to_its_end() {
         let text = b"ok\n0123456789ABCDEFGHIJ\r\nnext\r\n".to_vec();
         let input = std::io::BufReader::with_capacity(4, std::io::Cursor::new(text));
-        let mut reader = LineReader::new(Box::new(input), 10, Arc::from("t"), "test");
-        let mut out = Vec::new();
-        while let Some(item) = reader.next_line() {
-            out.push(
-                item.map(|(at, line)| {
-                    (at.line, at.byte, String::from_utf8_lossy(line).into_owned())
-                })
-                .map_err(|e| e.to_string()),
-            );
-        }
+        let out = read_all_from(Box::new(input), 10);
         assert_eq!(
             out,
             [
