@@ -28,13 +28,33 @@ impl Drop for Server {
 
 impl Server {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(args, env, Stdio::inherit())
+    }
+
+    /// A server whose log lines (stderr) come through the receiver.
+    fn start_logged(args: &[&str]) -> (Server, std::sync::mpsc::Receiver<String>) {
+        let mut server = Server::spawn(args, &[], Stdio::piped());
+        let stderr = server.child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (server, rx)
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vortex"))
             .arg("serve")
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -1123,4 +1143,72 @@ async fn a_few_clients_cannot_take_every_place() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(status, 200);
+}
+
+/// The next log line (a JSON object) that `matches`, within a few seconds.
+fn log_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).expect("no such log line");
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if matches(&event) {
+            return event;
+        }
+    }
+}
+
+/// Every export and import says how it ended on stderr (JSON with `--log-format json`): its
+/// request number, name, rows, bytes, duration and outcome; a failure says its cause, a refusal
+/// its status.
+#[tokio::test]
+async fn requests_are_logged_with_their_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let (people_db, config) = import_setup(dir.path());
+    let orders_db = demo_db(dir.path(), 300);
+    let (server, lines) = Server::start_logged(&["--db", &orders_db, "--log-format", "json"]);
+    let body = reqwest::get(server.url("/exports/orders.csv?status=active"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows = body.lines().count() as u64 - 1;
+    let ended = log_line(&lines, |e| e["message"] == "export ended");
+    assert_eq!(ended["export"], "orders");
+    assert_eq!(ended["outcome"], "ok");
+    assert_eq!(ended["rows"], rows);
+    assert_eq!(ended["bytes"], body.len() as u64);
+    assert!(ended["request"].as_u64().is_some() && ended["duration_ms"].as_u64().is_some());
+    let _ = reqwest::get(server.url("/exports/nope.csv")).await.unwrap();
+    let refused = log_line(&lines, |e| e["message"] == "request refused");
+    assert_eq!(refused["status"], 404);
+    drop(server);
+
+    // An import, against the people table.
+    let (server, lines) = Server::start_logged(&[
+        "--db",
+        &people_db,
+        "--config",
+        config.to_str().unwrap(),
+        "--log-format",
+        "json",
+    ]);
+    let (status, _) = post(&server, "people", "text/csv", "id,name\n1,a\nx,b\n").await;
+    assert_eq!(status, 200);
+    let ended = log_line(&lines, |e| e["message"] == "import ended");
+    assert_eq!(ended["import"], "people");
+    assert_eq!(
+        (
+            ended["rows_accepted"].as_u64(),
+            ended["rows_rejected"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(ended["committed"], true);
 }

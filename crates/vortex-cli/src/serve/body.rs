@@ -16,6 +16,46 @@ use vortex_stream::io::Written;
 
 use super::Shared;
 
+/// What an export's log line says of it.
+pub(crate) struct ExportLog {
+    pub(crate) request: u64,
+    pub(crate) export: String,
+    pub(crate) format: &'static str,
+    pub(crate) rows: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ExportLog {
+    /// Logs how the export ended: `ok`, `failed` (with its cause) or `cancelled` (the client
+    /// went away, or was cut).
+    fn ended(
+        &self,
+        outcome: &str,
+        bytes: u64,
+        started: Instant,
+        cause: Option<&vortex_stream::Error>,
+    ) {
+        let rows = self.rows.load(Ordering::Relaxed);
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (request, export, format) = (self.request, self.export.as_str(), self.format);
+        match cause {
+            Some(cause) => tracing::error!(
+                request, export, format, rows, bytes, duration_ms, outcome, cause = %cause,
+                "export failed midway"
+            ),
+            None => tracing::info!(
+                request,
+                export,
+                format,
+                rows,
+                bytes,
+                duration_ms,
+                outcome,
+                "export ended"
+            ),
+        }
+    }
+}
+
 pub(crate) type WriteFuture = Pin<Box<dyn Future<Output = vortex_stream::Result<Written>> + Send>>;
 
 /// Drives the export's pipeline and yields what it writes. Dropping the body (the client went
@@ -29,6 +69,9 @@ pub(crate) struct ExportBody {
     shared: Arc<Shared>,
     started: Instant,
     finished: bool,
+    // What the log line of the export says: its request, name and rows.
+    log: ExportLog,
+    bytes: u64,
     // The export's permit and the request's admission, given back when the body goes.
     _permit: (OwnedSemaphorePermit, super::admission::Admitted),
 }
@@ -39,6 +82,7 @@ impl ExportBody {
         reader: DuplexStream,
         shared: Arc<Shared>,
         permit: (OwnedSemaphorePermit, super::admission::Admitted),
+        log: ExportLog,
     ) -> Self {
         shared
             .metrics
@@ -51,6 +95,8 @@ impl ExportBody {
             shared,
             started: Instant::now(),
             finished: false,
+            log,
+            bytes: 0,
             _permit: permit,
         }
     }
@@ -71,6 +117,7 @@ impl Stream for ExportBody {
         }
         match Pin::new(&mut this.reader).poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
+                this.bytes += bytes.len() as u64;
                 this.shared
                     .metrics
                     .bytes
@@ -90,7 +137,8 @@ impl Stream for ExportBody {
                     Some(err) => {
                         metrics.failed.fetch_add(1, Ordering::Relaxed);
                         // The client sees a cut-off body; the operator needs the cause.
-                        eprintln!("vortex serve: an export failed midway: {err}");
+                        this.log
+                            .ended("failed", this.bytes, this.started, Some(&err));
                         Poll::Ready(Some(Err(std::io::Error::other(err))))
                     }
                     None => {
@@ -98,6 +146,7 @@ impl Stream for ExportBody {
                             u64::try_from(this.started.elapsed().as_micros()).unwrap_or(u64::MAX);
                         metrics.duration_micros.fetch_add(micros, Ordering::Relaxed);
                         metrics.finished.fetch_add(1, Ordering::Relaxed);
+                        this.log.ended("ok", this.bytes, this.started, None);
                         Poll::Ready(None)
                     }
                 }
@@ -113,6 +162,7 @@ impl Drop for ExportBody {
         metrics.active_exports.fetch_sub(1, Ordering::Relaxed);
         if !self.finished {
             metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+            self.log.ended("cancelled", self.bytes, self.started, None);
         }
     }
 }

@@ -269,6 +269,16 @@ pub(super) async fn import(
             }
         }
     };
+    tracing::info!(
+        request = shared.next_request.fetch_add(1, Ordering::Relaxed),
+        import = name,
+        status = status.as_u16(),
+        rows_accepted = report.rows_accepted,
+        rows_rejected = report.rows_rejected,
+        committed = report.committed,
+        error = report.error.as_deref(),
+        "import ended"
+    );
     let body = serde_json::to_string(&report).unwrap_or_default();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -68,7 +68,7 @@ pub(super) async fn serve(
                     Ok(accepted) => accepted,
                     Err(err) => {
                         // Out of file descriptors, say: wait a moment rather than spin.
-                        eprintln!("vortex serve: accept failed: {err}");
+                        tracing::warn!(error = %err, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -108,7 +108,7 @@ pub(super) async fn serve(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(grace) => {
-            eprintln!("vortex serve: grace period over, cutting the exports still running");
+            tracing::warn!("grace period over: cutting the exports still running");
         }
     }
     // Dropping the set aborts every connection still open.

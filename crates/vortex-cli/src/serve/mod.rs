@@ -70,6 +70,9 @@ pub(crate) struct ServeArgs {
     /// Exports and imports one client address may run at once (429 past it).
     #[arg(long, default_value_t = 8, value_parser = parse_count)]
     max_per_client: usize,
+    /// How the request log on stderr is written: `text`, or `json` (one object a line).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
     /// The slowest an upload may arrive, in bytes a second on average, judged once the upload
     /// timeout has passed: slower is cut (408), so that a client sending a byte a second
     /// cannot hold an import's permit.
@@ -98,6 +101,26 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// The format of the request log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs through `tracing` to stderr, one line an event (the library installs no subscriber;
+/// the binary does).
+fn init_logging(format: LogFormat) {
+    let logger = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    // Already set (a second server in one process): the first one's stays.
+    let _ = match format {
+        LogFormat::Text => logger.try_init(),
+        LogFormat::Json => logger.json().flatten_event(true).try_init(),
+    };
+}
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds = text
         .trim_end_matches('s')
@@ -124,6 +147,8 @@ struct Shared {
     uploads: import::UploadLimits,
     /// How many exports and imports may run, in all and for one client.
     admission: admission::Admission,
+    /// The number the next request gets in the log.
+    next_request: std::sync::atomic::AtomicU64,
     metrics: Metrics,
 }
 
@@ -135,6 +160,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
         .max_blocking_threads(args.max_running.saturating_mul(2).saturating_add(64))
         .build()
         .context("starting the runtime")?;
+    init_logging(args.log_format);
     // The configuration first: a mistake in it is said before the demo database is built.
     let config = match &args.config {
         Some(path) => Config::load(path)?,
@@ -164,6 +190,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
         metrics: Metrics::default(),
         eager: args.eager,
         admission: admission::Admission::new(args.max_running, args.max_per_client),
+        next_request: std::sync::atomic::AtomicU64::new(1),
         uploads: import::UploadLimits {
             stall: args.upload_timeout,
             min_rate: args.min_upload_rate,
@@ -194,10 +221,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
         let server = listen::serve(listener, app, limits, stop_rx, args.grace);
         let signal = async {
             shutdown_signal().await;
-            eprintln!(
-                "vortex serve: stopping; running exports have {:?}",
-                args.grace
-            );
+            tracing::info!(grace = ?args.grace, "stopping: running exports may finish");
             let _ = stop_tx.send(true);
             std::future::pending::<()>().await;
         };
@@ -210,6 +234,15 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
     // Dropping the runtime aborts whatever still runs.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// The extension an export is served with, for the log.
+fn extension_name(format: Served) -> &'static str {
+    match format {
+        Served::Csv => "csv",
+        Served::Jsonl => "jsonl",
+        Served::Xlsx => "xlsx",
+    }
 }
 
 /// Whether an `Accept-Encoding` value accepts gzip: listed as `gzip` (or `x-gzip`, or `*`)
@@ -291,6 +324,7 @@ async fn metrics_page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> 
 /// A JSON error answer.
 fn refuse(shared: &Shared, status: StatusCode, error: &str, param: Option<&str>) -> Response {
     shared.metrics.refused.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(status = status.as_u16(), error, "request refused");
     let body = match param {
         Some(param) => serde_json::json!({ "error": error, "param": param }),
         None => serde_json::json!({ "error": error }),
@@ -415,6 +449,13 @@ async fn export(
             Compression::None
         });
     let counter = Arc::clone(&shared);
+    let exported = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let log = body::ExportLog {
+        request: shared.next_request.fetch_add(1, Ordering::Relaxed),
+        export: name.to_owned(),
+        format: extension_name(format),
+        rows: Arc::clone(&exported),
+    };
     let mut rows = shared.db.query(export.query.as_str(), values);
     if shared.eager {
         rows = match rows.collect::<Vec<_>>().await {
@@ -427,13 +468,14 @@ async fn export(
     }
     let rows = rows.inspect(move |_| {
         counter.metrics.rows.fetch_add(1, Ordering::Relaxed);
+        exported.fetch_add(1, Ordering::Relaxed);
     });
     let write: body::WriteFuture = match format {
         Served::Csv => Box::pin(rows.write(CsvRecords::new(), output)),
         Served::Jsonl => Box::pin(rows.write(JsonlSink, output)),
         Served::Xlsx => Box::pin(rows.write(XlsxSink::new(), output)),
     };
-    let body = ExportBody::new(write, reader, Arc::clone(&shared), (permit, admitted));
+    let body = ExportBody::new(write, reader, Arc::clone(&shared), (permit, admitted), log);
     let mut response = axum::body::Body::from_stream(body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
