@@ -1212,3 +1212,35 @@ async fn requests_are_logged_with_their_outcome() {
     );
     assert_eq!(ended["committed"], true);
 }
+
+/// An export's `statement_timeout` has the database end a query that runs too long: the
+/// response is cut off (never passes for complete), and the permit comes back.
+#[tokio::test]
+async fn a_statement_timeout_cuts_a_query_that_runs_too_long() {
+    let Some(url) = postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        "[[export]]\nname = \"slow\"\nquery = \"SELECT pg_sleep(5)\"\nmax_concurrent = 1\nstatement_timeout = 0.3\n",
+    )
+    .unwrap();
+    let server = Server::start(&["--db", &url, "--config", config.to_str().unwrap()], &[]);
+    let started = Instant::now();
+    let outcome = match reqwest::get(server.url("/exports/slow.csv")).await {
+        Ok(response) => response.bytes().await.map(|b| b.len()),
+        Err(e) => Err(e),
+    };
+    assert!(
+        outcome.is_err(),
+        "a cut-off export read as complete: {outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // The permit is back: the next request gets in (and is cut the same way).
+    let again = reqwest::get(server.url("/exports/slow.csv")).await.unwrap();
+    assert_eq!(again.status(), 200);
+}

@@ -95,6 +95,10 @@ pub(crate) struct Export {
     /// Requests of this export running at once; more are refused with 429.
     #[serde(default = "default_concurrency")]
     pub(crate) max_concurrent: usize,
+    /// Seconds the database may spend on one run of the query before it ends it (PostgreSQL
+    /// and MariaDB/MySQL); none by default.
+    #[serde(default)]
+    pub(crate) statement_timeout: Option<f64>,
 }
 
 fn default_concurrency() -> usize {
@@ -222,6 +226,7 @@ impl Config {
                     default: None,
                 }],
                 max_concurrent: default_concurrency(),
+                statement_timeout: None,
             }],
             imports: vec![Import {
                 name: "orders".to_owned(),
@@ -269,6 +274,15 @@ impl Config {
             }
         }
         for (i, export) in self.exports.iter().enumerate() {
+            if export
+                .statement_timeout
+                .is_some_and(|s| !(s > 0.0 && s <= 86_400.0))
+            {
+                bail!(
+                    "export {:?}: statement_timeout is seconds, more than 0 and at most 86400",
+                    export.name
+                );
+            }
             if !valid_name(&export.name) {
                 bail!(
                     "export {i}: the name {:?} must be letters, digits, `_` or `-`",

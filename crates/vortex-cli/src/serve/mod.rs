@@ -456,7 +456,14 @@ async fn export(
         format: extension_name(format),
         rows: Arc::clone(&exported),
     };
-    let mut rows = shared.db.query(export.query.as_str(), values);
+    let db = match export.statement_timeout {
+        Some(seconds) => shared
+            .db
+            .clone()
+            .statement_timeout(Duration::from_secs_f64(seconds)),
+        None => shared.db.clone(),
+    };
+    let mut rows = db.query(export.query.as_str(), values);
     if shared.eager {
         rows = match rows.collect::<Vec<_>>().await {
             Ok(all) => vortex_stream::Pipeline::from_iter(all).boxed(),

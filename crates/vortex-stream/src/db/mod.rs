@@ -67,6 +67,7 @@ pub struct Database {
     backend: Backend,
     name: Arc<str>,
     fetched: Arc<AtomicU64>,
+    statement_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -150,7 +151,19 @@ impl Database {
             backend,
             name,
             fetched: Arc::new(AtomicU64::new(0)),
+            statement_timeout: None,
         })
+    }
+
+    /// Has the server end a query of this handle that runs longer than `timeout`, with a
+    /// fatal [`Database`](ErrorKind::Database) error: PostgreSQL's `statement_timeout`,
+    /// MariaDB's `max_statement_time` (MySQL's `max_execution_time` for `SELECT`s), set on each
+    /// query's connection. SQLite has no server to ask: there it has no effect. (A PostgreSQL
+    /// URL may also say `options=-c%20statement_timeout%3D5000`.)
+    #[must_use]
+    pub fn statement_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.statement_timeout = Some(timeout);
+        self
     }
 
     /// The URL, without its password.
@@ -195,6 +208,7 @@ impl Database {
             params,
             name: Arc::clone(&self.name),
             fetched: Arc::clone(&self.fetched),
+            statement_timeout: self.statement_timeout,
         };
         match &self.backend {
             #[cfg(feature = "sqlite")]
@@ -320,6 +334,9 @@ pub(crate) struct Query {
     pub(crate) params: Vec<Value>,
     pub(crate) name: Arc<str>,
     pub(crate) fetched: Arc<AtomicU64>,
+    // Used by the servers' sources; SQLite has none to ask.
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    pub(crate) statement_timeout: Option<std::time::Duration>,
 }
 
 /// How long connecting to a server may take (TCP, handshake, authentication) before it is an

@@ -196,6 +196,20 @@ pub(super) fn query(opts: Opts, query: Query) -> Pipeline<BoxStream<'static, Res
     Pipeline::generate(move |mut y| async move {
         let name = &query.name;
         let mut conn = connect(&opts, name).await?;
+        if let Some(timeout) = query.statement_timeout {
+            // MariaDB's variable (seconds), else MySQL's (milliseconds, SELECTs only).
+            let seconds = timeout.as_secs_f64().max(0.001);
+            let millis = timeout.as_millis().max(1);
+            if conn
+                .query_drop(format!("SET SESSION max_statement_time = {seconds}"))
+                .await
+                .is_err()
+            {
+                conn.query_drop(format!("SET SESSION max_execution_time = {millis}"))
+                    .await
+                    .map_err(|e| my_error("mysql: statement timeout", name, e))?;
+            }
+        }
         let mut kill = KillOnDrop {
             opts: opts.clone(),
             id: conn.id(),

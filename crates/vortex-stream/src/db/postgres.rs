@@ -113,6 +113,13 @@ pub(super) fn query(url: String, query: Query) -> Pipeline<BoxStream<'static, Re
         };
         let name = &name;
         let failed = |operation: &'static str| move |e| pg_error(operation, name, e);
+        if let Some(timeout) = query.statement_timeout {
+            let ms = timeout.as_millis().max(1);
+            client
+                .batch_execute(&format!("SET statement_timeout = {ms}"))
+                .await
+                .map_err(failed("postgres: statement timeout"))?;
+        }
         let tx = client
             .build_transaction()
             .read_only(true)

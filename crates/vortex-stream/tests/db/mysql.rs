@@ -296,3 +296,26 @@ async fn all_or_nothing_loads_commit_everything_or_nothing() {
     crate::load::all_or_nothing_commits_everything_or_nothing(&orders.db, &table, amount).await;
     orders.drop_table().await;
 }
+
+#[tokio::test]
+async fn a_statement_timeout_ends_a_long_query_with_an_error() {
+    let Some(url) = server() else { return };
+    let db = vortex_stream::db::Database::open(&url)
+        .unwrap()
+        .statement_timeout(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = db
+        .query("SELECT SLEEP(5)", vec![])
+        .drain()
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind(), vortex_stream::ErrorKind::Database);
+    assert!(err.to_string().contains("max_statement_time"), "{err}");
+    let rows = db.query("SELECT 1", vec![]).count().await.unwrap();
+    assert_eq!(rows, 1);
+}

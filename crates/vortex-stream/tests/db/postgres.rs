@@ -378,3 +378,28 @@ async fn all_or_nothing_loads_commit_everything_or_nothing() {
         orders.drop_table().await;
     }
 }
+
+#[tokio::test]
+async fn a_statement_timeout_ends_a_long_query_with_an_error() {
+    let Some(url) = server() else { return };
+    let db = Database::open(&url)
+        .unwrap()
+        .statement_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = db
+        .query("SELECT pg_sleep(5)", vec![])
+        .drain()
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert!(err.is_fatal());
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+    // A quick query is not touched.
+    let rows = db.query("SELECT 1", vec![]).count().await.unwrap();
+    assert_eq!(rows, 1);
+}
