@@ -1244,3 +1244,77 @@ async fn a_statement_timeout_cuts_a_query_that_runs_too_long() {
     let again = reqwest::get(server.url("/exports/slow.csv")).await.unwrap();
     assert_eq!(again.status(), 200);
 }
+
+/// A thousand exports at once, each holding blocking threads (SQLite's source, the file sink):
+/// every one is answered (served, or refused at once past `--max-running`), nothing waits
+/// forever for a thread, `/healthz` answers meanwhile, and every permit comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_exports_at_once_never_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, config) = all_orders(dir.path(), 2_000, 1_000);
+    let server = Server::start(
+        &[
+            "--db",
+            &db,
+            "--config",
+            config.to_str().unwrap(),
+            "--max-per-client",
+            "1000",
+            "--max-running",
+            "200",
+        ],
+        &[],
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let url = server.url("/exports/all.csv");
+    let started = Instant::now();
+    let requests = (0..1_000).map(|_| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let response = client.get(&url).send().await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.bytes().await.unwrap();
+            (status, body.len())
+        }
+    });
+    let all = futures_util::future::join_all(requests);
+    let probe = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        healthz_time(&server).await
+    };
+    let (answers, healthz) =
+        tokio::time::timeout(Duration::from_secs(120), async { tokio::join!(all, probe) })
+            .await
+            .expect("a thousand exports did not all end within 2 minutes");
+    let served = answers.iter().filter(|(status, _)| *status == 200).count();
+    let refused = answers.iter().filter(|(status, _)| *status == 503).count();
+    assert_eq!(
+        served + refused,
+        1_000,
+        "every request is served or refused"
+    );
+    assert!(served >= 200, "only {served} served");
+    let full = answers.iter().find(|(status, _)| *status == 200).unwrap().1;
+    assert!(
+        answers
+            .iter()
+            .all(|&(status, len)| status != 200 || len == full),
+        "a cut body"
+    );
+    assert!(
+        healthz < Duration::from_millis(500),
+        "/healthz took {healthz:?} under load"
+    );
+    assert!(started.elapsed() < Duration::from_secs(120));
+    // Every permit is back.
+    let mut active = server.metric("vortex_active_exports").await;
+    let settle = Instant::now();
+    while active != 0 && settle.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        active = server.metric("vortex_active_exports").await;
+    }
+    assert_eq!(active, 0);
+}
