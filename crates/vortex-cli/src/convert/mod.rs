@@ -164,6 +164,9 @@ fn csv_row(
 ) -> Option<vortex_stream::Result<Item>> {
     let row = match row {
         Ok(row) => row,
+        // Without the header row the fields have no names, and the next row would be taken
+        // for it: the input cannot be converted.
+        Err(err) if header.is_none() => return Some(Err(err.fatal())),
         Err(err) => {
             let shifted = err
                 .position()

@@ -259,7 +259,10 @@ pub(super) async fn import(
             } else if too_large.load(Ordering::Relaxed) || err.kind() == ErrorKind::Capacity {
                 StatusCode::PAYLOAD_TOO_LARGE
             } else if rejecting.load(Ordering::Relaxed)
-                || matches!(err.kind(), ErrorKind::Database | ErrorKind::Validation)
+                || matches!(
+                    err.kind(),
+                    ErrorKind::Database | ErrorKind::Validation | ErrorKind::Decode
+                )
             {
                 StatusCode::UNPROCESSABLE_ENTITY
             } else if err.kind() == ErrorKind::Io {
@@ -408,6 +411,8 @@ fn csv_rows(
         .map(move |item| {
             let record = match item {
                 Ok(record) => record,
+                // A header row that cannot be read names no field: the upload is refused.
+                Err(err) if header.is_none() => return Err(err.fatal()),
                 Err(err) => return bad_record(err),
             };
             let Some(names) = &header else {

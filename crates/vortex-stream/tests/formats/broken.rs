@@ -180,3 +180,30 @@ async fn a_record_error_is_still_skipped() {
     assert_eq!(good, 2);
     assert_eq!(policy.report().skipped(), 1);
 }
+
+#[tokio::test]
+async fn a_header_row_too_long_to_read_fails_under_skip() {
+    // Past the cap and the parser's read-ahead: no record after it can be named.
+    let text = format!("{},b\n1,2\n3,4\n", "h".repeat(70_000));
+    for threads in [1, 2] {
+        let policy = ErrorPolicy::skip();
+        let threads = std::num::NonZeroUsize::new(threads).unwrap();
+        let ended = CsvSource::new(Input::bytes(text.clone()))
+            .max_record_len(100)
+            .decode_threads(threads)
+            .deserialize::<Vec<String>>()
+            .on_error(policy.clone())
+            .drain()
+            .await;
+        let err = ended.expect_err("a header row that cannot be read ended cleanly");
+        assert!(err.is_fatal(), "{err}");
+        let policy = ErrorPolicy::skip();
+        let ended = CsvSource::new(Input::bytes(text.clone()))
+            .max_record_len(100)
+            .records()
+            .on_error(policy.clone())
+            .drain()
+            .await;
+        assert!(ended.expect_err("records: ended cleanly").is_fatal());
+    }
+}

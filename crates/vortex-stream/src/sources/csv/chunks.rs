@@ -331,7 +331,9 @@ impl Splitter {
         Some(shared)
     }
 
-    /// The error for a record with no end in sight: longer than the cap allows.
+    /// The error for a first record (the header row, or the one that sets the field count)
+    /// with no end in sight: longer than the cap allows. Nothing after it can be read, so it is
+    /// fatal.
     fn too_long(&self) -> Error {
         Error::new(ErrorKind::Decode, OPERATION)
             .with_position(
@@ -345,6 +347,7 @@ impl Splitter {
                 "record is longer than the limit of {} bytes",
                 self.options.max_record_len
             ))
+            .fatal()
     }
 }
 

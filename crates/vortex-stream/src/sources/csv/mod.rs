@@ -928,9 +928,11 @@ impl Decoder {
                     self.headers = Some(HeaderRow::new(headers.clone()));
                 }
                 Err(e) => {
+                    // Without its header row no record can be read: the input is broken, and
+                    // no policy may skip that (the records after it would vanish unnoticed).
                     self.done = true;
                     let at = self.at();
-                    return Some((Err(self.parse_error(e, at)), at));
+                    return Some((Err(self.parse_error(e, at).fatal()), at));
                 }
             }
             rearm(parser, max);
