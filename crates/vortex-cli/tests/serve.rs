@@ -1191,6 +1191,27 @@ async fn requests_are_logged_with_their_outcome() {
     let _ = reqwest::get(server.url("/exports/nope.csv")).await.unwrap();
     let refused = log_line(&lines, |e| e["message"] == "request refused");
     assert_eq!(refused["status"], 404);
+    // The metrics count it by export too, with its duration in a histogram.
+    let page = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!(
+            "vortex_export_rows_total{{export=\"orders\"}} {rows}"
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains("vortex_export_duration_seconds_count{export=\"orders\"} 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("vortex_export_duration_seconds_bucket{"),
+        "{page}"
+    );
     drop(server);
 
     // An import, against the people table.

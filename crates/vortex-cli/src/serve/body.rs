@@ -84,10 +84,7 @@ impl ExportBody {
         permit: (OwnedSemaphorePermit, super::admission::Admitted),
         log: ExportLog,
     ) -> Self {
-        shared
-            .metrics
-            .active_exports
-            .fetch_add(1, Ordering::Relaxed);
+        shared.metrics.active_exports.inc();
         ExportBody {
             write: Some(write),
             reader: ReaderStream::with_capacity(reader, 64 * 1024),
@@ -118,10 +115,7 @@ impl Stream for ExportBody {
         match Pin::new(&mut this.reader).poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
                 this.bytes += bytes.len() as u64;
-                this.shared
-                    .metrics
-                    .bytes
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                this.shared.metrics.bytes.inc_by(bytes.len() as u64);
                 Poll::Ready(Some(Ok(bytes)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
@@ -135,17 +129,20 @@ impl Stream for ExportBody {
                 let metrics = &this.shared.metrics;
                 match this.failure.take() {
                     Some(err) => {
-                        metrics.failed.fetch_add(1, Ordering::Relaxed);
+                        metrics.failed.inc();
                         // The client sees a cut-off body; the operator needs the cause.
                         this.log
                             .ended("failed", this.bytes, this.started, Some(&err));
                         Poll::Ready(Some(Err(std::io::Error::other(err))))
                     }
                     None => {
-                        let micros =
-                            u64::try_from(this.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                        metrics.duration_micros.fetch_add(micros, Ordering::Relaxed);
-                        metrics.finished.fetch_add(1, Ordering::Relaxed);
+                        let labels = super::metrics::ExportLabels {
+                            export: this.log.export.clone(),
+                        };
+                        metrics
+                            .export_seconds
+                            .get_or_create(&labels)
+                            .observe(this.started.elapsed().as_secs_f64());
                         this.log.ended("ok", this.bytes, this.started, None);
                         Poll::Ready(None)
                     }
@@ -159,9 +156,9 @@ impl Stream for ExportBody {
 impl Drop for ExportBody {
     fn drop(&mut self) {
         let metrics = &self.shared.metrics;
-        metrics.active_exports.fetch_sub(1, Ordering::Relaxed);
+        metrics.active_exports.dec();
         if !self.finished {
-            metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+            metrics.cancelled.inc();
             self.log.ended("cancelled", self.bytes, self.started, None);
         }
     }

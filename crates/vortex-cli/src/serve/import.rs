@@ -122,7 +122,7 @@ pub(super) async fn import(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    shared.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.requests.inc();
     if !authorized(&shared, &headers) {
         let status = StatusCode::UNAUTHORIZED;
         return refuse(&shared, status, "a valid bearer token is required", None);
@@ -230,24 +230,15 @@ pub(super) async fn import(
         .await;
 
     let mut report = std::mem::take(&mut *report.lock().unwrap_or_else(|e| e.into_inner()));
-    shared
-        .metrics
-        .imported_rows
-        .fetch_add(report.rows_accepted, Ordering::Relaxed);
-    shared
-        .metrics
-        .rejected_rows
-        .fetch_add(report.rows_rejected, Ordering::Relaxed);
+    shared.metrics.imported_rows.inc_by(report.rows_accepted);
+    shared.metrics.rejected_rows.inc_by(report.rows_rejected);
     let status = match loaded {
         Ok(_) => {
             report.committed = true;
             StatusCode::OK
         }
         Err(err) => {
-            shared
-                .metrics
-                .failed_imports
-                .fetch_add(1, Ordering::Relaxed);
+            shared.metrics.failed_imports.inc();
             // A database's errors name the row and what it refused, never the server.
             report.error = Some(if err.kind() == ErrorKind::Database {
                 err.message().to_owned()

@@ -1,109 +1,173 @@
-//! The service's counters, served at `/metrics` in Prometheus text format.
+//! The service's metrics, served at `/metrics` in the `OpenMetrics` text format (which
+//! Prometheus reads) through `prometheus-client`: counters, a gauge of running exports, and per
+//! export a row counter and a histogram of durations.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 
-#[derive(Debug, Default)]
+/// The label of the per-export metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ExportLabels {
+    pub(crate) export: String,
+}
+
+/// A histogram of export durations: 5 ms to about 45 minutes, doubling.
+fn durations() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 20))
+}
+
+#[derive(Debug)]
 pub(crate) struct Metrics {
-    pub(crate) requests: AtomicU64,
-    pub(crate) active_exports: AtomicU64,
-    pub(crate) rows: AtomicU64,
-    pub(crate) bytes: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
-    pub(crate) duration_micros: AtomicU64,
-    pub(crate) finished: AtomicU64,
-    pub(crate) imported_rows: AtomicU64,
-    pub(crate) rejected_rows: AtomicU64,
-    pub(crate) failed_imports: AtomicU64,
+    registry: Registry,
+    pub(crate) requests: Counter,
+    pub(crate) active_exports: Gauge,
+    pub(crate) rows: Counter,
+    pub(crate) bytes: Counter,
+    pub(crate) refused: Counter,
+    pub(crate) failed: Counter,
+    pub(crate) cancelled: Counter,
+    pub(crate) imported_rows: Counter,
+    pub(crate) rejected_rows: Counter,
+    pub(crate) failed_imports: Counter,
+    /// Rows sent, by export.
+    pub(crate) export_rows: Family<ExportLabels, Counter>,
+    /// How long finished exports took, by export.
+    pub(crate) export_seconds: Family<ExportLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let metrics = Metrics {
+            registry: Registry::default(),
+            requests: Counter::default(),
+            active_exports: Gauge::default(),
+            rows: Counter::default(),
+            bytes: Counter::default(),
+            refused: Counter::default(),
+            failed: Counter::default(),
+            cancelled: Counter::default(),
+            imported_rows: Counter::default(),
+            rejected_rows: Counter::default(),
+            failed_imports: Counter::default(),
+            export_rows: Family::default(),
+            export_seconds: Family::new_with_constructor(durations),
+        };
+        metrics.registered()
+    }
 }
 
 impl Metrics {
-    pub(crate) fn render(&self) -> String {
-        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        metric(
-            "vortex_requests_total",
-            "counter",
-            "HTTP requests received.",
-            get(&self.requests).to_string(),
+    /// The metrics, registered under their names (a counter's name gets `_total`).
+    fn registered(mut self) -> Self {
+        let registry = &mut self.registry;
+        registry.register(
+            "vortex_requests",
+            "HTTP requests received",
+            self.requests.clone(),
         );
-        metric(
+        registry.register(
             "vortex_active_exports",
-            "gauge",
-            "Exports streaming now.",
-            get(&self.active_exports).to_string(),
+            "Exports streaming now",
+            self.active_exports.clone(),
         );
-        metric(
-            "vortex_rows_streamed_total",
-            "counter",
-            "Rows sent in exports.",
-            get(&self.rows).to_string(),
+        registry.register(
+            "vortex_rows_streamed",
+            "Rows sent in exports",
+            self.rows.clone(),
         );
-        metric(
-            "vortex_bytes_streamed_total",
-            "counter",
-            "Bytes sent in exports.",
-            get(&self.bytes).to_string(),
+        registry.register(
+            "vortex_bytes_streamed",
+            "Bytes sent in exports",
+            self.bytes.clone(),
         );
-        metric(
-            "vortex_exports_refused_total",
-            "counter",
-            "Exports refused (bad request, auth, busy).",
-            get(&self.refused).to_string(),
+        registry.register(
+            "vortex_exports_refused",
+            "Requests refused (bad request, auth, busy, limits)",
+            self.refused.clone(),
         );
-        metric(
-            "vortex_exports_failed_total",
-            "counter",
-            "Exports aborted by an error.",
-            get(&self.failed).to_string(),
+        registry.register(
+            "vortex_exports_failed",
+            "Exports aborted by an error",
+            self.failed.clone(),
         );
-        metric(
-            "vortex_exports_cancelled_total",
-            "counter",
-            "Exports whose client went away.",
-            get(&self.cancelled).to_string(),
+        registry.register(
+            "vortex_exports_cancelled",
+            "Exports whose client went away or was cut",
+            self.cancelled.clone(),
         );
-        // Seconds with microsecond precision: far below 2^52 microseconds.
-        #[allow(clippy::cast_precision_loss)]
-        let seconds = get(&self.duration_micros) as f64 / 1e6;
-        metric(
-            "vortex_export_duration_seconds_sum",
-            "counter",
-            "Time spent streaming finished exports.",
-            format!("{seconds:.6}"),
+        registry.register(
+            "vortex_import_rows_accepted",
+            "Rows of imports that passed their checks",
+            self.imported_rows.clone(),
         );
-        metric(
-            "vortex_export_duration_seconds_count",
-            "counter",
-            "Finished exports.",
-            get(&self.finished).to_string(),
+        registry.register(
+            "vortex_import_rows_rejected",
+            "Rows of imports rejected by their checks",
+            self.rejected_rows.clone(),
         );
-        metric(
-            "vortex_import_rows_accepted_total",
-            "counter",
-            "Rows of imports that passed their checks.",
-            get(&self.imported_rows).to_string(),
+        registry.register(
+            "vortex_imports_failed",
+            "Imports that committed nothing",
+            self.failed_imports.clone(),
         );
-        metric(
-            "vortex_import_rows_rejected_total",
-            "counter",
-            "Rows of imports rejected by their checks.",
-            get(&self.rejected_rows).to_string(),
+        registry.register(
+            "vortex_export_rows",
+            "Rows sent, by export",
+            self.export_rows.clone(),
         );
-        metric(
-            "vortex_imports_failed_total",
-            "counter",
-            "Imports that committed nothing.",
-            get(&self.failed_imports).to_string(),
+        registry.register(
+            "vortex_export_duration_seconds",
+            "Time finished exports took, by export",
+            self.export_seconds.clone(),
         );
+        self
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_has_counters_a_gauge_and_per_export_histograms() {
+        let metrics = Metrics::default();
+        metrics.requests.inc_by(3);
+        metrics.active_exports.inc();
+        let orders = ExportLabels {
+            export: "orders".to_owned(),
+        };
+        metrics.export_rows.get_or_create(&orders).inc_by(42);
+        metrics.export_seconds.get_or_create(&orders).observe(0.02);
+        let page = metrics.render();
+        assert!(page.contains("\nvortex_requests_total 3\n"), "{page}");
+        assert!(page.contains("\nvortex_active_exports 1\n"), "{page}");
+        assert!(
+            page.contains("vortex_export_rows_total{export=\"orders\"} 42"),
+            "{page}"
+        );
+        assert!(
+            page.contains("vortex_export_duration_seconds_count{export=\"orders\"} 1"),
+            "{page}"
+        );
+        assert!(
+            page.contains("vortex_export_duration_seconds_bucket{le=\"0.04\",export=\"orders\"} 1")
+                || page.contains(
+                    "vortex_export_duration_seconds_bucket{export=\"orders\",le=\"0.04\"} 1"
+                ),
+            "{page}"
+        );
+        assert!(page.ends_with("# EOF\n"), "{page}");
     }
 }

@@ -315,7 +315,10 @@ async fn metrics_page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> 
         return refuse(&shared, status, "a valid bearer token is required", None);
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         shared.metrics.render(),
     )
         .into_response()
@@ -323,7 +326,7 @@ async fn metrics_page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> 
 
 /// A JSON error answer.
 fn refuse(shared: &Shared, status: StatusCode, error: &str, param: Option<&str>) -> Response {
-    shared.metrics.refused.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.refused.inc();
     tracing::info!(status = status.as_u16(), error, "request refused");
     let body = match param {
         Some(param) => serde_json::json!({ "error": error, "param": param }),
@@ -379,7 +382,7 @@ async fn export(
     axum::Extension(admission::ClientAddr(client)): axum::Extension<admission::ClientAddr>,
     headers: HeaderMap,
 ) -> Response {
-    shared.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.requests.inc();
     if !authorized(&shared, &headers) {
         return refuse(
             &shared,
@@ -473,8 +476,16 @@ async fn export(
             }
         };
     }
+    let by_export = shared
+        .metrics
+        .export_rows
+        .get_or_create(&metrics::ExportLabels {
+            export: name.to_owned(),
+        })
+        .clone();
     let rows = rows.inspect(move |_| {
-        counter.metrics.rows.fetch_add(1, Ordering::Relaxed);
+        counter.metrics.rows.inc();
+        by_export.inc();
         exported.fetch_add(1, Ordering::Relaxed);
     });
     let write: body::WriteFuture = match format {
