@@ -1192,18 +1192,22 @@ async fn requests_are_logged_with_their_outcome() {
     let refused = log_line(&lines, |e| e["message"] == "request refused");
     assert_eq!(refused["status"], 404);
     // The metrics count it by export too, with its duration in a histogram.
-    let page = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        page.contains(&format!(
-            "vortex_export_rows_total{{export=\"orders\"}} {rows}"
-        )),
-        "{page}"
-    );
+    // (Counted as the export ends, which may come a moment after its last byte.)
+    let counted = format!("vortex_export_rows_total{{export=\"orders\"}} {rows}");
+    let started = Instant::now();
+    let page = loop {
+        let page = reqwest::get(server.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if page.contains(&counted) || started.elapsed() > Duration::from_secs(3) {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(page.contains(&counted), "{page}");
     assert!(
         page.contains("vortex_export_duration_seconds_count{export=\"orders\"} 1"),
         "{page}"

@@ -156,6 +156,15 @@ impl Stream for ExportBody {
 impl Drop for ExportBody {
     fn drop(&mut self) {
         let metrics = &self.shared.metrics;
+        // Counted once, as the export ends: a shared counter touched for every row would be
+        // contended by every running export of the same name.
+        let labels = super::metrics::ExportLabels {
+            export: self.log.export.clone(),
+        };
+        metrics
+            .export_rows
+            .get_or_create(&labels)
+            .inc_by(self.log.rows.load(Ordering::Relaxed));
         metrics.active_exports.dec();
         if !self.finished {
             metrics.cancelled.inc();

@@ -34,7 +34,7 @@ pub(crate) struct Metrics {
     pub(crate) imported_rows: Counter,
     pub(crate) rejected_rows: Counter,
     pub(crate) failed_imports: Counter,
-    /// Rows sent, by export.
+    /// Rows sent, by export, counted as each export ends.
     pub(crate) export_rows: Family<ExportLabels, Counter>,
     /// How long finished exports took, by export.
     pub(crate) export_seconds: Family<ExportLabels, Histogram, fn() -> Histogram>,
@@ -117,7 +117,7 @@ impl Metrics {
         );
         registry.register(
             "vortex_export_rows",
-            "Rows sent, by export",
+            "Rows sent, by export (counted as each export ends)",
             self.export_rows.clone(),
         );
         registry.register(

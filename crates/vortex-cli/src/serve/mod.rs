@@ -476,16 +476,8 @@ async fn export(
             }
         };
     }
-    let by_export = shared
-        .metrics
-        .export_rows
-        .get_or_create(&metrics::ExportLabels {
-            export: name.to_owned(),
-        })
-        .clone();
     let rows = rows.inspect(move |_| {
         counter.metrics.rows.inc();
-        by_export.inc();
         exported.fetch_add(1, Ordering::Relaxed);
     });
     let write: body::WriteFuture = match format {
