@@ -168,22 +168,11 @@ fn csv_row(
         // for it: the input cannot be converted.
         Err(err) if header.is_none() => return Some(Err(err.fatal())),
         Err(err) => {
-            let shifted = err
-                .position()
-                .filter(|pos| pos.record().is_some_and(|r| r > 0) && header.is_some())
-                .map(|pos| {
-                    let mut at = Position::new().with_record(pos.record().unwrap_or(1) - 1);
-                    if let Some(source) = pos.source() {
-                        at = at.with_source(source);
-                    }
-                    if let Some(line) = pos.line() {
-                        at = at.with_line(line);
-                    }
-                    if let Some(byte) = pos.byte() {
-                        at = at.with_byte(byte);
-                    }
-                    at
-                });
+            // The source counted the header row as record 0.
+            let shifted = err.position().and_then(|pos| {
+                let record = pos.record()?.checked_sub(1)?;
+                Some(pos.clone().with_record(record))
+            });
             return Some(Err(match shifted {
                 Some(position) => err.with_position(position),
                 None => err,
@@ -276,6 +265,9 @@ impl Shape {
                 };
             }
         };
+        if self.to == Format::Lines {
+            return self.fits_a_line(item);
+        }
         if self.to != Format::Csv || !self.select.is_empty() {
             return Ok(item);
         }
@@ -294,6 +286,39 @@ impl Shape {
                     columns.join(", ")
                 );
                 return Err(rejected(&item, message));
+            }
+        }
+        Ok(item)
+    }
+}
+
+impl Shape {
+    /// A record as one line of text, its fields (those selected) joined by tabs: a line end in
+    /// a field, or a tab where there are several, would make other lines or fields of it when
+    /// read back, so the record is rejected instead.
+    fn fits_a_line(&self, item: Item) -> vortex_stream::Result<Item> {
+        let Record::Fields(fields) = item.value() else {
+            // JSON text holds no raw line end.
+            return Ok(item);
+        };
+        let written: Vec<&Field> = fields
+            .iter()
+            .filter(|(name, _)| self.select.is_empty() || self.select.contains(name))
+            .map(|(_, value)| value)
+            .collect();
+        for value in &written {
+            let text = value.text();
+            if text.contains(['\n', '\r']) {
+                return Err(rejected(
+                    &item,
+                    "a field holds a line end, which a line cannot".to_owned(),
+                ));
+            }
+            if written.len() > 1 && text.contains('\t') {
+                return Err(rejected(
+                    &item,
+                    "a field holds a tab, which separates the fields of a line".to_owned(),
+                ));
             }
         }
         Ok(item)
