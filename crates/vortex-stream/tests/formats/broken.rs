@@ -1,8 +1,6 @@
 //! An input that cannot be read fails the run whatever the error policy: `skip` and
 //! dead-letter are for bad records, never a way to hide a broken input.
 
-use std::path::Path;
-
 use serde::Deserialize;
 use vortex_stream::io::Input;
 use vortex_stream::sources::{CsvSource, JsonlSource, LinesSource};
@@ -15,14 +13,14 @@ struct Row {
     note: String,
 }
 
+/// How each way of reading ended: its name, the values it yielded, and its end.
+type Outcomes = Vec<(&'static str, usize, Result<(), Error>)>;
+
 /// Each way of reading an input, run to the end under a `skip` policy: what it yielded before
 /// failing, and how it ended.
 ///
 /// With `clean` data (every record good up to where the input breaks) nothing may be skipped.
-async fn read_skipping(
-    clean: bool,
-    input: impl Fn() -> Input,
-) -> Vec<(&'static str, usize, Result<(), Error>)> {
+async fn read_skipping(clean: bool, input: impl Fn() -> Input) -> Outcomes {
     let mut outcomes = Vec::new();
     macro_rules! run {
         ($name:expr, $pipeline:expr) => {{
@@ -56,7 +54,7 @@ async fn read_skipping(
     outcomes
 }
 
-fn assert_all_fail(outcomes: &[(&str, usize, Result<(), Error>)], kind: ErrorKind, says: &str) {
+fn assert_all_fail(outcomes: &Outcomes, kind: ErrorKind, says: &str) {
     for (name, _, ended) in outcomes {
         let err = ended
             .as_ref()
@@ -98,20 +96,22 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let path = dir.join(name);
+/// `bytes` as the file `name`, read every way under skip: each must fail, naming the file.
+/// With `clean` bytes (good records up to where they break) nothing may be skipped.
+async fn fails_every_way(name: &str, bytes: &[u8], clean: bool) -> Outcomes {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
-    path
+    let outcomes = read_skipping(clean, || Input::path(&path)).await;
+    assert_all_fail(&outcomes, ErrorKind::Io, name);
+    outcomes
 }
 
 #[cfg(feature = "gzip")]
 #[tokio::test]
 async fn a_truncated_gzip_fails_under_skip() {
-    let dir = tempfile::tempdir().unwrap();
     let whole = gzip(&rows());
-    let path = write(dir.path(), "cut.csv.gz", &whole[..whole.len() / 2]);
-    let outcomes = read_skipping(true, || Input::path(&path)).await;
-    assert_all_fail(&outcomes, ErrorKind::Io, "cut.csv.gz");
+    let outcomes = fails_every_way("cut.csv.gz", &whole[..whole.len() / 2], true).await;
     // The lines read before the cut came out: the error is where the input broke.
     assert!(outcomes.iter().any(|(_, n, _)| *n > 100));
 }
@@ -119,40 +119,31 @@ async fn a_truncated_gzip_fails_under_skip() {
 #[cfg(feature = "gzip")]
 #[tokio::test]
 async fn a_corrupted_gzip_fails_under_skip() {
-    let dir = tempfile::tempdir().unwrap();
     let mut bytes = gzip(&rows());
     let middle = bytes.len() / 2;
     for b in &mut bytes[middle..middle + 16] {
         *b ^= 0x5a;
     }
-    let path = write(dir.path(), "bad.csv.gz", &bytes);
     // What inflates before the damage is found may be garbage, and bad records skipped; the
     // run fails all the same.
-    let outcomes = read_skipping(false, || Input::path(&path)).await;
-    assert_all_fail(&outcomes, ErrorKind::Io, "bad.csv.gz");
+    fails_every_way("bad.csv.gz", &bytes, false).await;
 }
 
 #[cfg(feature = "gzip")]
 #[tokio::test]
 async fn a_gzip_with_a_wrong_checksum_fails_under_skip() {
     // The data inflates, but the trailer says it is not what was written.
-    let dir = tempfile::tempdir().unwrap();
     let mut bytes = gzip(&rows());
     let crc = bytes.len() - 8;
     bytes[crc] ^= 0xff;
-    let path = write(dir.path(), "crc.csv.gz", &bytes);
-    let outcomes = read_skipping(true, || Input::path(&path)).await;
-    assert_all_fail(&outcomes, ErrorKind::Io, "crc.csv.gz");
+    fails_every_way("crc.csv.gz", &bytes, true).await;
 }
 
 #[cfg(feature = "zstd")]
 #[tokio::test]
 async fn a_truncated_zstd_fails_under_skip() {
-    let dir = tempfile::tempdir().unwrap();
     let whole = zstd::encode_all(&rows()[..], 3).unwrap();
-    let path = write(dir.path(), "cut.csv.zst", &whole[..whole.len() / 2]);
-    let outcomes = read_skipping(true, || Input::path(&path)).await;
-    assert_all_fail(&outcomes, ErrorKind::Io, "cut.csv.zst");
+    fails_every_way("cut.csv.zst", &whole[..whole.len() / 2], true).await;
 }
 
 #[tokio::test]
