@@ -1298,6 +1298,7 @@ async fn a_thousand_exports_at_once_never_deadlock() {
         .build()
         .unwrap();
     let url = server.url("/exports/all.csv");
+    let baseline = threads(&server);
     let started = Instant::now();
     let requests = (0..1_000).map(|_| {
         let (client, url) = (client.clone(), url.clone());
@@ -1309,14 +1310,57 @@ async fn a_thousand_exports_at_once_never_deadlock() {
         }
     });
     let all = futures_util::future::join_all(requests);
-    let probe = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        healthz_time(&server).await
+    // `/healthz` asked every 100 ms while they run, from a thread of its own (the test's
+    // runtime is busy with its thousand clients): the slowest answer.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let done = std::sync::Arc::clone(&done);
+        let addr = server.base.trim_start_matches("http://").to_owned();
+        std::thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            let mut probes = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                worst = worst.max(healthz_blocking(&addr));
+                probes += 1;
+            }
+            (worst, probes)
+        })
     };
-    let (answers, healthz) =
-        tokio::time::timeout(Duration::from_secs(120), async { tokio::join!(all, probe) })
-            .await
-            .expect("a thousand exports did not all end within 2 minutes");
+    let all = async {
+        let answers = all.await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        answers
+    };
+    // While they run: the blocking threads (decoding, encoding, stepping queries) run at a
+    // lower priority than the workers that answer requests.
+    let priorities = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        niceness(&server)
+    };
+    let all = async { tokio::join!(all, priorities) };
+    let (answers, priorities) = tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .expect("a thousand exports did not all end within 2 minutes");
+    let (healthz, probes) = prober.join().unwrap();
+    let bulk: Vec<i64> = priorities
+        .iter()
+        .filter(|(name, _)| name == "vortex-bulk")
+        .map(|&(_, nice)| nice)
+        .collect();
+    assert!(!bulk.is_empty(), "no blocking thread seen: {priorities:?}");
+    assert!(bulk.iter().all(|&nice| nice == 10), "{priorities:?}");
+    assert!(
+        priorities
+            .iter()
+            .filter(|(name, _)| name == "vortex-serve")
+            .all(|&(_, nice)| nice == 0),
+        "{priorities:?}"
+    );
+    eprintln!(
+        "1000 exports: {:?}, /healthz worst of {probes}: {healthz:?}, threads {baseline} before",
+        started.elapsed()
+    );
     let served = answers.iter().filter(|(status, _)| *status == 200).count();
     let refused = answers.iter().filter(|(status, _)| *status == 503).count();
     assert_eq!(
@@ -1332,8 +1376,11 @@ async fn a_thousand_exports_at_once_never_deadlock() {
             .all(|&(status, len)| status != 200 || len == full),
         "a cut body"
     );
+    // A debug build sharing two cores with its own thousand clients, with the other tests
+    // running beside it: the bound says it is answered throughout, never starved. (Release
+    // figures under load: BENCHMARKS.md, "Hostile clients".)
     assert!(
-        healthz < Duration::from_millis(500),
+        healthz < Duration::from_secs(2),
         "/healthz took {healthz:?} under load"
     );
     assert!(started.elapsed() < Duration::from_secs(120));
@@ -1345,6 +1392,61 @@ async fn a_thousand_exports_at_once_never_deadlock() {
         active = server.metric("vortex_active_exports").await;
     }
     assert_eq!(active, 0);
+    // And every thread: the blocking pool's idle threads end after tokio's 10 s keep-alive.
+    let settle = Instant::now();
+    let mut now = threads(&server);
+    while now > baseline && settle.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        now = threads(&server);
+    }
+    assert!(now <= baseline, "{now} threads after, {baseline} before");
+}
+
+/// How long `/healthz` takes to answer on a new connection, from a plain thread.
+fn healthz_blocking(addr: &str) -> Duration {
+    use std::io::{Read as _, Write as _};
+    let started = Instant::now();
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    started.elapsed()
+}
+
+/// The name and nice value of each of the server's threads.
+fn niceness(server: &Server) -> Vec<(String, i64)> {
+    let tasks = format!("/proc/{}/task", server.child.id());
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(tasks).unwrap() {
+        let task = task.unwrap().path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(task.join("comm")),
+            std::fs::read_to_string(task.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        // After the name in parentheses: state is field 3, nice field 19.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice = after.split(' ').nth(16).unwrap().parse().unwrap();
+        threads.push((name.trim().to_owned(), nice));
+    }
+    threads
+}
+
+/// The server process's threads, as the OS counts them.
+fn threads(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no thread count in {status}"))
 }
 
 /// An upload whose header row cannot be read is refused whole (422), never read with its first

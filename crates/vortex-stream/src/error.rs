@@ -391,10 +391,7 @@ impl Error {
     pub fn io(operation: impl Into<Cow<'static, str>>, cause: std::io::Error) -> Self {
         let message = cause.to_string();
         // An input read past its limit is a bound reached, not a failing device.
-        let kind = if cause
-            .get_ref()
-            .is_some_and(|inner| inner.is::<crate::io::OverLimit>())
-        {
+        let kind = if cause.get_ref().is_some_and(|inner| inner.is::<OverLimit>()) {
             ErrorKind::Capacity
         } else {
             ErrorKind::Io
@@ -550,5 +547,29 @@ mod tests {
         assert_eq!(Position::new().with_record(2).to_string(), "record 2");
         let err = Error::new(ErrorKind::Timeout, "deadline").with_position(Position::new());
         assert_eq!(err.to_string(), "deadline: timed out");
+    }
+}
+
+/// The marker inside the I/O error of an input read past its
+/// [`limit`](crate::io::Input::limit), which makes it a [`Capacity`](ErrorKind::Capacity) error.
+#[derive(Debug)]
+pub(crate) struct OverLimit(pub(crate) u64);
+
+impl fmt::Display for OverLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the input is over its limit of {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for OverLimit {}
+
+/// The text of a panic payload, when it has one.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
     }
 }

@@ -46,6 +46,17 @@
 //! - **It is a [`Stream`](futures_core::Stream).** Operators are inherent methods, so they win
 //!   over `StreamExt`'s when both are in scope, and a pipeline works anywhere a stream does.
 //!   Sync code drives one with [`Pipeline::into_blocking_iter`] or [`Pipeline::run_blocking`].
+//!
+//! # Layers
+//!
+//! The modules form layers, and a module uses only the layers below its own (a test checks
+//! every `crate::` path): [`error`]; [`core`] (policies, the report, located values);
+//! operators ([`adapters`]), [`parallel`], [`resilience`], [`io`] and the database values;
+//! [`sources`], [`sinks`] and `db` (sources and sinks know nothing of each other, a database
+//! uses both); and the [`Pipeline`] facade. A constructor of `Pipeline` is written next to the
+//! source it makes, `write` next to the sinks and `load` with the databases, so the facade
+//! itself names no source, sink or database, and a new source or sink goes in at its own
+//! level without touching it.
 
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -89,11 +100,14 @@ mod pipeline;
 pub mod resilience;
 pub mod sinks;
 pub mod sources;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod value;
 
 pub use crate::core::{ErrorPolicy, Located, Report};
 pub use crate::error::{BoxError, Error, ErrorKind, Position, Result};
 pub use crate::ops::adapters;
-pub use crate::pipeline::{BlockingIter, Pipeline, DEFAULT_READ_CHUNK};
+pub use crate::pipeline::{BlockingIter, Pipeline};
+pub use crate::sources::DEFAULT_READ_CHUNK;
 
 #[cfg(any(
     feature = "http",

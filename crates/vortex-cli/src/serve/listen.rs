@@ -189,3 +189,20 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
+
+/// Connections the kernel may hold for the accept loop (capped by `net.core.somaxconn`): a
+/// flood of connects that outruns the loop for a moment is queued, not dropped, so a client
+/// arriving amid it (a health check) is not left to retry its handshake a second later.
+const BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with a deep accept queue.
+pub(crate) fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}

@@ -64,7 +64,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "30s", value_parser = parse_timeout)]
     upload_timeout: Duration,
     /// Exports and imports running at once, in all: past it a request is refused (503) at
-    /// once. Each holds threads of the blocking pool, which is sized to fit them all.
+    /// once. The blocking pool is sized so that all of them at once never take it.
     #[arg(long, default_value_t = 256, value_parser = parse_count)]
     max_running: usize,
     /// Exports and imports one client address may run at once (429 past it).
@@ -152,12 +152,48 @@ struct Shared {
     metrics: Metrics,
 }
 
+/// The name of the runtime's worker threads: the accept loop, every request's async work.
+const WORKER: &str = "vortex-serve";
+/// The name of its blocking threads: what exports and imports decode, encode and step.
+const BULK: &str = "vortex-bulk";
+
+/// The nice value of the blocking threads: the kernel gives the workers (nice 0) about nine
+/// times their share of the cores when both want them, so the accept loop and `/healthz` are
+/// answered at once however many exports run, and the exports still take every idle cycle.
+const BULK_NICE: i32 = 10;
+
+/// Run as each runtime thread starts: lowers a blocking thread's priority (Linux applies
+/// `setpriority` to the one thread named). A failure leaves the thread as it was.
+fn lower_bulk_priority() {
+    if std::thread::current().name() == Some(BULK) {
+        let thread = rustix::thread::gettid();
+        if let Err(err) = rustix::process::setpriority_process(Some(thread), BULK_NICE) {
+            tracing::debug!(%err, "could not lower a blocking thread's priority");
+        }
+    }
+}
+
 pub(crate) fn run(args: &ServeArgs) -> Result<()> {
-    // A running export holds two blocking threads at most (its source's and its sink's), an
-    // import one: with room for all of them and some to spare, no request waits for a thread.
+    // Sources and sinks hold a blocking thread only while a batch is worked on, except a
+    // SQLite query (a thread while it is open) and an import's upload (a thread while its job
+    // waits for the client's bytes, bounded by the upload limits): room for one of those per
+    // running request, the batch jobs of as many again, and some to spare, so no request
+    // waits for a thread.
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let spawned = std::sync::atomic::AtomicUsize::new(0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .worker_threads(workers)
         .max_blocking_threads(args.max_running.saturating_mul(2).saturating_add(64))
+        // The runtime names its threads as it spawns them, its workers first, as it is built.
+        .thread_name_fn(move || {
+            if spawned.fetch_add(1, Ordering::Relaxed) < workers {
+                WORKER.to_owned()
+            } else {
+                BULK.to_owned()
+            }
+        })
+        .on_thread_start(lower_bulk_priority)
         .build()
         .context("starting the runtime")?;
     init_logging(args.log_format);
@@ -174,7 +210,9 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
             crate::demo::ensure_database(&path, 1_000_000)?;
             Database::open(&format!("sqlite://{}", path.display()))?
         }
-    };
+    }
+    // Every running export may have its SQLite query open (the pool has room for them all).
+    .max_open_queries(args.max_running, vortex_stream::db::DEFAULT_OPEN_QUERY_WAIT);
     let exports = limited(config.exports, |e| (e.name.clone(), e.max_concurrent));
     let imports = limited(config.imports, |i| (i.name.clone(), i.max_concurrent));
     let shared = Arc::new(Shared {
@@ -203,9 +241,8 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
         .route("/imports/{name}", post(import::import))
         .with_state(Arc::clone(&shared));
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
-            .with_context(|| format!("listening on {}", args.addr))?;
+        let listener =
+            listen::bind(args.addr).with_context(|| format!("listening on {}", args.addr))?;
         let addr = listener.local_addr()?;
         println!(
             "vortex serve: listening on http://{addr} ({} exports, {} imports)",

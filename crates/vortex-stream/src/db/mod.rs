@@ -6,7 +6,7 @@
 //! transaction, and reports exactly what was committed.
 
 mod keyset;
-mod value;
+mod pipeline;
 
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -24,8 +24,8 @@ use futures_core::stream::BoxStream;
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 
+pub use crate::value::{Row, Value};
 pub use keyset::{Keyset, Page};
-pub use value::{Row, Value};
 
 use crate::{Error, ErrorKind, Pipeline, Result};
 
@@ -68,7 +68,19 @@ pub struct Database {
     name: Arc<str>,
     fetched: Arc<AtomicU64>,
     statement_timeout: Option<std::time::Duration>,
+    // Threads SQLite queries may hold at once, and how long one waits for another to end
+    // (see `max_open_queries`).
+    open_queries: Arc<tokio::sync::Semaphore>,
+    open_query_wait: std::time::Duration,
 }
+
+/// SQLite queries of one handle (and its clones) open at once, by default: each holds a
+/// thread of tokio's blocking pool (512 by default) while it is open.
+pub const DEFAULT_MAX_OPEN_QUERIES: usize = 64;
+
+/// How long a SQLite query waits, by default, for one of the handle's others to end before it
+/// fails.
+pub const DEFAULT_OPEN_QUERY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Clone)]
 enum Backend {
@@ -152,7 +164,38 @@ impl Database {
             name,
             fetched: Arc::new(AtomicU64::new(0)),
             statement_timeout: None,
+            open_queries: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_OPEN_QUERIES)),
+            open_query_wait: DEFAULT_OPEN_QUERY_WAIT,
         })
+    }
+
+    /// How many SQLite queries of this handle (and the clones made from it after this call)
+    /// may be open at once, and how long a query past that waits for another to end;
+    /// [`DEFAULT_MAX_OPEN_QUERIES`] and [`DEFAULT_OPEN_QUERY_WAIT`] unless set.
+    ///
+    /// A SQLite statement borrows its connection, so it cannot move between threads between
+    /// batches the way the other blocking sources do: an open SQLite query holds one thread
+    /// of tokio's blocking pool from its first row until it ends or its pipeline is dropped,
+    /// also while its consumer is slow. Without a bound, enough open queries (a service's
+    /// exports to slow clients) would take every thread of the pool, and every other blocking
+    /// task of the process (`tokio::fs`, the other sources) would wait with no error. So a
+    /// query past the bound waits for another to end, in the order they came, and fails with
+    /// a fatal [`Capacity`](ErrorKind::Capacity) error after `wait`. Keep the bound below
+    /// the runtime's `max_blocking_threads`. PostgreSQL, MariaDB and MySQL queries are async
+    /// and hold no thread: there it has no effect.
+    ///
+    /// # Panics
+    ///
+    /// If `queries` is 0.
+    #[must_use]
+    pub fn max_open_queries(mut self, queries: usize, wait: std::time::Duration) -> Self {
+        assert!(
+            queries > 0,
+            "max_open_queries: at least one query must be allowed"
+        );
+        self.open_queries = Arc::new(tokio::sync::Semaphore::new(queries));
+        self.open_query_wait = wait;
+        self
     }
 
     /// Has the server end a query of this handle that runs longer than `timeout`, with a
@@ -212,7 +255,12 @@ impl Database {
         };
         match &self.backend {
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite(path) => sqlite::query(path.clone(), query),
+            Backend::Sqlite(path) => sqlite::query(
+                path.clone(),
+                query,
+                Arc::clone(&self.open_queries),
+                self.open_query_wait,
+            ),
             #[cfg(feature = "postgres")]
             Backend::Postgres(url) => postgres::query(url.clone(), query),
             #[cfg(feature = "mysql")]

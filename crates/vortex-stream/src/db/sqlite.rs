@@ -17,8 +17,8 @@ use super::{
     batch_error, db_error, insert_sql, upstream_failed, IntoValues, Loaded, Query, Row, Table,
     Value, FIRST_FETCH, MAX_FETCH,
 };
-use crate::sinks::{feed, Msg};
-use crate::sources::Blocking;
+use crate::sinks::feed;
+use crate::sources::Held;
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
 fn open(path: &PathBuf, write: bool, name: &Arc<str>) -> Result<Connection> {
@@ -62,11 +62,43 @@ fn from_sql(value: ValueRef<'_>) -> std::result::Result<Value, std::str::Utf8Err
     })
 }
 
-pub(super) fn query(path: PathBuf, query: Query) -> Pipeline<BoxStream<'static, Result<Row>>> {
-    Pipeline::new(Blocking::from_producer(move |tx| {
-        run_query(&path, &query, &tx)
-    }))
-    .boxed()
+/// The rows of `query`, stepped on a thread of their own once one of `gate`'s permits is free
+/// (see [`Database::max_open_queries`](super::Database::max_open_queries)); the permit goes
+/// back when the stream ends or is dropped.
+pub(super) fn query(
+    path: PathBuf,
+    query: Query,
+    gate: Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+) -> Pipeline<BoxStream<'static, Result<Row>>> {
+    let name = Arc::clone(&query.name);
+    let permit = async move {
+        match tokio::time::timeout(wait, gate.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Error::new(ErrorKind::Capacity, "sqlite: query")
+                .with_position(Position::new().with_source(name))
+                .with_message(format!(
+                    "every query thread this database allows is taken (max_open_queries) \
+                     and none came free within {:?}",
+                    wait
+                ))
+                .fatal()),
+        }
+    };
+    let mut work = Some((path, query));
+    let rows = futures_util::stream::once(permit).flat_map(move |permit| {
+        match (permit, work.take()) {
+            (Ok(permit), Some((path, query))) => Held::new(move |tx| {
+                run_query(&path, &query, &tx);
+                // Given back as the thread ends, not before.
+                drop(permit);
+            })
+            .left_stream(),
+            (Err(err), _) => futures_util::stream::iter(Some(Err(err))).right_stream(),
+            (Ok(_), None) => futures_util::stream::iter(None).right_stream(),
+        }
+    });
+    Pipeline::new(rows).boxed()
 }
 
 /// Steps the statement, sending rows in batches that double from `FIRST_FETCH`; stops when
@@ -182,7 +214,8 @@ pub(super) async fn execute(
     }
 }
 
-/// Values cross to the writing thread one table batch (one transaction) at a time.
+/// Values cross to the pool one table batch (one transaction) at a time, each written by a
+/// job of its own: between batches the connection waits without a thread.
 pub(super) async fn load<S, T>(
     path: PathBuf,
     name: Arc<str>,
@@ -193,12 +226,22 @@ where
     S: Stream<Item = Result<T>> + Send,
     T: IntoValues + Send + 'static,
 {
-    let writer_table = table.clone();
+    let table = table.clone();
+    let batch = table.batch.get();
     let rows = stream.map(|item| item.map(IntoValues::into_values));
-    let (outcome, written) = feed(rows, table.batch.get(), move |rx| {
-        write_batches(&path, &name, &writer_table, rx)
-    })
-    .await;
+    let open = move || {
+        let conn = open(&path, true, &name)?;
+        let sql = insert_sql(&table, |i| format!("?{i}"), "excluded");
+        Ok(Loader {
+            conn,
+            name,
+            sql,
+            table,
+            loaded: Loaded::default(),
+            open_transaction: false,
+        })
+    };
+    let (outcome, written) = feed(rows, batch, open, None).await;
     match (outcome, written) {
         // What committed stays; the error says how much that was.
         (Err(err), Ok(loaded)) => Err(upstream_failed(err, loaded)),
@@ -206,70 +249,95 @@ where
     }
 }
 
-fn write_batches(
-    path: &PathBuf,
-    name: &Arc<str>,
-    table: &Table,
-    mut rx: mpsc::Receiver<Msg<Vec<Value>>>,
-) -> Result<Loaded> {
-    let conn = open(path, true, name)?;
-    let sql = insert_sql(table, |i| format!("?{i}"), "excluded");
-    let mut loaded = Loaded::default();
-    let committed = |loaded: Loaded| table.committed(loaded);
-    let run = |statement: &str| conn.execute_batch(statement);
-    let mut open_transaction = false;
-    while let Some(msg) = rx.blocking_recv() {
-        let rows = match msg {
-            Msg::Batch(rows) => rows,
-            // Rows are committed a batch at a time: nothing to hand on before that.
-            Msg::Flush => continue,
-            Msg::Commit => {
-                if open_transaction {
-                    run("COMMIT").map_err(|e| {
-                        batch_error(
-                            db_error("sqlite: commit", name, e),
-                            loaded.batches,
-                            loaded.rows,
-                            None,
-                            Loaded::default(),
-                        )
-                    })?;
-                }
-                return Ok(loaded);
-            }
-        };
-        let first = loaded.rows;
-        let fail = |err: Error, bad: Option<u64>| {
-            // Rolls back the batch, or (all or nothing) the load.
-            let _ = run("ROLLBACK");
-            batch_error(err, loaded.batches, first, bad, committed(loaded))
-        };
-        if !open_transaction {
-            run("BEGIN").map_err(|e| fail(db_error("sqlite: load", name, e), None))?;
-            open_transaction = true;
-        }
-        let mut statement = conn
-            .prepare_cached(&sql)
-            .map_err(|e| fail(db_error("sqlite: load", name, e), None))?;
-        for (i, row) in rows.iter().enumerate() {
-            let params: Vec<SqlValue> = row.iter().map(to_sql).collect();
-            if let Err(e) = statement.execute(rusqlite::params_from_iter(params)) {
-                drop(statement);
-                return Err(fail(
-                    db_error("sqlite: insert", name, e),
-                    Some(first + i as u64),
-                ));
-            }
-        }
-        drop(statement);
-        if !table.all_or_nothing {
-            run("COMMIT").map_err(|e| fail(db_error("sqlite: commit", name, e), None))?;
-            open_transaction = false;
-        }
-        loaded.rows += rows.len() as u64;
-        loaded.batches += 1;
+/// A load's connection and what it committed so far, moved to a pool thread for each batch.
+struct Loader {
+    conn: Connection,
+    name: Arc<str>,
+    sql: String,
+    table: Table,
+    loaded: Loaded,
+    open_transaction: bool,
+}
+
+impl Loader {
+    fn run(&self, statement: &str) -> rusqlite::Result<()> {
+        self.conn.execute_batch(statement)
     }
-    // The pipeline stopped before its end: the rows not yet in a batch were not written, and
-    // an open all-or-nothing transaction is rolled back as the connection closes.
-    Ok(committed(loaded))
+}
+
+impl crate::sinks::BatchWrite<Vec<Value>> for Loader {
+    type Done = Loaded;
+
+    fn write(&mut self, values: &mut std::vec::IntoIter<Vec<Value>>) -> Result<()> {
+        let rows: Vec<Vec<Value>> = values.collect();
+        let name = &self.name;
+        let first = self.loaded.rows;
+        let fail = |this: &Self, err: Error, bad: Option<u64>| {
+            // Rolls back the batch, or (all or nothing) the load.
+            let _ = this.run("ROLLBACK");
+            let loaded = this.loaded;
+            batch_error(
+                err,
+                loaded.batches,
+                first,
+                bad,
+                this.table.committed(loaded),
+            )
+        };
+        if !self.open_transaction {
+            self.run("BEGIN")
+                .map_err(|e| fail(self, db_error("sqlite: load", name, e), None))?;
+            self.open_transaction = true;
+        }
+        let inserted = (|| {
+            let mut statement = self
+                .conn
+                .prepare_cached(&self.sql)
+                .map_err(|e| (db_error("sqlite: load", name, e), None))?;
+            for (i, row) in rows.iter().enumerate() {
+                let params: Vec<SqlValue> = row.iter().map(to_sql).collect();
+                if let Err(e) = statement.execute(rusqlite::params_from_iter(params)) {
+                    return Err((db_error("sqlite: insert", name, e), Some(first + i as u64)));
+                }
+            }
+            Ok(())
+        })();
+        if let Err((err, bad)) = inserted {
+            return Err(fail(self, err, bad));
+        }
+        if !self.table.all_or_nothing {
+            self.run("COMMIT")
+                .map_err(|e| fail(self, db_error("sqlite: commit", name, e), None))?;
+            self.open_transaction = false;
+        }
+        self.loaded.rows += rows.len() as u64;
+        self.loaded.batches += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        // Rows are committed a batch at a time: nothing to hand on before that.
+        Ok(())
+    }
+
+    fn commit(self) -> Result<Loaded> {
+        if self.open_transaction {
+            self.run("COMMIT").map_err(|e| {
+                batch_error(
+                    db_error("sqlite: commit", &self.name, e),
+                    self.loaded.batches,
+                    self.loaded.rows,
+                    None,
+                    Loaded::default(),
+                )
+            })?;
+        }
+        Ok(self.loaded)
+    }
+
+    fn abandon(self) -> Result<Loaded> {
+        // The pipeline stopped before its end: the rows not yet in a batch were not written,
+        // and an open all-or-nothing transaction is rolled back as the connection closes.
+        Ok(self.table.committed(self.loaded))
+    }
 }

@@ -119,7 +119,9 @@ impl Input {
     }
 
     /// Any async reader: a socket, an HTTP body, an upload. It is bridged onto the source's
-    /// blocking thread, so the pipeline must run inside a tokio runtime.
+    /// jobs on the blocking pool, so the pipeline must run inside a tokio runtime, and a job
+    /// waiting for a slow peer's bytes holds its thread while it waits: bound how long a peer
+    /// may take (a service's upload timeout and minimum rate) where peers are not trusted.
     pub fn async_reader(reader: impl AsyncRead + Send + Unpin + 'static) -> Self {
         Input::new(InputKind::AsyncReader(Box::new(reader)), "async reader")
     }
@@ -240,18 +242,6 @@ impl Input {
     }
 }
 
-/// The marker inside the I/O error of an input read past its [`limit`](Input::limit).
-#[derive(Debug)]
-pub(crate) struct OverLimit(u64);
-
-impl fmt::Display for OverLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the input is over its limit of {} bytes", self.0)
-    }
-}
-
-impl std::error::Error for OverLimit {}
-
 /// Fails the read that would go past `limit` bytes.
 struct Limited {
     inner: Box<dyn BufRead + Send>,
@@ -261,7 +251,7 @@ struct Limited {
 
 impl Limited {
     fn over(&self) -> std::io::Error {
-        std::io::Error::other(OverLimit(self.limit))
+        std::io::Error::other(crate::error::OverLimit(self.limit))
     }
 }
 

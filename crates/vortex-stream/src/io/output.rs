@@ -3,9 +3,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::compression::FinishWrite;
 use super::Compression;
@@ -45,6 +45,8 @@ enum OutputKind {
     Stdout,
     Writer(Box<dyn Write + Send>),
     AsyncWriter(Box<dyn AsyncWrite + Send + Unpin>),
+    /// An async writer's bytes, written out by the sink's task (see [`Spool`]).
+    Spool(Spool),
 }
 
 impl fmt::Debug for Output {
@@ -77,13 +79,15 @@ impl Output {
         Output::new(OutputKind::Stdout, "stdout")
     }
 
-    /// Any sync writer; it is written on a blocking thread.
+    /// Any sync writer; it is written on tokio's blocking pool.
     pub fn writer(writer: impl Write + Send + 'static) -> Self {
         Output::new(OutputKind::Writer(Box::new(writer)), "writer")
     }
 
-    /// Any async writer (a socket, an HTTP body); it is bridged onto the sink's blocking
-    /// thread, so the pipeline must run inside a tokio runtime.
+    /// Any async writer (a socket, an HTTP body). Values are encoded on tokio's blocking pool
+    /// into a bounded buffer, which the pipeline's own task writes out to `writer`: a slow
+    /// reader at the other end holds no thread, only the pipeline (and at most
+    /// 256 KiB and one value of encoded bytes).
     pub fn async_writer(writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
         Output::new(OutputKind::AsyncWriter(Box::new(writer)), "async writer")
     }
@@ -100,6 +104,25 @@ impl Output {
     pub fn compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
         self
+    }
+
+    /// For an async writer: the spool its bytes are encoded into from now on, and what writes
+    /// them out to it.
+    pub(crate) fn spool(&mut self) -> Option<Drain> {
+        if !matches!(self.kind, OutputKind::AsyncWriter(_)) {
+            return None;
+        }
+        let spool = Spool::default();
+        let OutputKind::AsyncWriter(writer) =
+            std::mem::replace(&mut self.kind, OutputKind::Spool(spool.clone()))
+        else {
+            return None;
+        };
+        Some(Drain {
+            spool,
+            writer,
+            name: Arc::clone(&self.name),
+        })
     }
 
     /// Opens the output (a temporary file for a path); blocking.
@@ -131,6 +154,8 @@ impl Output {
             OutputKind::Stdout => Box::new(std::io::stdout()),
             OutputKind::Writer(writer) => writer,
             OutputKind::AsyncWriter(writer) => {
+                // Written on this thread, blocking it while the reader is slow: only when the
+                // output is opened outside a sink, which spools instead.
                 let Ok(_) = tokio::runtime::Handle::try_current() else {
                     return Err(Error::internal(
                         operation,
@@ -139,6 +164,7 @@ impl Output {
                 };
                 Box::new(tokio_util::io::SyncIoBridge::new(writer))
             }
+            OutputKind::Spool(spool) => Box::new(spool),
         };
         if compression == Compression::Auto {
             compression = Compression::None;
@@ -160,6 +186,86 @@ impl Output {
                 name,
                 operation,
             },
+        })
+    }
+}
+
+/// Bytes encoded for an async writer on a sink's blocking job, waiting for the sink's task to
+/// write them out ([`Drain`]): the job stops taking values once it holds [`SPOOL`] bytes.
+#[derive(Clone, Default)]
+pub(crate) struct Spool(Arc<Mutex<Vec<u8>>>);
+
+/// The bytes a spool holds before its job stops for them to be written out.
+const SPOOL: usize = 256 * 1024;
+
+impl Spool {
+    fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        // A panic while appending leaves whole bytes: the buffer is still good.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the spool holds enough to be written out before more is encoded.
+    pub(crate) fn is_full(&self) -> bool {
+        self.bytes().len() >= SPOOL
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a [`Spool`] out to its async writer, on the sink's task.
+pub(crate) struct Drain {
+    spool: Spool,
+    writer: Box<dyn AsyncWrite + Send + Unpin>,
+    name: Arc<str>,
+}
+
+impl Drain {
+    /// The spool this drains.
+    pub(crate) fn spool(&self) -> Spool {
+        self.spool.clone()
+    }
+
+    /// Writes out what the spool holds, then flushes the writer if `flush`.
+    pub(crate) async fn write_out(&mut self, flush: bool) -> Result<()> {
+        let bytes = std::mem::take(&mut *self.spool.bytes());
+        let written = async {
+            self.writer.write_all(&bytes).await?;
+            if flush {
+                self.writer.flush().await?;
+            }
+            Ok(())
+        };
+        let result: std::io::Result<()> = written.await;
+        result.map_err(|e| {
+            Error::io("sink: write", e)
+                .with_position(Position::new().with_source(Arc::clone(&self.name)))
+        })?;
+        // The buffer is kept for the next job, emptied.
+        let mut spooled = self.spool.bytes();
+        if spooled.is_empty() {
+            *spooled = bytes;
+            spooled.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes out the rest, flushes and shuts the writer down: the reader sees the end.
+    pub(crate) async fn finish(mut self) -> Result<()> {
+        self.write_out(true).await?;
+        self.writer.shutdown().await.map_err(|e| {
+            Error::io("sink: write", e)
+                .with_position(Position::new().with_source(Arc::clone(&self.name)))
         })
     }
 }

@@ -71,5 +71,7 @@ pub mod adapters {
     pub use super::validate::{Validate, ValidateOrElse};
     pub use super::window::Window;
     pub use super::zip::Zip;
-    pub use crate::pipeline::BatchMap;
+
+    /// Stream for the [`batch_map`](crate::Pipeline::batch_map) method.
+    pub type BatchMap<S, T, Fut, F, U> = Flatten<TryThen<Chunk<S, T>, Fut, F>, Vec<U>>;
 }

@@ -10,7 +10,7 @@ use futures_core::{FusedStream, Stream};
 use futures_util::FutureExt;
 use pin_project_lite::pin_project;
 
-use crate::sources::panic_message;
+use crate::error::panic_message;
 use crate::{Error, Result};
 
 /// A unit of work in flight, its type erased.

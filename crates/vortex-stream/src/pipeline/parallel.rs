@@ -6,7 +6,7 @@ use core::num::NonZeroUsize;
 use futures_core::Stream;
 
 use super::Pipeline;
-use crate::ops::adapters::{Chunk, Flatten, TryThen};
+use crate::ops::adapters::BatchMap;
 use crate::parallel::{ParMap, Parallel, Parallelism, PartitionBy, StartAsync};
 use crate::{BoxError, Result};
 
@@ -317,6 +317,3 @@ where
         self.chunk(size).try_then(f).flatten()
     }
 }
-
-/// Stream for the [`batch_map`](Pipeline::batch_map) method.
-pub type BatchMap<S, T, Fut, F, U> = Flatten<TryThen<Chunk<S, T>, Fut, F>, Vec<U>>;

@@ -15,8 +15,6 @@ use futures_util::{SinkExt, StreamExt};
 use super::drive::Drive;
 use super::Pipeline;
 use crate::error::{BoxError, Error, ErrorKind};
-use crate::io::{Output, Written};
-use crate::sinks::Format;
 use crate::Result;
 
 /// Terminals.
@@ -451,52 +449,5 @@ where
         }
         sink.close().await.map_err(sink_error)?;
         Ok(sent)
-    }
-
-    /// Writes every value to `output` in `format` (CSV, JSON Lines, lines, ...), and returns
-    /// the rows and bytes written.
-    ///
-    /// The values cross in batches of 1024 to a blocking thread, which encodes, compresses and
-    /// writes them, so a file pipeline uses a second core and never blocks the runtime on
-    /// disk. A file output is written under a temporary name and renamed into place only once
-    /// it is complete: if the pipeline yields an error, or this future is dropped, the
-    /// temporary file is removed and an existing file at the path is left as it was.
-    /// Memory: about four batches of values, and the output's buffers.
-    ///
-    /// # Errors
-    ///
-    /// The first error item (after which the output is discarded), or the first error
-    /// writing the output.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future discards the output.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use vortex_stream::io::{Input, Output};
-    /// use vortex_stream::sinks::CsvRecords;
-    /// use vortex_stream::sources::CsvSource;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> vortex_stream::Result<()> {
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// let out = dir.path().join("active.csv.gz");
-    /// let written = CsvSource::new(Input::bytes("id,status\n1,active\n2,done\n3,active\n"))
-    ///     .records()
-    ///     .filter(|r| &r[1] == "active")
-    ///     .write(CsvRecords::new(), Output::path(&out)) // gzip, from the extension
-    ///     .await?;
-    /// assert_eq!(written.rows, 2);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn write<F>(self, format: F, output: Output) -> impl Future<Output = Result<Written>>
-    where
-        F: Format<T>,
-        T: Send + 'static,
-    {
-        crate::sinks::write(self.inner, format, output)
     }
 }

@@ -192,9 +192,9 @@ pub trait RawRecord {
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-impl RawRecord for crate::db::Row {
+impl RawRecord for crate::value::Row {
     fn write_to(&self, out: &mut csv::Writer<SinkWriter>) -> csv::Result<()> {
-        use crate::db::Value;
+        use crate::value::Value;
         // Numbers are formatted on the stack: no allocation per value.
         let mut digits = [0u8; 40];
         for value in self.values() {

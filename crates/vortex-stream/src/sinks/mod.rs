@@ -25,9 +25,8 @@ pub use lines::{LinesSink, LinesWriter};
 #[cfg(feature = "xlsx")]
 pub use xlsx::{XlsxRow, XlsxSink, XlsxWriter};
 
-pub(crate) use write::write;
 #[cfg(feature = "sqlite")]
-pub(crate) use write::{feed, Msg};
+pub(crate) use write::{feed, BatchWrite};
 
 use crate::io::SinkWriter;
 use crate::Result;
@@ -35,12 +34,13 @@ use crate::Result;
 /// A file format values of type `T` can be written in, by
 /// [`Pipeline::write`](crate::Pipeline::write).
 ///
-/// The format's writer runs on the sink's blocking thread: it gets the output's buffered,
-/// compressing [`SinkWriter`], writes each value to it, and gives it back when done so the
-/// output can be committed.
+/// The format's writer runs on tokio's blocking pool, a batch of values at a time (it moves
+/// to a pool thread for each batch, so it is `Send`, and the sink holds no thread while it
+/// waits for values): it gets the output's buffered, compressing [`SinkWriter`], writes each
+/// value to it, and gives it back when done so the output can be committed.
 pub trait Format<T>: Send + 'static {
     /// The writer of one output.
-    type Writer: FormatWriter<T>;
+    type Writer: FormatWriter<T> + Send + 'static;
 
     /// Starts writing to `out`.
     ///

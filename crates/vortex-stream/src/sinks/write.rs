@@ -1,55 +1,184 @@
-//! The sink side of a file pipeline: values cross to a blocking thread in batches and are
-//! written there.
+//! The sink side of a pipeline: values cross to tokio's blocking pool in batches, each
+//! written there by a job of its own.
 
 use std::pin::pin;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
 use futures_core::Stream;
-use tokio::sync::mpsc;
 
 use super::{Format, FormatWriter};
-use crate::io::Output;
-use crate::io::Written;
+use crate::io::{Commit, Drain, Output, Spool, Written};
 use crate::{Error, ErrorKind, Result};
 
-/// Values handed to the writing thread at once. Measured on database exports: 256-value
-/// batches took 8% longer than 1024-value ones, and 16 service exports at once peaked at 43
-/// MiB instead of 55 MiB.
+/// Values handed to the writer at once. Measured on database exports: 256-value batches
+/// took 8% longer than 1024-value ones, and 16 service exports at once peaked at 43 MiB
+/// instead of 55 MiB.
 const BATCH: usize = 1024;
 
-/// A message to a writing thread.
-pub(crate) enum Msg<T> {
-    Batch(Vec<T>),
-    /// Upstream has no value ready: what was written so far should leave now (the first rows
-    /// of a slow query reach the client at once, not when a batch or a buffer fills).
-    Flush,
-    /// Every value was sent: finish and commit.
-    Commit,
+/// A writer run on tokio's blocking pool one batch at a time by [`feed`]: each batch is a job
+/// that moves the writer to a pool thread and back, so a sink holds a thread only while it
+/// writes, never while it waits for upstream (a slow query) or downstream (a slow client of
+/// an async writer, see [`Spool`](crate::io::Spool)).
+pub(crate) trait BatchWrite<T>: Send + 'static {
+    /// What a commit returns.
+    type Done: Send + 'static;
+
+    /// Writes `values`, all of them, or stops early when the output wants what it holds
+    /// written out first ([`Drain::wants_out`](crate::io::Drain)); the rest come again.
+    fn write(&mut self, values: &mut std::vec::IntoIter<T>) -> Result<()>;
+
+    /// Hands what was written so far on to the output (upstream has nothing ready).
+    fn flush(&mut self) -> Result<()>;
+
+    /// Every value was written: finish and commit.
+    fn commit(self) -> Result<Self::Done>;
+
+    /// The pipeline failed before its end: discard or keep what was written, as the output
+    /// requires, and say so.
+    fn abandon(self) -> Result<Self::Done>;
 }
 
-/// What the stream had for `feed`.
-enum Next<T> {
-    Item(Option<T>),
-    /// Nothing ready, and values have waited long enough: hand them over.
-    Idle,
-}
+/// A job's outcome: the writer (unless opening it failed), the values it left for after a
+/// drain, whether a flush is still owed, and how the writing went.
+type Step<T, W> = (Option<W>, std::vec::IntoIter<T>, bool, Result<()>);
+
+/// A job's result as its handle gives it.
+type Joined<R> = std::result::Result<Result<R>, tokio::task::JoinError>;
 
 /// How long values may wait for more before they are handed over (and flushed) while
 /// upstream has nothing ready: a fast source fills whole batches long before, a slow one
-/// (rows a query finds one by one) sees its rows leave a row apart, not a batch or a buffer
-/// apart. Checked when upstream is found not ready, with no timer: a value waits at most this
-/// long or until the next one comes, whichever is later.
+/// (rows a query finds one by one) sees each row leave within this of being found, not a
+/// batch or a buffer later.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Feeds `stream` to `writer`, run on tokio's blocking pool, in batches of `batch` values, and
-/// sends [`Msg::Commit`] after the last one. An error item stops the feeding without a commit,
-/// so the writer can discard or keep what it wrote as its output requires. Returns how the
-/// feeding ended and what the writer returned; at most two batches wait in the channel.
-pub(crate) async fn feed<S, T, R, W>(stream: S, batch: usize, writer: W) -> (Result<()>, Result<R>)
+/// What `feed` waited for.
+enum Next<T, W> {
+    Item(Option<Result<T>>),
+    Job(Joined<Step<T, W>>),
+    /// A batch is full and no job runs: hand it over.
+    Full,
+    /// Nothing ready upstream, and values have waited long enough: hand them over, flushed.
+    Idle,
+}
+
+/// The writer's side of [`feed`]: the writer between jobs, the running job, and the async
+/// writer its output drains to.
+struct Hand<T, W: Send + 'static, O> {
+    runtime: tokio::runtime::Handle,
+    open: Option<O>,
+    writer: Option<W>,
+    job: Option<tokio::task::JoinHandle<Result<Step<T, W>>>>,
+    drain: Option<Drain>,
+    failed: Option<Error>,
+}
+
+impl<T, W, O> Hand<T, W, O>
+where
+    T: Send + 'static,
+    W: BatchWrite<T>,
+    O: FnOnce() -> Result<W> + Send + 'static,
+{
+    /// Runs `job` on the pool with the writer, opening it first if no job did yet.
+    fn run<R: Send + 'static>(
+        &mut self,
+        job: impl FnOnce(W) -> R + Send + 'static,
+    ) -> tokio::task::JoinHandle<Result<R>> {
+        let writer = self.writer.take();
+        let open = self.open.take();
+        self.runtime.spawn_blocking(move || {
+            let writer = match (writer, open) {
+                (Some(writer), _) => writer,
+                (None, Some(open)) => open()?,
+                (None, None) => return Err(Error::internal("sink", "the writer was lost")),
+            };
+            Ok(job(writer))
+        })
+    }
+
+    /// Starts writing `values` (then flushing, if `flush`).
+    fn start(&mut self, values: std::vec::IntoIter<T>, flush: bool) {
+        self.job = Some(self.run(move |mut writer: W| {
+            let mut values = values;
+            let mut result = writer.write(&mut values);
+            if result.is_ok() && flush && values.len() == 0 {
+                result = writer.flush();
+            }
+            (Some(writer), values, flush, result)
+        }));
+    }
+
+    /// Takes a job's outcome: the writer back, its output written out to the async writer,
+    /// and any values it left started again. False once the writer failed.
+    async fn finished(&mut self, step: Joined<Step<T, W>>) -> bool {
+        let (writer, rest, flush, result) = match flatten(step) {
+            Ok(step) => step,
+            // Opening the writer failed, or the job panicked.
+            Err(err) => (None, Vec::new().into_iter(), false, Err(err)),
+        };
+        self.writer = writer;
+        let result = match (result, self.drain.as_mut()) {
+            (Ok(()), Some(drain)) => drain.write_out(flush && rest.len() == 0).await,
+            (result, _) => result,
+        };
+        if let Err(err) = result {
+            self.failed = Some(err);
+            return false;
+        }
+        if rest.len() > 0 {
+            self.start(rest, flush);
+        }
+        true
+    }
+
+    /// Waits for the running job, and any it starts for values it left. False once the
+    /// writer failed.
+    async fn settle(&mut self) -> bool {
+        while let Some(job) = self.job.take() {
+            if !self.finished(job.await).await {
+                return false;
+            }
+        }
+        self.failed.is_none()
+    }
+}
+
+/// The error of a writing job that panicked or was cancelled.
+fn joined(join: &tokio::task::JoinError) -> Error {
+    Error::internal("sink", format!("the writing job failed: {join}"))
+}
+
+impl<T, W: Send + 'static, O> Drop for Hand<T, W, O> {
+    fn drop(&mut self) {
+        // A writer dropped mid-way (the pipeline was dropped) may remove a file or roll back
+        // a transaction: blocking work, done on the pool.
+        if let Some(writer) = self.writer.take() {
+            self.runtime.spawn_blocking(move || drop(writer));
+        }
+    }
+}
+
+/// Feeds `stream` to the writer `open` makes, in batches of `batch` values, each written by a
+/// job on tokio's blocking pool while the next batch is gathered; commits after the last one.
+/// An error item stops the feeding, and the writer is abandoned instead. Returns how the
+/// feeding ended and what the writer returned. With a `drain`, what each job wrote for an
+/// async writer is written out to it here, between jobs.
+///
+/// Memory: the batch being written and the one being gathered, and what one job wrote for an
+/// async writer (a spool's bound and one value).
+pub(crate) async fn feed<S, T, W, O>(
+    stream: S,
+    batch: usize,
+    open: O,
+    drain: Option<Drain>,
+) -> (Result<()>, Result<W::Done>)
 where
     S: Stream<Item = Result<T>>,
     T: Send + 'static,
-    R: Send + 'static,
-    W: FnOnce(mpsc::Receiver<Msg<T>>) -> Result<R> + Send + 'static,
+    W: BatchWrite<T>,
+    O: FnOnce() -> Result<W> + Send + 'static,
 {
     let runtime = match tokio::runtime::Handle::try_current() {
         Ok(runtime) => runtime,
@@ -58,115 +187,218 @@ where
             return (Err(err()), Err(err()));
         }
     };
-    let (tx, rx) = mpsc::channel::<Msg<T>>(2);
-    let writer = runtime.spawn_blocking(move || writer(rx));
-    let mut stream = pin!(stream);
-    let mut pending = Vec::with_capacity(batch.min(BATCH));
-    let outcome: Result<()> = async {
-        // When the oldest value waiting was pushed.
-        let mut since: Option<std::time::Instant> = None;
-        loop {
-            // Ready values are batched; when upstream has none ready and the values waiting
-            // have waited a while, they are handed over (and flushed).
-            let next = std::future::poll_fn(|cx| match stream.as_mut().poll_next(cx) {
-                std::task::Poll::Ready(item) => std::task::Poll::Ready(Next::Item(item)),
-                std::task::Poll::Pending
-                    if since.is_some_and(|since| since.elapsed() >= LINGER) =>
-                {
-                    std::task::Poll::Ready(Next::Idle)
-                }
-                std::task::Poll::Pending => std::task::Poll::Pending,
-            })
-            .await;
-            let item = match next {
-                Next::Item(Some(item)) => item,
-                Next::Item(None) => break,
-                Next::Idle => {
-                    since = None;
-                    let waiting =
-                        std::mem::replace(&mut pending, Vec::with_capacity(batch.min(BATCH)));
-                    if tx.send(Msg::Batch(waiting)).await.is_err()
-                        || tx.send(Msg::Flush).await.is_err()
-                    {
-                        return Ok(());
-                    }
-                    continue;
-                }
-            };
-            if pending.is_empty() {
-                since = Some(std::time::Instant::now());
-            }
-            pending.push(item?);
-            if pending.len() >= batch {
-                since = None;
-                let full = std::mem::replace(&mut pending, Vec::with_capacity(batch.min(BATCH)));
-                if tx.send(Msg::Batch(full)).await.is_err() {
-                    // The writer stopped on an error of its own, returned below.
-                    return Ok(());
-                }
-            }
-        }
-        if !pending.is_empty()
-            && tx
-                .send(Msg::Batch(std::mem::take(&mut pending)))
-                .await
-                .is_err()
-        {
-            return Ok(());
-        }
-        let _ = tx.send(Msg::Commit).await;
-        Ok(())
-    }
-    .await;
-    drop(tx);
-    let written = match writer.await {
-        Ok(written) => written,
-        Err(e) => Err(Error::internal(
-            "sink",
-            format!("the writing thread failed: {e}"),
-        )),
+    let mut hand = Hand {
+        runtime,
+        open: Some(open),
+        writer: None,
+        job: None,
+        drain,
+        failed: None,
     };
-    (outcome, written)
+    // The output is opened at once, while the first values come: an output that cannot be
+    // opened fails the pipeline before it reads on, and a file being written shows as its
+    // temporary file from the start.
+    hand.job = Some(hand.run(|writer| (Some(writer), Vec::new().into_iter(), false, Ok(()))));
+    let mut stream = pin!(stream);
+    let mut pending: Vec<T> = Vec::with_capacity(batch.min(BATCH));
+    // Armed while values wait and upstream has none ready: when they go without more.
+    let mut linger: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let outcome: Result<()> = loop {
+        let full = pending.len() >= batch;
+        let next = std::future::poll_fn(|cx| {
+            if !full {
+                if let Poll::Ready(item) = stream.as_mut().poll_next(cx) {
+                    return Poll::Ready(Next::Item(item));
+                }
+            }
+            // Upstream has nothing ready, or the batch is full: now the job.
+            if let Some(job) = hand.job.as_mut() {
+                let step = std::task::ready!(Pin::new(job).poll(cx));
+                hand.job = None;
+                return Poll::Ready(Next::Job(step));
+            }
+            if full {
+                return Poll::Ready(Next::Full);
+            }
+            match linger.as_mut() {
+                Some(timer) => timer.as_mut().poll(cx).map(|()| Next::Idle),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        match next {
+            Next::Item(Some(Ok(value))) => {
+                if pending.is_empty() {
+                    linger = Some(Box::pin(tokio::time::sleep(LINGER)));
+                }
+                pending.push(value);
+            }
+            Next::Item(Some(Err(err))) => break Err(err),
+            Next::Item(None) => break Ok(()),
+            Next::Job(step) => {
+                if !hand.finished(step).await {
+                    break Ok(());
+                }
+            }
+            Next::Full | Next::Idle => {
+                let flush = matches!(next, Next::Idle);
+                linger = None;
+                let values = std::mem::replace(&mut pending, Vec::with_capacity(batch.min(BATCH)));
+                hand.start(values.into_iter(), flush);
+            }
+        }
+    };
+    if !hand.settle().await {
+        let failed = hand.failed.take().unwrap_or_else(joined_lost);
+        return (outcome, Err(failed));
+    }
+    if let Err(err) = outcome {
+        let abandoned = hand.run(BatchWrite::abandon).await;
+        return (Err(err), flatten(abandoned).and_then(|done| done));
+    }
+    if !pending.is_empty() {
+        hand.start(pending.into_iter(), false);
+        if !hand.settle().await {
+            let failed = hand.failed.take().unwrap_or_else(joined_lost);
+            return (Ok(()), Err(failed));
+        }
+    }
+    let committed = flatten(hand.run(BatchWrite::commit).await).and_then(|done| done);
+    let finished = match (committed, hand.drain.take()) {
+        (Ok(done), Some(drain)) => drain.finish().await.map(|()| done),
+        (committed, _) => committed,
+    };
+    (Ok(()), finished)
+}
+
+fn joined_lost() -> Error {
+    Error::internal("sink", "the writer was lost")
+}
+
+/// A job's result with its join error as one.
+fn flatten<R>(result: Joined<R>) -> Result<R> {
+    result.unwrap_or_else(|join| Err(joined(&join)))
 }
 
 /// Drives `stream` into `format` on `output`; see [`Pipeline::write`](crate::Pipeline::write).
-pub(crate) async fn write<S, T, F>(stream: S, format: F, output: Output) -> Result<Written>
+pub(crate) async fn write<S, T, F>(stream: S, format: F, mut output: Output) -> Result<Written>
 where
     S: Stream<Item = Result<T>>,
     T: Send + 'static,
     F: Format<T>,
 {
-    // Without a commit, the writer discards the output (a temporary file is removed).
-    let (outcome, written) =
-        feed(stream, BATCH, move |rx| write_blocking(rx, format, output)).await;
+    let drain = output.spool();
+    let spool = drain.as_ref().map(Drain::spool);
+    let open = move || {
+        let opened = output.open("sink: open")?;
+        Ok(Formatted {
+            writer: format.writer(opened.writer)?,
+            commit: opened.commit,
+            rows: 0,
+            spool,
+        })
+    };
+    // Abandoned, the writer discards the output (a temporary file is removed).
+    let (outcome, written) = feed(stream, BATCH, open, drain).await;
     outcome?;
     written
 }
 
-fn write_blocking<T, F: Format<T>>(
-    mut rx: mpsc::Receiver<Msg<T>>,
-    format: F,
-    output: Output,
-) -> Result<Written> {
-    let opened = output.open("sink: open")?;
-    let commit = opened.commit;
-    let mut writer = format.writer(opened.writer)?;
-    let mut rows = 0u64;
-    while let Some(msg) = rx.blocking_recv() {
-        match msg {
-            Msg::Batch(values) => {
-                for value in values {
-                    writer.write(value)?;
-                    rows += 1;
-                }
-            }
-            Msg::Flush => writer.flush()?,
-            Msg::Commit => {
-                let bytes = commit.finish(writer.finish()?)?;
-                return Ok(Written { rows, bytes });
+/// A format's writer on an output, as a [`BatchWrite`].
+struct Formatted<W> {
+    writer: W,
+    commit: Commit,
+    rows: u64,
+    // Where an async writer's bytes wait: a job stops when it holds enough.
+    spool: Option<Spool>,
+}
+
+impl<T, W> BatchWrite<T> for Formatted<W>
+where
+    T: Send + 'static,
+    W: FormatWriter<T> + Send + 'static,
+{
+    type Done = Written;
+
+    fn write(&mut self, values: &mut std::vec::IntoIter<T>) -> Result<()> {
+        for value in values.by_ref() {
+            self.writer.write(value)?;
+            self.rows += 1;
+            if self.spool.as_ref().is_some_and(Spool::is_full) {
+                break;
             }
         }
+        Ok(())
     }
-    Err(Error::new(ErrorKind::Cancelled, "sink")
-        .with_message("the pipeline stopped before its end; the output was discarded"))
+
+    fn flush(&mut self) -> Result<()> {
+        self.writer.flush()
+    }
+
+    fn commit(self) -> Result<Written> {
+        let bytes = self.commit.finish(self.writer.finish()?)?;
+        Ok(Written {
+            rows: self.rows,
+            bytes,
+        })
+    }
+
+    fn abandon(self) -> Result<Written> {
+        Err(Error::new(ErrorKind::Cancelled, "sink")
+            .with_message("the pipeline stopped before its end; the output was discarded"))
+    }
+}
+
+/// The file sink.
+impl<S, T> crate::Pipeline<S>
+where
+    S: Stream<Item = Result<T>>,
+{
+    /// Writes every value to `output` in `format` (CSV, JSON Lines, lines, ...), and returns
+    /// the rows and bytes written.
+    ///
+    /// The values cross in batches of 1024 to tokio's blocking pool, where a job per batch
+    /// encodes, compresses and writes them, while the next batch is gathered: a file pipeline
+    /// uses a second core and never blocks the runtime on disk, and holds no thread while it
+    /// waits for values (or, with an [async writer](Output::async_writer), for its reader). A file output is written under a temporary name and renamed into place only once
+    /// it is complete: if the pipeline yields an error, or this future is dropped, the
+    /// temporary file is removed and an existing file at the path is left as it was.
+    /// Memory: about four batches of values, and the output's buffers.
+    ///
+    /// # Errors
+    ///
+    /// The first error item (after which the output is discarded), or the first error
+    /// writing the output.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future discards the output.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::io::{Input, Output};
+    /// use vortex_stream::sinks::CsvRecords;
+    /// use vortex_stream::sources::CsvSource;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let out = dir.path().join("active.csv.gz");
+    /// let written = CsvSource::new(Input::bytes("id,status\n1,active\n2,done\n3,active\n"))
+    ///     .records()
+    ///     .filter(|r| &r[1] == "active")
+    ///     .write(CsvRecords::new(), Output::path(&out)) // gzip, from the extension
+    ///     .await?;
+    /// assert_eq!(written.rows, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write<F>(self, format: F, output: Output) -> impl Future<Output = Result<Written>>
+    where
+        F: Format<T>,
+        T: Send + 'static,
+    {
+        write(self.into_inner(), format, output)
+    }
 }

@@ -107,7 +107,7 @@ mod db_rows {
     use rust_xlsxwriter::{Worksheet, XlsxError};
 
     use super::XlsxRow;
-    use crate::db::{Row, Value};
+    use crate::value::{Row, Value};
 
     fn write_value(
         sheet: &mut Worksheet,

@@ -2,6 +2,7 @@ use core::fmt;
 use core::num::NonZeroUsize;
 use core::pin::Pin;
 use core::task::{Context, Poll};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Read;
 
@@ -10,52 +11,66 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_core::{FusedStream, Stream};
+#[cfg(feature = "sqlite")]
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::error::panic_message;
+use crate::Pipeline;
 use crate::{Error, Result};
 
 type Batch<T> = Vec<Result<T>>;
-type Producer<T> = Box<dyn FnOnce(mpsc::Sender<Batch<T>>) + Send>;
+type Items<T> = Box<dyn Iterator<Item = Result<T>> + Send>;
+/// What a job hands back: the iterator (none once it ended), and the batch it filled.
+type Filled<T> = (Option<Items<T>>, Batch<T>);
 
-/// Batches in the channel between the blocking thread and the stream.
-const CHANNEL_BATCHES: usize = 2;
+/// Batches filled ahead of the consumer, besides the one being yielded and the one being
+/// filled.
+const READ_AHEAD: usize = 2;
 
 /// Stream for the [`from_blocking_iter`](crate::Pipeline::from_blocking_iter) and
-/// [`from_read`](crate::Pipeline::from_read) constructors: a sync iterator run on tokio's
-/// blocking pool, its items handed over in batches.
+/// [`from_read`](crate::Pipeline::from_read) constructors and the format sources: a sync
+/// iterator run on tokio's blocking pool a batch at a time.
 ///
-/// At most four batches exist at once: one being filled on the blocking thread, two in the
-/// channel and one being yielded. Dropping the stream closes the channel; the blocking thread
-/// stops (and drops the iterator) as soon as its current `next` call returns.
+/// Each batch is one job on the pool: the iterator moves to a pool thread, fills a batch
+/// there and comes back with it. So a pipeline holds a blocking thread only while its
+/// iterator is working, never while it waits for its consumer: a thousand pipelines whose
+/// consumers are slow (a service's exports to slow clients) hold no thread, and the pool's
+/// threads stay free for other work. (A thread for the whole life of the pipeline, as a
+/// channel fed from one long blocking task would need, made 512 idle pipelines exhaust tokio's
+/// default pool: the next pipeline, and every `tokio::fs` call of the process, hung.) The cost
+/// is one hand-over to the pool per batch, measured lost in the noise for batches of 1024.
+///
+/// At most four batches exist at once: one being filled, two waiting and one being yielded.
+/// Dropping the stream stops the iterator as soon as its current `next` call returns; it is
+/// dropped on the pool.
 #[must_use = "streams do nothing unless polled"]
 pub struct Blocking<T> {
-    // The work to start on the blocking pool at the first poll, inside the runtime.
-    producer: Option<Producer<T>>,
-    rx: Option<mpsc::Receiver<Batch<T>>>,
+    // The iterator, while no job holds it; `None` once it ended.
+    items: Option<Items<T>>,
+    job: Option<JoinHandle<Filled<T>>>,
+    ready: VecDeque<Batch<T>>,
     batch: std::vec::IntoIter<Result<T>>,
-    task: Option<JoinHandle<()>>,
-    // Batches that may wait in the channel.
-    capacity: usize,
-    // Raised when the stream is dropped, for an input read on the blocking thread to stop at
-    // its next read, even in the middle of an item (see `from_input`).
-    stop: Option<Arc<AtomicBool>>,
+    size: usize,
+    // Raised when the stream is dropped: the job filling a batch stops at its next item, and
+    // an input read on the pool stops at its next read, even in the middle of an item (see
+    // `from_input`).
+    stop: Arc<AtomicBool>,
 }
 
 impl<T> Drop for Blocking<T> {
     fn drop(&mut self) {
-        if let Some(stop) = &self.stop {
-            stop.store(true, Ordering::Relaxed);
-        }
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
 impl<T> fmt::Debug for Blocking<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Blocking")
-            .field("started", &self.producer.is_none())
+            .field("working", &self.job.is_some())
+            .field("ready", &self.ready.len())
             .field("buffered", &self.batch.len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,57 +80,88 @@ impl<T: Send + 'static> Blocking<T> {
         I: IntoIterator<Item = Result<T>>,
         I::IntoIter: Send + 'static,
     {
-        let mut iter = iter.into_iter();
-        let batch = batch.get();
-        let producer: Producer<T> = Box::new(move |tx| loop {
+        Blocking {
+            items: Some(Box::new(iter.into_iter())),
+            job: None,
+            ready: VecDeque::with_capacity(READ_AHEAD),
+            batch: Vec::new().into_iter(),
+            size: batch.get(),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Starts filling the next batch on the pool, unless a job runs, the iterator ended or
+    /// enough batches wait.
+    fn start(&mut self) -> Result<()> {
+        if self.job.is_some() || self.ready.len() >= READ_AHEAD {
+            return Ok(());
+        }
+        let Some(mut items) = self.items.take() else {
+            return Ok(());
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(Error::internal(
+                "blocking source",
+                "polled outside a tokio runtime; drive the pipeline with tokio or run_blocking",
+            )
+            .fatal());
+        };
+        let size = self.size;
+        let stop = Arc::clone(&self.stop);
+        self.job = Some(runtime.spawn_blocking(move || {
             // A batch goes as soon as it holds an error: the consumer may stop there, and the
             // iterator may take long to yield the next item (skipping the rest of an endless
             // line, say), which must not hold the error back.
-            let mut items: Batch<T> = Vec::new();
-            let mut last = false;
-            while items.len() < batch {
-                let Some(item) = iter.next() else {
-                    last = true;
-                    break;
+            let mut batch: Batch<T> = Vec::new();
+            while batch.len() < size {
+                if stop.load(Ordering::Relaxed) {
+                    // Dropped: nobody takes the batch.
+                    return (None, batch);
+                }
+                let Some(item) = items.next() else {
+                    return (None, batch);
                 };
                 let failed = item.is_err();
-                items.push(item);
+                batch.push(item);
                 if failed {
                     break;
                 }
             }
-            if items.is_empty() || tx.blocking_send(items).is_err() || last {
-                // Ended, or the consumer is gone: stop and drop the iterator.
-                return;
-            }
-        });
-        Blocking {
-            producer: Some(producer),
-            rx: None,
-            batch: Vec::new().into_iter(),
-            task: None,
-            capacity: CHANNEL_BATCHES,
-            stop: None,
-        }
+            (Some(items), batch)
+        }));
+        Ok(())
     }
-}
 
-impl<T: Send + 'static> Blocking<T> {
-    /// A source whose blocking thread runs `producer`, which sends batches until it is done or
-    /// a send fails (the stream was dropped). One batch waits in the channel at most, so the
-    /// producer reads ahead of the consumer by two batches at most: the one waiting and the one
-    /// it is filling.
-    #[cfg(feature = "sqlite")]
-    pub(crate) fn from_producer(
-        producer: impl FnOnce(mpsc::Sender<Vec<Result<T>>>) + Send + 'static,
-    ) -> Self {
-        Blocking {
-            producer: Some(Box::new(producer)),
-            rx: None,
-            batch: Vec::new().into_iter(),
-            task: None,
-            capacity: 1,
-            stop: None,
+    /// Takes the finished job's batch, if it finished.
+    fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let Some(job) = self.job.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let joined = match Pin::new(job).poll(cx) {
+            Poll::Ready(joined) => joined,
+            Poll::Pending => return Poll::Pending,
+        };
+        self.job = None;
+        match joined {
+            Ok((items, batch)) => {
+                self.items = items;
+                if !batch.is_empty() {
+                    self.ready.push_back(batch);
+                }
+                Poll::Ready(Ok(()))
+            }
+            // The source ended early: what it did not read must not pass for the end.
+            Err(err) if err.is_panic() => Poll::Ready(Err(Error::internal(
+                "blocking source",
+                format!(
+                    "the iterator panicked: {}",
+                    panic_message(&*err.into_panic())
+                ),
+            )
+            .fatal())),
+            Err(err) => Poll::Ready(Err(
+                Error::internal("blocking source", err.to_string()).fatal()
+            )),
         }
     }
 }
@@ -123,6 +169,93 @@ impl<T: Send + 'static> Blocking<T> {
 impl<T> Unpin for Blocking<T> {}
 
 impl<T: Send + 'static> Stream for Blocking<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(item) = this.batch.next() {
+            return Poll::Ready(Some(item));
+        }
+        // Between batches (not at every item, which would spend tokio's budget of polls): take
+        // a finished job's batch and start the next one, so the pool fills a batch while this
+        // one is consumed.
+        loop {
+            if let Err(err) = this.start() {
+                return Poll::Ready(Some(Err(err)));
+            }
+            let finished = this.poll_job(cx);
+            if let Poll::Ready(Err(err)) = finished {
+                this.items = None;
+                return Poll::Ready(Some(Err(err)));
+            }
+            if let Some(batch) = this.ready.pop_front() {
+                this.batch = batch.into_iter();
+                if let Err(err) = this.start() {
+                    return Poll::Ready(Some(Err(err)));
+                }
+                if let Some(item) = this.batch.next() {
+                    return Poll::Ready(Some(item));
+                }
+                continue;
+            }
+            match finished {
+                // A batch came, or a job is to start: go round.
+                Poll::Ready(_) if this.items.is_some() || this.job.is_some() => continue,
+                Poll::Ready(_) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let ready: usize = self.ready.iter().map(Vec::len).sum();
+        (self.batch.len() + ready, None)
+    }
+}
+
+impl<T: Send + 'static> FusedStream for Blocking<T> {
+    fn is_terminated(&self) -> bool {
+        self.items.is_none() && self.job.is_none() && self.ready.is_empty() && self.batch.len() == 0
+    }
+}
+
+#[cfg(feature = "sqlite")]
+type Producer<T> = Box<dyn FnOnce(mpsc::Sender<Batch<T>>) + Send>;
+
+#[cfg(feature = "sqlite")]
+/// A source whose producer holds a blocking thread from its first poll until it ends or the
+/// stream is dropped, sending batches into a channel (one may wait): for a producer whose
+/// state cannot move between threads between batches (a SQLite statement borrows its
+/// connection). Its users bound how many run at once.
+#[must_use = "streams do nothing unless polled"]
+pub(crate) struct Held<T> {
+    producer: Option<Producer<T>>,
+    rx: Option<mpsc::Receiver<Batch<T>>>,
+    batch: std::vec::IntoIter<Result<T>>,
+    task: Option<JoinHandle<()>>,
+}
+
+#[cfg(feature = "sqlite")]
+impl<T: Send + 'static> Held<T> {
+    /// A source whose blocking thread runs `producer`, which sends batches until it is done or
+    /// a send fails (the stream was dropped). One batch waits in the channel at most, so the
+    /// producer reads ahead of the consumer by two batches at most: the one waiting and the one
+    /// it is filling.
+    pub(crate) fn new(producer: impl FnOnce(mpsc::Sender<Batch<T>>) + Send + 'static) -> Self {
+        Held {
+            producer: Some(Box::new(producer)),
+            rx: None,
+            batch: Vec::new().into_iter(),
+            task: None,
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl<T> Unpin for Held<T> {}
+
+#[cfg(feature = "sqlite")]
+impl<T: Send + 'static> Stream for Held<T> {
     type Item = Result<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -135,7 +268,7 @@ impl<T: Send + 'static> Stream for Blocking<T> {
                 )
                 .fatal())));
             };
-            let (tx, rx) = mpsc::channel(this.capacity);
+            let (tx, rx) = mpsc::channel(1);
             this.task = Some(runtime.spawn_blocking(move || producer(tx)));
             this.rx = Some(rx);
         }
@@ -164,11 +297,10 @@ impl<T: Send + 'static> Stream for Blocking<T> {
             this.task = None;
             return Poll::Ready(match joined {
                 Ok(()) => None,
-                // The source ended early: what it did not read must not pass for the end.
                 Err(err) if err.is_panic() => Some(Err(Error::internal(
                     "blocking source",
                     format!(
-                        "the iterator panicked: {}",
+                        "the producer panicked: {}",
                         panic_message(&*err.into_panic())
                     ),
                 )
@@ -178,27 +310,6 @@ impl<T: Send + 'static> Stream for Blocking<T> {
                 )),
             });
         }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.batch.len(), None)
-    }
-}
-
-impl<T: Send + 'static> FusedStream for Blocking<T> {
-    fn is_terminated(&self) -> bool {
-        self.producer.is_none() && self.rx.is_none() && self.task.is_none() && self.batch.len() == 0
-    }
-}
-
-/// The text of a panic payload, when it has one.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }
 
@@ -273,7 +384,7 @@ where
         },
     );
     let mut source = Blocking::new(items, batch);
-    source.stop = Some(stop);
+    source.stop = stop;
     crate::Pipeline::new(source)
 }
 
@@ -344,4 +455,44 @@ where
 {
     let raw = from_input(input, operation, NonZeroUsize::MIN, read).par_map(threads, decode);
     crate::Pipeline::new(super::FlattenBatches::new(raw.into_inner()))
+}
+
+impl<T: Send + 'static> Pipeline<Blocking<T>> {
+    /// A pipeline over a sync, possibly blocking iterator of `Result<T>` items (a file reader,
+    /// a database cursor), run on tokio's blocking pool so it never stalls the runtime.
+    ///
+    /// Items are handed over in batches of up to `batch`, so the cost of crossing threads is
+    /// paid once a batch; a slow iterator's items wait until their batch fills or the iterator
+    /// ends, so choose a batch of 1 for an interactive source.
+    ///
+    /// Memory: at most four batches (one filling, two waiting, one being yielded). Each batch
+    /// is filled by a job of its own on the pool, to which the iterator moves and from which
+    /// it comes back: the pipeline holds a blocking thread only while the iterator works,
+    /// never while its consumer is slow, so many waiting pipelines do not take the pool.
+    /// Dropping the pipeline stops the iterator as soon as its current `next` call returns, and
+    /// drops it on the pool. A panic in the iterator becomes a final
+    /// [`Internal`](crate::ErrorKind::Internal) error item. The pipeline must be polled inside
+    /// a tokio runtime; elsewhere it yields an `Internal` error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let batch = NonZeroUsize::new(256).unwrap();
+    /// let rows = (0..1000u32).map(Ok);
+    /// assert_eq!(Pipeline::from_blocking_iter(rows, batch).count().await?, 1000);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_blocking_iter<I>(iter: I, batch: NonZeroUsize) -> Self
+    where
+        I: IntoIterator<Item = Result<T>>,
+        I::IntoIter: Send + 'static,
+    {
+        Pipeline::new(Blocking::new(iter, batch))
+    }
 }

@@ -4,7 +4,9 @@ use core::task::{Context, Poll};
 use futures_core::{FusedStream, Stream};
 use tokio::sync::mpsc;
 
+use crate::Pipeline;
 use crate::Result;
+use core::num::NonZeroUsize;
 
 /// Stream for the [`channel`](crate::Pipeline::channel) and
 /// [`from_receiver`](crate::Pipeline::from_receiver) constructors.
@@ -52,5 +54,45 @@ impl<T> Stream for Receiver<T> {
 impl<T> FusedStream for Receiver<T> {
     fn is_terminated(&self) -> bool {
         self.done
+    }
+}
+
+impl<T> Pipeline<Receiver<T>> {
+    /// A bounded channel feeding a pipeline: at most `capacity` items wait in it, and a sender
+    /// waits for room, so a fast producer is held back by a slow pipeline.
+    ///
+    /// The pipeline ends when every sender is dropped. Senders send `Result<T>` items, so a
+    /// producer can report an error in the stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let (tx, pipeline) = Pipeline::channel(NonZeroUsize::new(8).unwrap());
+    /// let producer = async move {
+    ///     for n in 0..100 {
+    ///         if tx.send(Ok(n)).await.is_err() {
+    ///             break; // the pipeline was dropped
+    ///         }
+    ///     }
+    /// };
+    /// let (_, sum) = tokio::join!(producer, pipeline.fold(0, |a, b| a + b));
+    /// assert_eq!(sum?, 4950);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn channel(capacity: NonZeroUsize) -> (mpsc::Sender<Result<T>>, Self) {
+        let (tx, rx) = mpsc::channel(capacity.get());
+        (tx, Pipeline::from_receiver(rx))
+    }
+
+    /// A pipeline over the items of a tokio channel's receiver; it ends when every sender is
+    /// dropped.
+    pub fn from_receiver(rx: mpsc::Receiver<Result<T>>) -> Self {
+        Pipeline::new(Receiver::new(rx))
     }
 }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
+use crate::Pipeline;
 use crate::{Error, Result};
+use futures_core::stream::BoxStream;
 
 type Slot<T> = Arc<Mutex<Option<Result<T>>>>;
 
@@ -160,5 +162,70 @@ where
 {
     fn is_terminated(&self) -> bool {
         self.fut.is_none()
+    }
+}
+
+impl<T, Fut> Pipeline<Generate<T, Fut>>
+where
+    Fut: Future<Output = Result<()>>,
+{
+    /// A pipeline whose items an async closure produces with a [`Yielder`], in the style of a
+    /// generator.
+    ///
+    /// The closure runs as the pipeline is polled, on the same task: each
+    /// [`emit`](Yielder::emit) waits until the consumer has taken the item, so at most one item
+    /// is held. If the closure returns an error, it is the last item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let squares = Pipeline::generate(|mut y| async move {
+    ///     for n in 1..=3u32 {
+    ///         y.emit(n * n).await;
+    ///     }
+    ///     Ok(())
+    /// });
+    /// assert_eq!(squares.collect::<Vec<_>>().await?, [1, 4, 9]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn generate<F>(f: F) -> Self
+    where
+        F: FnOnce(Yielder<T>) -> Fut,
+    {
+        Pipeline::new(Generate::new(f))
+    }
+}
+
+impl<T> Pipeline<BoxStream<'static, Result<T>>> {
+    /// A pipeline built from a state and an async step, which returns the next item and state,
+    /// or `None` to end: a thin wrapper over `futures::stream::unfold`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let countdown = Pipeline::unfold(3u32, |n| async move {
+    ///     (n > 0).then(|| (Ok(n), n - 1))
+    /// });
+    /// assert_eq!(countdown.collect::<Vec<_>>().await?, [3, 2, 1]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn unfold<St, F, Fut>(init: St, step: F) -> Self
+    where
+        St: Send + 'static,
+        F: FnMut(St) -> Fut + Send + 'static,
+        Fut: Future<Output = Option<(Result<T>, St)>> + Send + 'static,
+        T: Send + 'static,
+    {
+        Pipeline::new(Box::pin(futures_util::stream::unfold(init, step)))
     }
 }

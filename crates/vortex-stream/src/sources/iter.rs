@@ -3,6 +3,7 @@ use core::task::{Context, Poll};
 
 use futures_core::{FusedStream, Stream};
 
+use crate::Pipeline;
 use crate::Result;
 
 /// Stream for the [`from_iter`](crate::Pipeline::from_iter) constructor.
@@ -45,5 +46,60 @@ impl<I: Iterator> Stream for Iter<I> {
 impl<I: Iterator> FusedStream for Iter<I> {
     fn is_terminated(&self) -> bool {
         self.iter.is_none()
+    }
+}
+
+impl<I: Iterator> Pipeline<Iter<I>> {
+    /// A pipeline over the values of an iterator, which is advanced as the pipeline is polled.
+    ///
+    /// The iterator runs on the task that polls the pipeline, so it must be cheap and never
+    /// block; a blocking iterator (reading a file, a database cursor) belongs in
+    /// [`from_blocking_iter`](Pipeline::from_blocking_iter).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// assert_eq!(Pipeline::from_iter(["a", "b"]).count().await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    // A `FromIterator` impl could not name the iterator type in `Pipeline<Iter<I>>`; this
+    // mirrors `from_stream` and `futures::stream::iter` instead.
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_iter<II>(iter: II) -> Self
+    where
+        II: IntoIterator<IntoIter = I>,
+    {
+        Pipeline::new(Iter::new(iter.into_iter()))
+    }
+}
+
+impl<I, T> Pipeline<futures_util::stream::Iter<I>>
+where
+    I: Iterator<Item = Result<T>>,
+{
+    /// A pipeline over an iterator of items that may already be errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::{Error, ErrorKind, Pipeline};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let items = vec![Ok(1), Err(Error::new(ErrorKind::Decode, "test")), Ok(3)];
+    /// let err = Pipeline::from_results(items).count().await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Decode);
+    /// # }
+    /// ```
+    pub fn from_results<II>(iter: II) -> Self
+    where
+        II: IntoIterator<IntoIter = I>,
+    {
+        Pipeline::new(futures_util::stream::iter(iter))
     }
 }

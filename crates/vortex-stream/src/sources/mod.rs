@@ -28,6 +28,7 @@ pub use iter::Iter;
 #[cfg(feature = "jsonl")]
 pub use jsonl::{DecodeBatch, JsonlDecode, JsonlSource, LineBatch};
 pub use lines::{LinesSource, DEFAULT_MAX_LINE_LEN};
-pub use read::ReadChunks;
+pub use read::{ReadChunks, DEFAULT_READ_CHUNK};
 
-pub(crate) use blocking::{panic_message, read_chunks};
+#[cfg(feature = "sqlite")]
+pub(crate) use blocking::Held;

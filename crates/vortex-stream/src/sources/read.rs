@@ -8,7 +8,10 @@ use pin_project_lite::pin_project;
 use tokio::io::AsyncRead;
 use tokio_util::io::ReaderStream;
 
+use super::blocking::{read_chunks, Blocking};
+use crate::Pipeline;
 use crate::{Error, Position, Result};
+use std::io::Read;
 
 pin_project! {
     /// Stream for the [`from_async_read`](crate::Pipeline::from_async_read) constructor.
@@ -64,3 +67,68 @@ impl<R: AsyncRead> FusedStream for ReadChunks<R> {
         self.done
     }
 }
+
+impl Pipeline<Blocking<Bytes>> {
+    /// A pipeline of byte chunks (at most `chunk` bytes each) read from a sync reader on tokio's
+    /// blocking pool.
+    ///
+    /// A read error is an [`Io`](crate::ErrorKind::Io) item whose position is the byte offset
+    /// reached, and the last item. Memory: about four chunks. See
+    /// [`from_blocking_iter`](Pipeline::from_blocking_iter) for how dropping stops it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::{Pipeline, DEFAULT_READ_CHUNK};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let input = std::io::Cursor::new(vec![7u8; 200_000]);
+    /// let bytes = Pipeline::from_read(input, DEFAULT_READ_CHUNK)
+    ///     .fold(0, |n, chunk| n + chunk.len())
+    ///     .await?;
+    /// assert_eq!(bytes, 200_000);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_read<R>(reader: R, chunk: NonZeroUsize) -> Self
+    where
+        R: Read + Send + 'static,
+    {
+        Pipeline::new(Blocking::new(
+            read_chunks(reader, chunk, "read"),
+            NonZeroUsize::MIN,
+        ))
+    }
+}
+
+impl<R: AsyncRead> Pipeline<ReadChunks<R>> {
+    /// A pipeline of byte chunks (at most `chunk` bytes each) read from an async reader: a
+    /// file, stdin, a socket, an HTTP body.
+    ///
+    /// A read error is an [`Io`](crate::ErrorKind::Io) item whose position is the byte offset
+    /// reached, and the last item. Memory: one chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::{Pipeline, DEFAULT_READ_CHUNK};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let input: &[u8] = b"hello, world";
+    /// let chunks = Pipeline::from_async_read(input, DEFAULT_READ_CHUNK).collect::<Vec<_>>().await?;
+    /// assert_eq!(chunks.concat(), b"hello, world");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_async_read(reader: R, chunk: NonZeroUsize) -> Self {
+        Pipeline::new(ReadChunks::new(reader, chunk))
+    }
+}
+
+/// The chunk size used by the byte-reader constructors when the caller has no preference.
+pub const DEFAULT_READ_CHUNK: NonZeroUsize = match NonZeroUsize::new(64 * 1024) {
+    Some(n) => n,
+    None => NonZeroUsize::MIN,
+};

@@ -306,3 +306,45 @@ async fn rows_write_as_csv_with_their_column_names_first() {
     assert_eq!(empty.rows, 0);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
 }
+
+/// Each open SQLite query holds a blocking thread: past the handle's bound, a query waits for
+/// another to end, and fails clearly if none does in time, rather than taking the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_queries_past_the_bound_wait_for_one_to_end_or_fail_clearly() {
+    use futures_util::StreamExt as _;
+    let (_dir, db) = orders(5_000).await;
+    let wait = std::time::Duration::from_millis(300);
+    let db = db.max_open_queries(2, wait);
+    let open = || {
+        let db = db.clone();
+        async move {
+            let mut rows = db.query("SELECT id FROM orders ORDER BY id", vec![]);
+            assert!(rows.next().await.unwrap().is_ok());
+            rows
+        }
+    };
+    let first = open().await;
+    let second = open().await;
+
+    let started = std::time::Instant::now();
+    let items: Vec<_> =
+        futures_util::StreamExt::collect(db.query("SELECT id FROM orders", vec![])).await;
+    assert!(started.elapsed() >= wait, "failed before its wait");
+    assert_eq!(items.len(), 1, "one error, then the end");
+    let err = items[0].as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Capacity);
+    assert!(err.is_fatal());
+    assert!(err.to_string().contains("max_open_queries"), "{err}");
+
+    // A query that comes while both are taken runs as soon as one ends.
+    let waiting = db.query("SELECT id FROM orders", vec![]).count();
+    let end_one = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(first);
+    };
+    let (counted, ()) = tokio::join!(waiting, end_one);
+    assert_eq!(counted.unwrap(), 5_000);
+    // The rest read on from where they were.
+    let rest = second.count().await.unwrap();
+    assert_eq!(rest, 4_999);
+}

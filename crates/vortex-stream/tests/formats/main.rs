@@ -14,5 +14,6 @@ mod jsonl;
 mod lines;
 mod sinks;
 mod support;
+mod threads;
 #[cfg(feature = "xlsx")]
 mod xlsx;

@@ -2,8 +2,8 @@
 
 use futures_core::Stream;
 
-use super::Pipeline;
-use crate::db::{Database, IntoValues, Loaded, Table};
+use super::{Database, IntoValues, Loaded, Table};
+use crate::Pipeline;
 use crate::Result;
 
 /// Database sinks.
@@ -16,7 +16,8 @@ where
     /// order) into `table` of `db`, in batches, each batch one transaction; returns what was
     /// committed.
     ///
-    /// SQLite inserts with one prepared statement per batch on a blocking thread; PostgreSQL
+    /// SQLite inserts with one prepared statement per batch, each batch a job on tokio's
+    /// blocking pool (no thread is held between batches); PostgreSQL
     /// streams each batch through `COPY FROM STDIN` (into a temporary table first for an
     /// upsert), or sends multi-row `INSERT`s ([`LoadMethod`](crate::db::LoadMethod));
     /// MariaDB and MySQL send multi-row `INSERT`s.
@@ -52,6 +53,6 @@ where
     /// # }
     /// ```
     pub async fn load(self, db: &Database, table: Table) -> Result<Loaded> {
-        db.load(self.inner, &table).await
+        db.load(self.into_inner(), &table).await
     }
 }
