@@ -71,7 +71,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("vortex: {}", one_line(&err));
+            // The error and its causes on one line, each once.
+            eprintln!("vortex: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -120,28 +121,20 @@ fn output_of(path: &std::path::Path) -> vortex_stream::io::Output {
     }
 }
 
-/// The error and its causes on one line, each cause once: vortex errors already show their
-/// cause's message, which the chain would repeat.
-fn one_line(err: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in err.chain() {
-        let shown = cause.to_string();
-        if text.contains(&shown) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&shown);
-    }
-    text
-}
-
 /// A closed stdout (`vortex ... | head`) is a normal way for a run to end.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
+    let broken = |cause: &(dyn std::error::Error + 'static)| {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    };
+    err.chain().any(|cause| {
+        // A vortex error whose message tells its cause's text leaves that cause out of the
+        // chain: it is still its `cause`.
+        broken(cause)
+            || cause
+                .downcast_ref::<vortex_stream::Error>()
+                .and_then(vortex_stream::Error::cause)
+                .is_some_and(|inner| broken(&*inner))
     })
 }

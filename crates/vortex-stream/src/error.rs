@@ -461,6 +461,22 @@ impl fmt::Debug for Error {
     }
 }
 
+/// The operation, the position and the message. Where the message is a cause's own text (as
+/// [`Error::io`] and [`Error::from_user`] take it), [`source`](StdError::source) goes on from
+/// that cause's own source, so a chain printed link by link (`anyhow`'s `{:#}`, a log) shows
+/// each message once; [`Error::cause`] still gives the cause itself, to downcast.
+///
+/// ```
+/// use std::error::Error as _;
+/// use vortex_stream::{Error, Position};
+///
+/// let cause = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+/// let err = Error::io("lines source: open", cause)
+///     .with_position(Position::new().with_source("orders.csv"));
+/// assert_eq!(err.to_string(), "lines source: open: orders.csv: no such file");
+/// assert!(err.source().is_none(), "the cause's text is shown: not again");
+/// assert!(err.cause().unwrap().downcast_ref::<std::io::Error>().is_some());
+/// ```
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.operation)?;
@@ -475,11 +491,20 @@ impl fmt::Display for Error {
 }
 
 impl StdError for Error {
+    /// The cause, unless this error's message already is the cause's text: then the cause's
+    /// own source, so that no message is told twice down the chain.
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.0
-            .source
-            .as_deref()
-            .map(|source| source as &(dyn StdError + 'static))
+        let cause = self.0.source.as_deref()?;
+        let told = self.0.message.as_deref().is_some_and(|message| {
+            // Only the cause's text itself: a message of its own that merely contains it
+            // (`"column id: " + cause`) still leaves the cause to the chain.
+            *message == *cause.to_string()
+        });
+        if told {
+            cause.source()
+        } else {
+            Some(cause as &(dyn StdError + 'static))
+        }
     }
 }
 
@@ -519,7 +544,25 @@ mod tests {
         let err = Error::from_user("try_map", cause);
         assert_eq!(err.kind(), ErrorKind::User);
         assert_eq!(err.to_string(), "try_map: invalid digit found in string");
-        assert!(err.source().is_some());
+        // Told in the message: the chain does not tell it again, `cause` keeps it.
+        assert!(err.source().is_none());
+        assert!(err.cause().is_some());
+        let wrapped = Error::new(ErrorKind::User, "stage")
+            .with_message("the batch failed")
+            .with_source(err.clone());
+        let mut chain = vec![wrapped.to_string()];
+        let mut next = wrapped.source();
+        while let Some(cause) = next {
+            chain.push(cause.to_string());
+            next = cause.source();
+        }
+        assert_eq!(
+            chain,
+            [
+                "stage: the batch failed",
+                "try_map: invalid digit found in string"
+            ]
+        );
     }
 
     #[test]

@@ -134,13 +134,10 @@ impl Encoder<Error> for DeadLetterCodec {
     fn encode(&mut self, err: Error, dst: &mut BytesMut) -> std::io::Result<()> {
         let mut text = err.to_string();
         let mut cause = std::error::Error::source(&err);
+        // The chain tells each message once (see `Error`'s `source`).
         while let Some(next) = cause {
-            let shown = next.to_string();
-            // A message copied from the cause is not repeated.
-            if !text.ends_with(&shown) {
-                text.push_str(": ");
-                text.push_str(&shown);
-            }
+            text.push_str(": ");
+            text.push_str(&next.to_string());
             cause = next.source();
         }
         let position = err.position();

@@ -280,7 +280,10 @@ fn validate_positions_invalid_items() {
         futures_executor::block_on(source(&[Ok(-1)]).validate(|_| Err("no")).drain()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
     assert_eq!(err.position().and_then(Position::record), Some(0));
-    assert!(std::error::Error::source(&err).is_some());
+    // The closure's error is the cause; its text is the message, told once.
+    assert!(err.cause().is_some());
+    assert_eq!(err.to_string(), "validate: record 0: no");
+    assert!(std::error::Error::source(&err).is_none());
 }
 
 #[test]
