@@ -108,6 +108,9 @@ pub use crate::error::{BoxError, Error, ErrorKind, Position, Result};
 pub use crate::ops::adapters;
 pub use crate::pipeline::{BlockingIter, Pipeline};
 pub use crate::sources::DEFAULT_READ_CHUNK;
+/// The token [`Pipeline::cancel_on`] watches, re-exported so that no other crate need be
+/// added to use it.
+pub use tokio_util::sync::CancellationToken;
 
 #[cfg(any(
     feature = "http",

@@ -165,8 +165,17 @@ impl ErrorPolicy {
     ///
     /// The rate is checked from the `min_items`-th item on, so that one early error does not
     /// count as 100%, and always at the end of the stream.
+    ///
+    /// # Panics
+    ///
+    /// If `rate` is not a fraction from 0 to 1 (a NaN or a negative rate would make every
+    /// check pass or fail whatever the stream holds).
     #[must_use]
     pub fn max_error_rate(mut self, rate: f64, min_items: u64) -> Self {
+        assert!(
+            (0.0..=1.0).contains(&rate),
+            "max_error_rate: the rate is a fraction from 0 to 1, not {rate}"
+        );
         self.budget.max_rate = Some((rate, min_items));
         self
     }

@@ -41,6 +41,7 @@ impl<S, T> Shared<S, T> {
 }
 
 /// One consumer of a [`tee`](crate::Pipeline::tee).
+#[must_use = "streams do nothing unless polled, and an unpolled consumer of a tee holds the others back"]
 pub struct Tee<S, T> {
     shared: Arc<Mutex<Shared<S, T>>>,
     index: usize,

@@ -28,6 +28,9 @@ pin_project! {
     }
 }
 
+/// The longest wait for a token: thirty years.
+const FOREVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
 impl<S> Throttle<S> {
     pub(crate) fn new(stream: S, rate: NonZeroU32, per: Duration, burst: NonZeroU32) -> Self {
         Throttle {
@@ -51,22 +54,27 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
-        loop {
+        // A zero period is no limit at all: every value passes as it comes (there is no token
+        // to wait for, and waiting for one would never end).
+        while !this.interval.is_zero() {
             let now = Instant::now();
             let last = *this.refilled.get_or_insert(now);
-            if !this.interval.is_zero() {
-                let earned = now.duration_since(last).as_secs_f64() / this.interval.as_secs_f64();
-                *this.tokens = (*this.tokens + earned).min(*this.burst);
-            }
+            let earned = now.duration_since(last).as_secs_f64() / this.interval.as_secs_f64();
+            *this.tokens = (*this.tokens + earned).min(*this.burst);
             *this.refilled = Some(now);
             if *this.tokens >= 1.0 {
                 break;
             }
             // Wait for the next token before pulling.
-            let wait = this.interval.mul_f64(1.0 - *this.tokens);
+            // A period too long for the clock (`Duration::MAX`) waits as good as for ever,
+            // without overflowing it.
+            let wait =
+                Duration::try_from_secs_f64(this.interval.as_secs_f64() * (1.0 - *this.tokens))
+                    .map_or(FOREVER, |wait| wait.min(FOREVER));
+            let until = now + wait;
             match this.timer.as_mut().as_pin_mut() {
-                Some(timer) => timer.reset(now + wait),
-                None => this.timer.set(Some(tokio::time::sleep_until(now + wait))),
+                Some(timer) => timer.reset(until),
+                None => this.timer.set(Some(tokio::time::sleep_until(until))),
             }
             if let Some(timer) = this.timer.as_mut().as_pin_mut() {
                 ready!(timer.poll(cx));

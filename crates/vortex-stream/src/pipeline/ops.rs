@@ -843,8 +843,7 @@ where
     /// # Examples
     ///
     /// ```
-    /// use tokio_util::sync::CancellationToken;
-    /// use vortex_stream::{ErrorKind, Pipeline};
+    /// use vortex_stream::{CancellationToken, ErrorKind, Pipeline};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -921,7 +920,9 @@ where
 
     /// Lets at most `rate` values through per `per` (one per `per / rate`, evenly), with bursts
     /// of up to `burst` after a quiet spell: a token bucket. The stage waits for a token
-    /// before pulling, so upstream is not drawn on early.
+    /// before pulling, so upstream is not drawn on early (and so, after the last value, it
+    /// may wait for a token to find that upstream has ended). A zero `per` is no limit; a
+    /// `per` too long for the clock waits as good as for ever after the burst.
     ///
     /// Needs a tokio runtime with time enabled. Memory: O(1).
     ///

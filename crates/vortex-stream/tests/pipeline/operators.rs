@@ -339,3 +339,26 @@ async fn batch_map_hands_over_owned_batches_and_keeps_order() {
     );
     assert_eq!(sizes, [2, 2, 1]);
 }
+
+/// A zero period is no limit; a period too long for the clock lets the burst through and then
+/// waits, without a panic or a spinning core.
+#[tokio::test(start_paused = true)]
+async fn throttle_with_a_zero_or_endless_period() {
+    use futures_util::StreamExt as _;
+    use std::num::NonZeroU32;
+    let one = NonZeroU32::MIN;
+    let started = tokio::time::Instant::now();
+    let all = Pipeline::from_iter(0..1000)
+        .throttle(one, Duration::ZERO, one)
+        .count();
+    let counted = tokio::time::timeout(Duration::from_secs(1), all).await;
+    assert_eq!(counted.expect("a zero period held values").unwrap(), 1000);
+    assert!(started.elapsed() < Duration::from_millis(1));
+
+    let two = NonZeroU32::new(2).unwrap();
+    let mut endless = Box::pin(Pipeline::from_iter(0..10).throttle(one, Duration::MAX, two));
+    assert_eq!(endless.next().await.unwrap().unwrap(), 0);
+    assert_eq!(endless.next().await.unwrap().unwrap(), 1);
+    let third = tokio::time::timeout(Duration::from_secs(3600), endless.next()).await;
+    assert!(third.is_err(), "a third value came within an hour");
+}

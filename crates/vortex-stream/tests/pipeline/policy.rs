@@ -156,3 +156,15 @@ fn a_budget_error_keeps_the_last_error_as_its_source() {
     let cause = std::error::Error::source(&err).unwrap();
     assert_eq!(cause.to_string(), shown(2));
 }
+
+#[test]
+fn an_error_rate_that_is_no_fraction_is_refused_at_once() {
+    for rate in [f64::NAN, -0.1, 1.5, f64::INFINITY] {
+        let refused = std::panic::catch_unwind(|| ErrorPolicy::skip().max_error_rate(rate, 10));
+        let message = refused.expect_err("accepted").downcast::<String>().unwrap();
+        assert!(message.contains("fraction from 0 to 1"), "{message}");
+    }
+    for rate in [0.0, 0.5, 1.0] {
+        let _ = ErrorPolicy::skip().max_error_rate(rate, 10);
+    }
+}
