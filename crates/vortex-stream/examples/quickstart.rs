@@ -5,9 +5,9 @@
 
 use std::num::NonZeroUsize;
 
+use futures_util::StreamExt as _;
 use vortex_stream::{ErrorPolicy, Pipeline};
 
-#[derive(Debug)]
 struct Order {
     id: u64,
     status: String,
@@ -28,23 +28,20 @@ async fn main() -> vortex_stream::Result<()> {
         999 => "oops".to_owned(),
         _ => format!("{i},{}", if i % 3 == 0 { "active" } else { "shipped" }),
     });
-    let (sink, mut batches) = futures_channel::mpsc::unbounded::<Vec<Order>>();
+    // A bounded channel: when the writer falls behind, the pipeline waits for it.
+    let (sink, batches) = futures_channel::mpsc::channel::<Vec<Order>>(4);
 
     let policy = ErrorPolicy::skip().max_errors(100); // tolerate up to 100 bad rows
-    let written = Pipeline::from_iter(lines) // any Iterator, Stream, Read or AsyncRead
+    let pipeline = Pipeline::from_iter(lines) // any Iterator, Stream, Read or AsyncRead
         .try_map(|line| parse_order(&line)) // a failure becomes an error item...
         .on_error(policy.clone()) // ...that the policy counts and drops
         .filter(|order| order.status == "active")
         .chunk(NonZeroUsize::new(500).unwrap()) // bounded batches for bulk writes
-        .into_sink(sink) // any futures::Sink, with backpressure
-        .await?;
-    println!("{written} batches, {}", policy.report()); // items in/out, errors by kind
-
-    let first = batches.try_recv().expect("a first batch");
-    println!(
-        "first batch: {} orders, from id {}",
-        first.len(),
-        first[0].id
-    );
+        .into_sink(sink); // any futures::Sink, with backpressure
+    let writer = batches.for_each(|batch| async move {
+        println!("writing {} orders from id {}", batch.len(), batch[0].id); // a bulk insert
+    });
+    let (written, ()) = tokio::join!(pipeline, writer);
+    println!("{} batches, {}", written?, policy.report()); // items in/out, errors by kind
     Ok(())
 }

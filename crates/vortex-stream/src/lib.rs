@@ -112,6 +112,11 @@ pub use crate::sources::DEFAULT_READ_CHUNK;
 /// added to use it.
 pub use tokio_util::sync::CancellationToken;
 
+/// The README's Rust blocks, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(any(
     feature = "http",
     feature = "sqlite",

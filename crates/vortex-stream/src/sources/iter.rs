@@ -103,3 +103,37 @@ where
         Pipeline::new(futures_util::stream::iter(iter))
     }
 }
+
+impl<S, T, E> Pipeline<futures_util::stream::MapErr<S, fn(E) -> crate::Error>>
+where
+    S: Stream<Item = core::result::Result<T, E>>,
+    E: Into<crate::BoxError>,
+{
+    /// A pipeline of any stream of results whose error converts into a boxed error (an
+    /// `std::io::Error`, a driver's error, a `String`): each error becomes a
+    /// [`User`](crate::ErrorKind::User) error item with it as its cause (a vortex
+    /// [`Error`](crate::Error)
+    /// passes as it is). For a stream of `Result<T, vortex_stream::Error>`, use
+    /// [`from_stream`](Pipeline::from_stream).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_util::stream;
+    /// use vortex_stream::{ErrorKind, Pipeline};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let lines = stream::iter([Ok("a"), Err(std::io::Error::other("disk gone")), Ok("b")]);
+    /// let items: Vec<_> = futures_util::StreamExt::collect(Pipeline::from_try_stream(lines)).await;
+    /// assert_eq!(items.len(), 3);
+    /// let err = items[1].as_ref().unwrap_err();
+    /// assert_eq!((err.kind(), err.message()), (ErrorKind::User, "disk gone"));
+    /// # }
+    /// ```
+    pub fn from_try_stream(stream: S) -> Self {
+        let convert: fn(E) -> crate::Error =
+            |err| crate::Error::from_boxed(crate::ErrorKind::User, "stream", err.into());
+        Pipeline::new(futures_util::TryStreamExt::map_err(stream, convert))
+    }
+}
