@@ -749,14 +749,27 @@ fn uuid_text(raw: &[u8]) -> std::result::Result<String, BoxError> {
     ))
 }
 
-/// Days since 2000-01-01 as `YYYY-MM-DD` (the civil-from-days algorithm of H. Hinnant).
+/// Days since 2000-01-01 as `YYYY-MM-DD` (the civil-from-days algorithm of H. Hinnant);
+/// PostgreSQL's `infinity` and `-infinity` (the largest and smallest values) as those words,
+/// never as a date far in the future or the past.
 fn date_text(days: i32) -> String {
+    match days {
+        i32::MAX => return "infinity".to_owned(),
+        i32::MIN => return "-infinity".to_owned(),
+        _ => {}
+    }
     let (y, m, d) = civil(i64::from(days) + 10_957);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// Microseconds since 2000-01-01 00:00 as `YYYY-MM-DDTHH:MM:SS[.ffffff]` and `suffix`.
+/// Microseconds since 2000-01-01 00:00 as `YYYY-MM-DDTHH:MM:SS[.ffffff]` and `suffix`;
+/// `infinity` and `-infinity` as those words.
 fn timestamp_text(micros: i64, suffix: &str) -> String {
+    match micros {
+        i64::MAX => return "infinity".to_owned(),
+        i64::MIN => return "-infinity".to_owned(),
+        _ => {}
+    }
     let seconds = micros.div_euclid(1_000_000);
     let fraction = micros.rem_euclid(1_000_000);
     let days = seconds.div_euclid(86_400);
@@ -853,6 +866,11 @@ mod tests {
             timestamp_text(86_400_000_000 + 3_723_000_001, "Z"),
             "2000-01-02T01:02:03.000001Z"
         );
+        assert_eq!(date_text(i32::MAX), "infinity");
+        assert_eq!(date_text(i32::MIN), "-infinity");
+        assert_eq!(timestamp_text(i64::MAX, "Z"), "infinity");
+        assert_eq!(timestamp_text(i64::MIN, ""), "-infinity");
+        assert_ne!(date_text(i32::MAX - 1), "infinity");
     }
 
     #[test]

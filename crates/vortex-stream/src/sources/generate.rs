@@ -1,7 +1,7 @@
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_core::{FusedStream, Stream};
@@ -11,7 +11,18 @@ use crate::Pipeline;
 use crate::{Error, Result};
 use futures_core::stream::BoxStream;
 
-type Slot<T> = Arc<Mutex<Option<Result<T>>>>;
+type Slot<T> = Arc<Mutex<Shared<T>>>;
+
+/// What the generator and its stream share: the item handed over, and the wakers of the two
+/// sides for when the generator runs in a task of its own (a yielder moved into a spawned
+/// task), where neither side's poll drives the other.
+struct Shared<T> {
+    item: Option<Result<T>>,
+    // The task polling the stream.
+    consumer: Option<Waker>,
+    // A task other than the consumer's, waiting for its item to be taken.
+    producer: Option<Waker>,
+}
 
 /// Hands items from a generator closure to its [`Pipeline::generate`](crate::Pipeline::generate)
 /// stream, one at a time.
@@ -57,7 +68,7 @@ impl<T> Yielder<T> {
 /// Future for the [`Yielder::emit`] family of methods.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Emit<'a, T> {
-    slot: &'a Mutex<Option<Result<T>>>,
+    slot: &'a Mutex<Shared<T>>,
     item: Option<Result<T>>,
 }
 
@@ -75,14 +86,28 @@ impl<T> Unpin for Emit<'_, T> {}
 impl<T> Future for Emit<'_, T> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        // Polled by the stream's own task (the usual case), the stream takes the item as soon
+        // as this returns; from another task, both sides must be woken.
+        let elsewhere = !slot
+            .consumer
+            .as_ref()
+            .is_some_and(|consumer| consumer.will_wake(cx.waker()));
         if let Some(item) = self.item.take() {
-            // The stream polling this generator takes the item as soon as this returns.
-            *slot = Some(item);
+            slot.item = Some(item);
+            if elsewhere {
+                slot.producer = Some(cx.waker().clone());
+                if let Some(consumer) = slot.consumer.take() {
+                    consumer.wake();
+                }
+            }
             return Poll::Pending;
         }
-        if slot.is_some() {
+        if slot.item.is_some() {
+            if elsewhere {
+                slot.producer = Some(cx.waker().clone());
+            }
             Poll::Pending
         } else {
             Poll::Ready(())
@@ -97,6 +122,9 @@ pin_project! {
         slot: Slot<T>,
         #[pin]
         fut: Option<Fut>,
+        // The generator's error, when it ended in the same poll as it handed over an item:
+        // yielded after that item.
+        ended: Option<Error>,
     }
 }
 
@@ -105,13 +133,18 @@ impl<T, Fut> Generate<T, Fut> {
     where
         F: FnOnce(Yielder<T>) -> Fut,
     {
-        let slot: Slot<T> = Arc::new(Mutex::new(None));
+        let slot: Slot<T> = Arc::new(Mutex::new(Shared {
+            item: None,
+            consumer: None,
+            producer: None,
+        }));
         let fut = f(Yielder {
             slot: Arc::clone(&slot),
         });
         Generate {
             slot,
             fut: Some(fut),
+            ended: None,
         }
     }
 }
@@ -133,18 +166,37 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
         let Some(fut) = this.fut.as_mut().as_pin_mut() else {
-            return Poll::Ready(None);
+            return Poll::Ready(this.ended.take().map(Err));
         };
+        {
+            let mut slot = this.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            if !slot
+                .consumer
+                .as_ref()
+                .is_some_and(|consumer| consumer.will_wake(cx.waker()))
+            {
+                slot.consumer = Some(cx.waker().clone());
+            }
+        }
         let finished = fut.poll(cx);
-        let item = this
-            .slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let (item, producer) = {
+            let mut slot = this.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            let item = slot.item.take();
+            let producer = if item.is_some() {
+                slot.producer.take()
+            } else {
+                None
+            };
+            (item, producer)
+        };
+        if let Some(producer) = producer {
+            producer.wake();
+        }
         match (item, finished) {
             (Some(item), Poll::Pending) => Poll::Ready(Some(item)),
-            (Some(item), Poll::Ready(_)) => {
+            (Some(item), Poll::Ready(result)) => {
                 this.fut.set(None);
+                *this.ended = result.err();
                 Poll::Ready(Some(item))
             }
             (None, Poll::Ready(result)) => {
@@ -161,7 +213,7 @@ where
     Fut: Future<Output = Result<()>>,
 {
     fn is_terminated(&self) -> bool {
-        self.fut.is_none()
+        self.fut.is_none() && self.ended.is_none()
     }
 }
 

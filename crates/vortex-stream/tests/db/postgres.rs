@@ -403,3 +403,31 @@ async fn a_statement_timeout_ends_a_long_query_with_an_error() {
     let rows = db.query("SELECT 1", vec![]).count().await.unwrap();
     assert_eq!(rows, 1);
 }
+
+/// `infinity` dates and timestamps come out as the words PostgreSQL uses, never as invented
+/// dates, and the days around them as dates.
+#[tokio::test]
+async fn infinite_dates_and_timestamps_say_so() {
+    let Some(url) = server() else { return };
+    let db = Database::open(&url).unwrap();
+    let row = db
+        .query(
+            "SELECT 'infinity'::date, '-infinity'::date, 'infinity'::timestamp, \
+             '-infinity'::timestamptz, '2026-11-30'::date, '2026-11-30 12:00:00+00'::timestamptz",
+            vec![],
+        )
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = [
+        "infinity",
+        "-infinity",
+        "infinity",
+        "-infinity",
+        "2026-11-30",
+        "2026-11-30T12:00:00Z",
+    ];
+    let expected: Vec<Value> = expected.into_iter().map(Value::from).collect();
+    assert_eq!(row.values(), expected.as_slice());
+}

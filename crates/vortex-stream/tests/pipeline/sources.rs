@@ -171,3 +171,41 @@ async fn unfold_steps_through_state() {
     .unwrap();
     assert_eq!(out, [1, 4, 9, 16]);
 }
+
+/// A generator that ends with an error in the same poll as it hands over an item: both come,
+/// the item first.
+#[tokio::test]
+async fn generate_keeps_an_error_returned_with_an_item() {
+    let items: Vec<_> = futures_util::StreamExt::collect(Pipeline::generate(|mut y| async move {
+        // Polled once: the item is handed over, and the generator does not wait for it.
+        let _ = futures_util::FutureExt::now_or_never(y.emit(1));
+        Err(vortex_stream::Error::new(ErrorKind::User, "generator").with_message("broken"))
+    }))
+    .await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(*items[0].as_ref().unwrap(), 1);
+    assert_eq!(items[1].as_ref().unwrap_err().message(), "broken");
+}
+
+/// A yielder moved into a task of its own still hands its items over, each as it comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_with_the_yielder_in_another_task() {
+    let items = Pipeline::generate(|mut y| async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move {
+            for i in 0..100 {
+                y.emit(i).await;
+            }
+        });
+        while let Some(done) = tasks.join_next().await {
+            done.map_err(|e| vortex_stream::Error::internal("generator", e.to_string()))?;
+        }
+        Ok(())
+    })
+    .collect::<Vec<_>>();
+    let items = tokio::time::timeout(std::time::Duration::from_secs(10), items)
+        .await
+        .expect("the generator hung")
+        .unwrap();
+    assert_eq!(items, (0..100).collect::<Vec<_>>());
+}
