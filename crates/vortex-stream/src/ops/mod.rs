@@ -21,6 +21,7 @@ mod map;
 mod merge;
 mod merge_all;
 mod on_error;
+mod reverse;
 mod scan;
 mod skip;
 mod skip_while;
@@ -56,6 +57,7 @@ pub mod adapters {
     pub use super::merge::Merge;
     pub use super::merge_all::MergeAll;
     pub use super::on_error::OnError;
+    pub use super::reverse::Reverse;
     pub use super::scan::Scan;
     pub use super::skip::Skip;
     pub use super::skip_while::SkipWhile;

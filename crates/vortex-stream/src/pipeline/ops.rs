@@ -14,8 +14,8 @@ use super::Pipeline;
 use crate::error::{BoxError, Error};
 use crate::ops::adapters::{
     CancelOn, Chain, Chunk, ChunkTimeout, Deadline, Dedup, Distinct, DistinctBy, Enumerate, Filter,
-    FilterMap, FlatMap, Flatten, GroupByKey, Inspect, Map, Merge, OnError, Scan, Skip, SkipWhile,
-    Take, TakeWhile, Tee, Then, Throttle, Timeout, TryFilter, TryMap, TryThen, Validate,
+    FilterMap, FlatMap, Flatten, GroupByKey, Inspect, Map, Merge, OnError, Reverse, Scan, Skip,
+    SkipWhile, Take, TakeWhile, Tee, Then, Throttle, Timeout, TryFilter, TryMap, TryThen, Validate,
     ValidateOrElse, Window, Zip,
 };
 use crate::{ErrorPolicy, Result};
@@ -342,6 +342,28 @@ where
     /// ```
     pub fn skip(self, n: u64) -> Pipeline<Skip<S>> {
         Pipeline::new(Skip::new(self.inner, n))
+    }
+
+    /// Yields every item, error items in their places, last first.
+    ///
+    /// **Holds everything**: the last item comes only after upstream has ended, so every item
+    /// is held until then, like [`collect`](Pipeline::collect). Use it on bounded inputs only;
+    /// an endless upstream is never yielded from. Memory: every item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let newest_first = Pipeline::from_iter(1..=4).reverse().collect::<Vec<_>>().await?;
+    /// assert_eq!(newest_first, [4, 3, 2, 1]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reverse(self) -> Pipeline<Reverse<S, T>> {
+        Pipeline::new(Reverse::new(self.inner))
     }
 
     /// Drops values while `predicate` holds, then yields every value from the first for which

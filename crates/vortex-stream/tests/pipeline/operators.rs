@@ -362,3 +362,15 @@ async fn throttle_with_a_zero_or_endless_period() {
     let third = tokio::time::timeout(Duration::from_secs(3600), endless.next()).await;
     assert!(third.is_err(), "a third value came within an hour");
 }
+
+#[tokio::test]
+async fn reverse_yields_last_first_with_errors_in_their_places() {
+    let out = outcome(source(&[Ok(1), Err(2), Ok(3)]).reverse());
+    assert_eq!(out, [Ok(3), Err(shown(2)), Ok(1)]);
+    let none: Vec<i32> = Pipeline::from_iter(Vec::<i32>::new())
+        .reverse()
+        .collect()
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
