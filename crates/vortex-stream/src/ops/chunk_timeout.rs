@@ -58,6 +58,12 @@ where
         loop {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(value))) => {
+                    if this.timer.is_none() {
+                        if let Some(err) = super::outside_runtime("chunk_timeout") {
+                            *this.done = true;
+                            return Poll::Ready(Some(Err(err)));
+                        }
+                    }
                     if this.items.is_empty() {
                         // The first value of a chunk starts its clock.
                         let deadline = Instant::now() + *this.duration;

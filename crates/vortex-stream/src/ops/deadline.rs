@@ -50,6 +50,10 @@ where
             return Poll::Ready(None);
         };
         if this.timer.is_none() {
+            if let Some(err) = super::outside_runtime("deadline") {
+                this.stream.set(None);
+                return Poll::Ready(Some(Err(err)));
+            }
             this.timer.set(Some(tokio::time::sleep_until(*this.at)));
         }
         if let Some(timer) = this.timer.as_mut().as_pin_mut() {

@@ -77,3 +77,16 @@ pub mod adapters {
     /// Stream for the [`batch_map`](crate::Pipeline::batch_map) method.
     pub type BatchMap<S, T, Fut, F, U> = Flatten<TryThen<Chunk<S, T>, Fut, F>, Vec<U>>;
 }
+
+/// For a stage whose timer needs a tokio runtime: a fatal error when polled outside one, as
+/// the blocking sources give, rather than tokio's panic. (A runtime built without its time
+/// driver still panics: tokio does not say whether it has one.)
+pub(crate) fn outside_runtime(operation: &'static str) -> Option<crate::Error> {
+    tokio::runtime::Handle::try_current().is_err().then(|| {
+        crate::Error::internal(
+            operation,
+            "polled outside a tokio runtime, which its timer needs; drive the pipeline with tokio or run_blocking",
+        )
+        .fatal()
+    })
+}

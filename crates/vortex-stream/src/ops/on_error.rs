@@ -65,7 +65,7 @@ fn sink_failed(cause: BoxError) -> Error {
 }
 
 fn budget_spent(message: String, cause: Error) -> Error {
-    let mut err = Error::new(ErrorKind::Capacity, "error budget").with_message(message);
+    let mut err = Error::new(ErrorKind::Capacity, "on_error").with_message(message);
     if let Some(position) = cause.position() {
         err = err.with_position(position.clone());
     }
@@ -165,9 +165,8 @@ where
                     *this.state = State::Flushing;
                     let (failed, seen) = (stats.errors_total(), stats.items_seen());
                     if let Some(message) = this.policy.budget.exceeded(failed, seen, true) {
-                        *this.last = Some(
-                            Error::new(ErrorKind::Capacity, "error budget").with_message(message),
-                        );
+                        *this.last =
+                            Some(Error::new(ErrorKind::Capacity, "on_error").with_message(message));
                     }
                 }
             }

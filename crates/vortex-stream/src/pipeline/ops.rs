@@ -418,7 +418,9 @@ where
     /// long on a slow source.
     ///
     /// Errors pass as in [`chunk`](Pipeline::chunk). Memory: at most `size` values. Needs a
-    /// tokio runtime with time enabled; time follows tokio's clock, so tests can pause it.
+    /// tokio runtime with time enabled (outside a runtime, the stage ends with a fatal
+    /// [`Internal`](crate::ErrorKind::Internal) error item, as blocking sources do); time
+    /// follows tokio's clock, so tests can pause it.
     ///
     /// # Examples
     ///
@@ -888,7 +890,8 @@ where
     /// has passed, dropping everything upstream at once, even a stage in the middle of an
     /// await.
     ///
-    /// Needs a tokio runtime with time enabled. Memory: O(1).
+    /// Needs a tokio runtime with time enabled (outside a runtime, the stage ends with a fatal
+    /// [`Internal`](crate::ErrorKind::Internal) error item). Memory: O(1).
     ///
     /// # Examples
     ///

@@ -34,3 +34,23 @@ async fn blocking_inside_a_runtime_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("inside an async runtime"), "{err}");
 }
+
+/// Stages with a timer, polled outside a tokio runtime, end with a fatal error item, as the
+/// blocking sources do, instead of panicking.
+#[test]
+fn timer_stages_outside_a_runtime_fail_with_an_error() {
+    let soon = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = futures_executor::block_on(Pipeline::from_iter(0..3).deadline(soon).drain());
+    let err = deadline.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    assert!(err.is_fatal());
+    assert!(err.to_string().contains("outside a tokio runtime"), "{err}");
+    let chunks = futures_executor::block_on(
+        Pipeline::from_iter(0..3)
+            .chunk_timeout(nz(2), std::time::Duration::from_secs(1))
+            .drain(),
+    );
+    let err = chunks.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    assert!(err.to_string().contains("outside a tokio runtime"), "{err}");
+}

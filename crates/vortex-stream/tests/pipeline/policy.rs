@@ -119,7 +119,7 @@ fn an_error_count_budget_fails_on_the_first_error_past_it() {
     let last = out[2].clone().unwrap_err();
     assert_eq!(
         last,
-        "error budget: error budget exceeded: 3 errors, at most 2 allowed"
+        "on_error: error budget exceeded: 3 errors, at most 2 allowed"
     );
     assert_eq!(policy.report().skipped(), 2);
 }
