@@ -368,7 +368,10 @@ where
     let mut decode = Some(decode);
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
-    let items = std::iter::once_with(move || input.open(operation)).flat_map(
+    // An input that cannot be opened is said to be so, not to have failed to decode.
+    let source = operation.split(':').next().unwrap_or(operation);
+    let opening = format!("{source}: open");
+    let items = std::iter::once_with(move || input.open(opening)).flat_map(
         move |opened| -> Box<dyn Iterator<Item = Result<T>> + Send> {
             match (opened, decode.take()) {
                 (Ok(mut opened), Some(decode)) => {

@@ -62,7 +62,7 @@ async fn a_missing_file_is_one_error_naming_it() {
     assert_eq!(err.kind(), ErrorKind::Io);
     assert!(
         err.to_string()
-            .starts_with("lines source: /no/such/dir/file.txt: "),
+            .starts_with("lines source: open: /no/such/dir/file.txt: "),
         "{err}"
     );
 }
