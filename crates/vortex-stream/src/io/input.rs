@@ -15,7 +15,7 @@ const BUFFER: usize = 64 * 1024;
 
 /// Where a source reads from: a file, stdin, any reader (sync or async) or bytes in memory.
 ///
-/// The input is opened on the source's blocking thread when the pipeline is first polled, so
+/// The input is opened on the blocking pool when the pipeline is first polled, so
 /// building a pipeline does no I/O, and an input that cannot be opened (missing, a folder,
 /// unreadable) is the pipeline's first (and last) item: an [`Io`](crate::ErrorKind::Io) error
 /// naming it. That error, and any failure to read the input later (including a truncated or
@@ -113,7 +113,7 @@ impl Input {
         Input::new(InputKind::Stdin, "stdin")
     }
 
-    /// Any sync reader; it is read on a blocking thread.
+    /// Any sync reader; it is read on tokio's blocking pool.
     pub fn reader(reader: impl Read + Send + 'static) -> Self {
         Input::new(InputKind::Reader(Box::new(reader)), "reader")
     }

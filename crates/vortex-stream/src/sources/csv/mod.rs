@@ -67,8 +67,8 @@ pub enum Headers {
 /// input into runs of whole records ([`chunk_size`](CsvSource::chunk_size), 256 KiB by default),
 /// following the quoting exactly so it never cuts inside a quoted field, and each run is parsed
 /// and decoded on a worker, the record buffer reused; records come out in input order. Raw
-/// [`records`](CsvSource::records) are parsed on one blocking thread and handed over in
-/// batches (1024 by default).
+/// [`records`](CsvSource::records) are parsed on tokio's blocking pool, a batch (1024 by
+/// default) per job, and handed over batch by batch.
 ///
 /// Memory: serde records hold at most twice `decode_threads` runs with their records (being
 /// parsed, or parsed and waiting their turn), two more runs waiting for a worker and the one
