@@ -181,14 +181,10 @@ impl Input {
     }
 
     /// Opens the input and its decompressor; blocking, so it runs on the source's thread.
-    pub(crate) fn open(
-        self,
-        operation: impl Into<std::borrow::Cow<'static, str>>,
-    ) -> Result<OpenedInput> {
-        let operation = operation.into();
+    pub(crate) fn open(self, operation: &'static str) -> Result<OpenedInput> {
         let name = self.name;
         let failed = |e: std::io::Error| {
-            Error::io(operation.clone(), e)
+            Error::io(operation, e)
                 .with_position(Position::new().with_source(Arc::clone(&name)))
                 .fatal()
         };
@@ -217,7 +213,7 @@ impl Input {
             InputKind::Reader(reader) => Box::new(BufReader::with_capacity(BUFFER, reader)),
             InputKind::AsyncReader(reader) => {
                 let Ok(_) = tokio::runtime::Handle::try_current() else {
-                    return Err(Error::new(ErrorKind::Internal, operation.clone())
+                    return Err(Error::new(ErrorKind::Internal, operation)
                         .with_position(Position::new().with_source(name))
                         .with_message(
                             "an async reader needs the pipeline to run inside a tokio runtime",

@@ -95,7 +95,7 @@ where
             let writer = match (writer, open) {
                 (Some(writer), _) => writer,
                 (None, Some(open)) => open()?,
-                (None, None) => return Err(Error::internal("sink", "the writer was lost")),
+                (None, None) => return Err(writer_lost()),
             };
             Ok(job(writer))
         })
@@ -273,7 +273,7 @@ where
         }
     };
     if !hand.settle().await {
-        let failed = hand.failed.take().unwrap_or_else(joined_lost);
+        let failed = hand.failed.take().unwrap_or_else(writer_lost);
         return (outcome, Err(failed));
     }
     if let Err(err) = outcome {
@@ -282,7 +282,7 @@ where
         if !queue.is_empty() {
             hand.start(queue, false);
             if !hand.settle().await {
-                let failed = hand.failed.take().unwrap_or_else(joined_lost);
+                let failed = hand.failed.take().unwrap_or_else(writer_lost);
                 return (Err(err), Err(failed));
             }
         }
@@ -295,7 +295,7 @@ where
     if !queue.is_empty() {
         hand.start(queue, false);
         if !hand.settle().await {
-            let failed = hand.failed.take().unwrap_or_else(joined_lost);
+            let failed = hand.failed.take().unwrap_or_else(writer_lost);
             return (Ok(()), Err(failed));
         }
     }
@@ -307,7 +307,8 @@ where
     (Ok(()), finished)
 }
 
-fn joined_lost() -> Error {
+/// The error of a writer that went missing: a bug, never expected.
+fn writer_lost() -> Error {
     Error::internal("sink", "the writer was lost")
 }
 

@@ -352,11 +352,12 @@ pub(crate) const DEFAULT_BATCH: NonZeroUsize = match NonZeroUsize::new(1024) {
     None => NonZeroUsize::MIN,
 };
 
-/// A format source: opens `input` on the blocking thread, then decodes it with the iterator
-/// `decode` builds from it. An input that cannot be opened is the only item.
+/// A format source: opens `input` on the blocking pool, then decodes it with the iterator
+/// `decode` builds from it. An input that cannot be opened is the only item, a fatal error of
+/// the operation `open` (`"csv source: open"`), not of the decoding.
 pub(crate) fn from_input<T, I, F>(
     input: crate::io::Input,
-    operation: &'static str,
+    open: &'static str,
     batch: NonZeroUsize,
     decode: F,
 ) -> crate::Pipeline<Blocking<T>>
@@ -368,10 +369,7 @@ where
     let mut decode = Some(decode);
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
-    // An input that cannot be opened is said to be so, not to have failed to decode.
-    let source = operation.split(':').next().unwrap_or(operation);
-    let opening = format!("{source}: open");
-    let items = std::iter::once_with(move || input.open(opening)).flat_map(
+    let items = std::iter::once_with(move || input.open(open)).flat_map(
         move |opened| -> Box<dyn Iterator<Item = Result<T>> + Send> {
             match (opened, decode.take()) {
                 (Ok(mut opened), Some(decode)) => {
@@ -444,7 +442,7 @@ pub(crate) type ParallelDecode<R, T, D> =
 /// batches at once, in order.
 pub(crate) fn from_input_parallel<R, T, I, F, D>(
     input: crate::io::Input,
-    operation: &'static str,
+    open: &'static str,
     threads: NonZeroUsize,
     read: F,
     decode: D,
@@ -456,7 +454,7 @@ where
     F: FnOnce(crate::io::OpenedInput) -> I + Send + 'static,
     D: Fn(R) -> Vec<Result<T>> + Send + Sync + 'static,
 {
-    let raw = from_input(input, operation, NonZeroUsize::MIN, read).par_map(threads, decode);
+    let raw = from_input(input, open, NonZeroUsize::MIN, read).par_map(threads, decode);
     crate::Pipeline::new(super::FlattenBatches::new(raw.into_inner()))
 }
 

@@ -12,6 +12,8 @@ use crate::{Error, ErrorKind, Pipeline};
 pub const DEFAULT_MAX_LINE_LEN: usize = 16 * 1024 * 1024;
 
 const OPERATION: &str = "lines source";
+/// The operation an input that cannot be opened is reported under.
+const OPEN: &str = "lines source: open";
 
 /// A source of the lines of an [`Input`], as `String`s without their endings (LF or CRLF).
 ///
@@ -79,7 +81,7 @@ impl LinesSource {
     /// The pipeline of lines.
     pub fn lines(self) -> Pipeline<Blocking<String>> {
         let (max, lossy) = (self.max_line_len, self.lossy);
-        from_input(self.input, OPERATION, self.batch, move |opened| {
+        from_input(self.input, OPEN, self.batch, move |opened| {
             let mut reader = LineReader::new(opened.reader, max, opened.name, OPERATION);
             std::iter::from_fn(move || {
                 let (at, line) = match reader.next_line()? {

@@ -31,6 +31,8 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 pub const DEFAULT_MAX_RECORD_LEN: usize = 16 * 1024 * 1024;
 
 const OPERATION: &str = "csv source: decode";
+/// The operation an input that cannot be opened is reported under.
+const OPEN: &str = "csv source: open";
 /// The CSV parser's read buffer; a record may run this far past the cap before it is stopped.
 const PARSE_BUFFER: usize = 64 * 1024;
 /// The default size of the runs of records parsed on one thread at a time.
@@ -243,7 +245,7 @@ impl CsvSource {
     /// character, as in this source's errors.
     pub fn records(self) -> Pipeline<Blocking<StringRecord>> {
         let options = self.options;
-        from_input(self.input, OPERATION, options.batch, move |opened| {
+        from_input(self.input, OPEN, options.batch, move |opened| {
             let mut decoder = Decoder::new(opened, options);
             std::iter::from_fn(move || {
                 let (read, at) = decoder.next_raw()?;
@@ -380,7 +382,7 @@ impl CsvSource {
     {
         let options = self.options;
         if options.comment.is_some() {
-            let records = from_input(self.input, OPERATION, options.batch, move |opened| {
+            let records = from_input(self.input, OPEN, options.batch, move |opened| {
                 let mut decoder = Decoder::new(opened, options);
                 std::iter::from_fn(move || decoder.next_kept(None, &f))
             });
@@ -390,7 +392,7 @@ impl CsvSource {
         }
         let chunk = options.chunk.get();
         let runs: DecodedRuns<U> = if options.threads.get() == 1 {
-            from_input(self.input, OPERATION, NonZeroUsize::MIN, move |opened| {
+            from_input(self.input, OPEN, NonZeroUsize::MIN, move |opened| {
                 chunks::Splitter::new(opened, options, chunk)
                     .map(move |run| run.map(|run| chunks::decode(run, &f)))
             })
@@ -400,7 +402,7 @@ impl CsvSource {
             let in_flight = options
                 .threads
                 .saturating_mul(NonZeroUsize::MIN.saturating_add(1));
-            from_input(self.input, OPERATION, NonZeroUsize::MIN, move |opened| {
+            from_input(self.input, OPEN, NonZeroUsize::MIN, move |opened| {
                 chunks::Splitter::new(opened, options, chunk)
             })
             .par_map(

@@ -14,6 +14,8 @@ use crate::{Error, ErrorKind, Located, Pipeline, Position, Result};
 mod plain;
 
 const OPERATION: &str = "jsonl source: decode";
+/// The operation an input that cannot be opened is reported under.
+const OPEN: &str = "jsonl source: open";
 
 /// A source of the JSON values of a JSON Lines [`Input`], decoded with serde.
 ///
@@ -204,7 +206,7 @@ impl JsonlSource {
         let refill = Arc::clone(&pool);
         from_input_parallel(
             self.input,
-            OPERATION,
+            OPEN,
             self.threads,
             move |opened| {
                 let mut reader = LineReader::new(opened.reader, max, opened.name, OPERATION);
