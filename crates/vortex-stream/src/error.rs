@@ -12,6 +12,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::ack::Ack;
+
 /// A `Result` whose error defaults to vortex's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -249,6 +251,9 @@ struct Inner {
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
     raw: Option<Box<[u8]>>,
     fatal: bool,
+    // The acknowledgement share of the broker messages the failed record came from, decided
+    // by whoever handles the error (a policy, or the terminal that returns it).
+    ack: Option<Ack>,
 }
 
 impl Error {
@@ -264,6 +269,7 @@ impl Error {
             source: None,
             raw: None,
             fatal: false,
+            ack: None,
         }))
     }
 
@@ -337,6 +343,26 @@ impl Error {
     pub fn with_raw(mut self, raw: impl Into<Box<[u8]>>) -> Self {
         self.0.raw = Some(raw.into());
         self
+    }
+
+    /// Attaches the acknowledgement share of the broker messages the failed record came
+    /// from, for the error policy (or the terminal that returns the error) to decide.
+    #[must_use]
+    pub fn with_ack(mut self, ack: Ack) -> Self {
+        self.0.ack = Some(ack);
+        self
+    }
+
+    /// The acknowledgement share attached with [`with_ack`](Error::with_ack), if any.
+    #[must_use]
+    pub fn ack(&self) -> Option<&Ack> {
+        self.0.ack.as_ref()
+    }
+
+    /// Takes the acknowledgement share attached with [`with_ack`](Error::with_ack), leaving
+    /// none ([`Ack::none`] if there was none).
+    pub fn take_ack(&mut self) -> Ack {
+        self.0.ack.take().unwrap_or_default()
     }
 
     /// The raw bytes of the bad record, where the source kept them (decode errors do, up to

@@ -50,10 +50,11 @@
 //! # Layers
 //!
 //! The modules form layers, and a module uses only the layers below its own (a test checks
-//! every `crate::` path): [`error`]; [`core`] (policies, the report, located values);
+//! every `crate::` path): [`error`] and [`ack`] (the acknowledgement shares of broker
+//! messages, which an error may carry); [`core`] (policies, the report, located values);
 //! operators ([`adapters`]), [`parallel`], [`resilience`], [`io`] and the database values;
-//! [`sources`], [`sinks`] and `db` (sources and sinks know nothing of each other, a database
-//! uses both); and the [`Pipeline`] facade. A constructor of `Pipeline` is written next to the
+//! [`sources`], [`sinks`], `db` and `brokers` (sources and sinks know nothing of each other,
+//! a database uses both); and the [`Pipeline`] and [`AckPipeline`] facades. A constructor of `Pipeline` is written next to the
 //! source it makes, `write` next to the sinks and `load` with the databases, so the facade
 //! itself names no source, sink or database, and a new source or sink goes in at its own
 //! level without touching it.
@@ -89,6 +90,9 @@ macro_rules! delegate_access_inner {
     };
 }
 
+pub mod ack;
+#[cfg(any(feature = "nats", feature = "amqp"))]
+pub mod brokers;
 pub mod core;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub mod db;
@@ -106,7 +110,7 @@ mod value;
 pub use crate::core::{ErrorPolicy, Located, Report};
 pub use crate::error::{BoxError, Error, ErrorKind, Position, Result};
 pub use crate::ops::adapters;
-pub use crate::pipeline::{BlockingIter, Pipeline};
+pub use crate::pipeline::{AckPipeline, BlockingIter, Pipeline};
 pub use crate::sources::DEFAULT_READ_CHUNK;
 /// The token [`Pipeline::cancel_on`] watches, re-exported so that no other crate need be
 /// added to use it.

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 /// Each top-level module and its layer, from the bottom.
 const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
+    ("ack", 0),
     ("redact", 0),
     ("core", 1),
     ("ops", 2),
@@ -26,11 +27,18 @@ const LAYERS: &[(&str, u8)] = &[
     ("sources", 3),
     ("sinks", 3),
     ("db", 3),
+    ("brokers", 3),
     ("pipeline", 4),
 ];
 
 /// Uses within one layer that are allowed: (user, used).
-const ACROSS: &[(&str, &str)] = &[("db", "sources"), ("db", "sinks"), ("parallel", "ops")];
+const ACROSS: &[(&str, &str)] = &[
+    ("error", "ack"),
+    ("ack", "error"),
+    ("db", "sources"),
+    ("db", "sinks"),
+    ("parallel", "ops"),
+];
 
 /// The modules the crate root's re-exports come from.
 const ROOT: &[(&str, &str)] = &[
@@ -47,6 +55,7 @@ const ROOT: &[(&str, &str)] = &[
     ("params", "value"),
     ("Pipeline", "pipeline"),
     ("BlockingIter", "pipeline"),
+    ("AckPipeline", "pipeline"),
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use futures_sink::Sink;
 use futures_util::SinkExt;
@@ -55,6 +56,7 @@ pub(crate) type DeadLetterSink = Pin<Box<dyn Sink<Error, Error = BoxError> + Sen
 pub struct ErrorPolicy {
     pub(crate) mode: Mode,
     pub(crate) budget: Budget,
+    pub(crate) redeliver: Option<Duration>,
     pub(crate) stats: Arc<Stats>,
 }
 
@@ -103,6 +105,7 @@ impl ErrorPolicy {
         ErrorPolicy {
             mode,
             budget: Budget::default(),
+            redeliver: None,
             stats: Arc::new(Stats::default()),
         }
     }
@@ -124,6 +127,11 @@ impl ErrorPolicy {
     /// Each [`Error`] carries its kind, operation, position and cause, so the sink can record
     /// exactly which record failed and why. If the sink itself fails, that failure is yielded
     /// as an [`Io`](ErrorKind::Io) error and the stream ends.
+    ///
+    /// An error of a record read from a message broker carries its messages' acknowledgement
+    /// ([`Error::take_ack`]): the stage flushes the sink after sending it and acknowledges the
+    /// messages once the flush succeeded, so a dead letter is never acknowledged before it is
+    /// stored.
     ///
     /// # Examples
     ///
@@ -180,6 +188,17 @@ impl ErrorPolicy {
         self
     }
 
+    /// Errors of records read from a message broker are first handed back to the broker to
+    /// be delivered again after `delay` (a transient failure gets another chance), and the
+    /// stream goes on; only on the last delivery the source allows (its `max_deliver`) does
+    /// the policy's mode decide (dead-letter, skip or fail). Errors of other records are
+    /// unaffected. Each redelivery is counted in [`Report::redelivered`] and as an error.
+    #[must_use]
+    pub fn redeliver(mut self, delay: Duration) -> Self {
+        self.redeliver = Some(delay);
+        self
+    }
+
     /// A snapshot of the counts kept so far by every stage using this policy.
     #[must_use]
     pub fn report(&self) -> Report {
@@ -209,6 +228,7 @@ pub(crate) struct Stats {
     items_out: AtomicU64,
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
+    redelivered: AtomicU64,
     errors: Mutex<BTreeMap<ErrorKind, u64>>,
 }
 
@@ -227,6 +247,10 @@ impl Stats {
 
     pub(crate) fn dead_lettered(&self) {
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn redelivered(&self) {
+        self.redelivered.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an error and returns the number of errors counted so far, of every kind.
@@ -251,6 +275,7 @@ impl Stats {
             items_out: self.items_out.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            redelivered: self.redelivered.load(Ordering::Relaxed),
             errors: self
                 .errors
                 .lock()
@@ -268,6 +293,7 @@ pub struct Report {
     items_out: u64,
     skipped: u64,
     dead_lettered: u64,
+    redelivered: u64,
     errors: BTreeMap<ErrorKind, u64>,
 }
 
@@ -288,6 +314,13 @@ impl Report {
     #[must_use]
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// Errors whose broker messages were handed back to be delivered again (see
+    /// [`ErrorPolicy::redeliver`]).
+    #[must_use]
+    pub fn redelivered(&self) -> u64 {
+        self.redelivered
     }
 
     /// Errors sent to a dead-letter sink.
@@ -337,7 +370,11 @@ impl fmt::Display for Report {
             f,
             ", {} skipped, {} dead-lettered",
             self.skipped, self.dead_lettered
-        )
+        )?;
+        if self.redelivered > 0 {
+            write!(f, ", {} redelivered", self.redelivered)?;
+        }
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::PoisonError;
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
+use crate::ack::Ack;
 use crate::core::policy::{DeadLetterSink, Mode};
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::{ErrorPolicy, Result};
@@ -27,6 +28,9 @@ pin_project! {
         policy: ErrorPolicy,
         // An error on its way to the dead-letter sink, which was not ready for it yet.
         dead: Option<Error>,
+        // The share of the broker messages of the dead letter last sent, decided once the
+        // sink has flushed it.
+        dead_ack: Option<Ack>,
         // The error that ends the stream once the dead-letter sink is flushed.
         last: Option<Error>,
         state: State,
@@ -39,6 +43,7 @@ impl<S> OnError<S> {
             stream: Some(stream),
             policy,
             dead: None,
+            dead_ack: None,
             last: None,
             state: State::Running,
         }
@@ -86,22 +91,56 @@ where
         let mut this = self.project();
         let stats = &this.policy.stats;
         loop {
-            if let (Some(err), Mode::DeadLetter(sink)) = (this.dead.take(), &this.policy.mode) {
+            if let (Some(ack), Mode::DeadLetter(sink)) = (this.dead_ack.take(), &this.policy.mode) {
+                // A dead letter of broker messages is their commit point: they are
+                // acknowledged once the sink has flushed it.
+                match lock(sink).as_mut().poll_flush(cx) {
+                    Poll::Pending => {
+                        *this.dead_ack = Some(ack);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(())) => ack.commit(),
+                    Poll::Ready(Err(cause)) => {
+                        ack.fail(None);
+                        this.stream.set(None);
+                        *this.state = State::Done;
+                        return Poll::Ready(Some(Err(sink_failed(cause))));
+                    }
+                }
+            }
+            if let (Some(mut err), Mode::DeadLetter(sink)) = (this.dead.take(), &this.policy.mode) {
                 let mut sink = lock(sink);
                 match sink.as_mut().poll_ready(cx) {
                     Poll::Pending => {
                         *this.dead = Some(err);
                         return Poll::Pending;
                     }
-                    Poll::Ready(Ok(())) => match sink.as_mut().start_send(err) {
-                        Ok(()) => stats.dead_lettered(),
-                        Err(cause) => {
-                            this.stream.set(None);
-                            *this.state = State::Done;
-                            return Poll::Ready(Some(Err(sink_failed(cause))));
+                    Poll::Ready(Ok(())) => {
+                        let ack = err.take_ack();
+                        // A broker message's dead letter carries the message, whatever stage
+                        // failed on it.
+                        if err.raw().is_none() {
+                            if let Some(payload) = ack.payload() {
+                                err = err.with_raw(payload.as_ref());
+                            }
                         }
-                    },
+                        match sink.as_mut().start_send(err) {
+                            Ok(()) => {
+                                stats.dead_lettered();
+                                if ack.messages() > 0 {
+                                    *this.dead_ack = Some(ack);
+                                }
+                            }
+                            Err(cause) => {
+                                ack.fail(None);
+                                this.stream.set(None);
+                                *this.state = State::Done;
+                                return Poll::Ready(Some(Err(sink_failed(cause))));
+                            }
+                        }
+                    }
                     Poll::Ready(Err(cause)) => {
+                        err.take_ack().fail(None);
                         this.stream.set(None);
                         *this.state = State::Done;
                         return Poll::Ready(Some(Err(sink_failed(cause))));
@@ -141,15 +180,26 @@ where
                     *this.last = Some(err);
                     *this.state = State::Flushing;
                 }
-                Some(Err(err)) => {
+                Some(Err(mut err)) => {
                     let seen = stats.item_in();
                     let failed = stats.error(err.kind());
+                    if let Some(delay) = this.policy.redeliver {
+                        if err
+                            .ack()
+                            .is_some_and(|ack| ack.messages() > 0 && !ack.is_last_attempt())
+                        {
+                            err.take_ack().fail(Some(delay));
+                            stats.redelivered();
+                            continue;
+                        }
+                    }
                     if matches!(this.policy.mode, Mode::FailFast) {
                         this.stream.set(None);
                         *this.state = State::Done;
                         return Poll::Ready(Some(Err(err)));
                     }
                     if let Some(message) = this.policy.budget.exceeded(failed, seen, false) {
+                        err.take_ack().fail(None);
                         this.stream.set(None);
                         *this.last = Some(budget_spent(message, err));
                         *this.state = State::Flushing;
@@ -157,7 +207,11 @@ where
                     }
                     match this.policy.mode {
                         Mode::DeadLetter(_) => *this.dead = Some(err),
-                        _ => stats.skipped(),
+                        _ => {
+                            // Skipped for good: its broker messages are not delivered again.
+                            err.take_ack().reject();
+                            stats.skipped();
+                        }
                     }
                 }
                 None => {

@@ -11,12 +11,14 @@ use pin_project_lite::pin_project;
 use crate::ops::adapters::MergeAll;
 use crate::Result;
 
+mod acked;
 mod blocking;
 mod drive;
 mod ops;
 mod parallel;
 mod terminals;
 
+pub use acked::AckPipeline;
 pub use blocking::BlockingIter;
 
 pin_project! {

@@ -1,0 +1,482 @@
+//! RabbitMQ (AMQP 0.9.1): a queue consumer as a source, with manual acknowledgement after
+//! commit and a prefetch window, and publishing with publisher confirms as a sink.
+//!
+//! ```no_run
+//! # #![allow(dead_code)]
+//! use vortex_stream::brokers::amqp::{AmqpSink, AmqpSource};
+//!
+//! #[derive(serde::Deserialize, serde::Serialize)]
+//! struct Order { id: u64, amount: f64 }
+//!
+//! # async fn run() -> vortex_stream::Result<()> {
+//! let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+//! let report = AmqpSource::new(url, "orders")
+//!     .json::<Order>()
+//!     .await?
+//!     .filter(|order| order.amount > 0.0)
+//!     // each value is acknowledged once the broker confirmed its copy on `orders.valid`
+//!     .publish(AmqpSink::new(url, "", "orders.valid"))
+//!     .await?;
+//! println!("{} acknowledged", report.acked);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::num::{NonZeroU16, NonZeroUsize};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use lapin::acker::Acker;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions,
+};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::BrokerSink;
+use crate::ack::{AckLedger, AckReport, Acked, Verdict};
+use crate::error::{BoxError, Error, ErrorKind, Position};
+use crate::AckPipeline;
+
+/// The prefetch window a source asks for unless [`AmqpSource::prefetch`] sets another.
+pub const DEFAULT_PREFETCH: u16 = 1024;
+
+/// The header naming the error of a dead letter.
+pub const ERROR_HEADER: &str = "x-vortex-error";
+
+/// The header naming the position (queue and delivery) of a dead letter's message.
+pub const POSITION_HEADER: &str = "x-vortex-position";
+
+/// The most raw bytes an error keeps of its message (the whole message, up to this).
+const RAW_PREFIX: usize = 1 << 20;
+
+fn connection_properties() -> ConnectionProperties {
+    ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio::current())
+}
+
+/// A RabbitMQ queue consumer as the source of an [`AckPipeline`], with manual
+/// acknowledgement after commit.
+///
+/// The source opens its own connection and channel, asks for a prefetch window (the most
+/// unacknowledged messages the broker sends it, so the most the pipeline holds) and consumes
+/// the queue. Each value's key is the message's `message_id` property, where the publisher
+/// set one; an error's position names the queue and the delivery tag. When the pipeline is
+/// dropped and every share is decided, the channel is closed, and the broker requeues at once
+/// every message it had sent and not been told about.
+#[derive(Debug, Clone)]
+pub struct AmqpSource {
+    url: String,
+    queue: String,
+    prefetch: u16,
+    max_deliver: Option<u64>,
+    idle: Option<Duration>,
+}
+
+impl AmqpSource {
+    /// A source consuming `queue` on the broker at `url` (`amqp://user:pass@host:port/vhost`).
+    pub fn new(url: impl Into<String>, queue: impl Into<String>) -> Self {
+        AmqpSource {
+            url: url.into(),
+            queue: queue.into(),
+            prefetch: DEFAULT_PREFETCH,
+            max_deliver: None,
+            idle: None,
+        }
+    }
+
+    /// Sets the prefetch window (1024 by default).
+    #[must_use]
+    pub fn prefetch(mut self, prefetch: NonZeroU16) -> Self {
+        self.prefetch = prefetch.get();
+        self
+    }
+
+    /// The `max`th delivery of a message is its last attempt (for
+    /// [`ErrorPolicy::redeliver`](crate::ErrorPolicy::redeliver)), and a message delivered
+    /// more often becomes a [`Capacity`](ErrorKind::Capacity) error item. Deliveries are
+    /// counted by the broker on quorum queues (`x-delivery-count`); a classic queue only
+    /// tells whether a message was delivered before, so there a redelivered message is on
+    /// its last attempt.
+    #[must_use]
+    pub fn max_deliver(mut self, max: u64) -> Self {
+        self.max_deliver = Some(max);
+        self
+    }
+
+    /// Ends the stream once no message has arrived for `idle` (a backlog drained).
+    #[must_use]
+    pub fn stop_when_idle(mut self, idle: Duration) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
+    /// The messages' payloads as they are.
+    ///
+    /// # Errors
+    ///
+    /// A fatal [`Io`](ErrorKind::Io) error when the broker cannot be reached or the queue
+    /// cannot be consumed.
+    pub async fn bytes(self) -> crate::Result<AckPipeline<Bytes>> {
+        self.open(Ok).await
+    }
+
+    /// The messages' payloads decoded as JSON; a payload that does not decode becomes a
+    /// [`Decode`](ErrorKind::Decode) error item carrying its message's acknowledgement.
+    ///
+    /// # Errors
+    ///
+    /// As [`bytes`](AmqpSource::bytes).
+    pub async fn json<T>(self) -> crate::Result<AckPipeline<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.open(|payload| serde_json::from_slice(&payload).map_err(BoxError::from))
+            .await
+    }
+
+    async fn open<T, F>(self, mut decode: F) -> crate::Result<AckPipeline<T>>
+    where
+        F: FnMut(Bytes) -> Result<T, BoxError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let name: Arc<str> = Arc::from(format!("amqp {}", self.queue));
+        let fail = |e: lapin::Error| {
+            Error::from_boxed(ErrorKind::Io, "amqp source: open", e.into())
+                .with_position(Position::new().with_source(Arc::clone(&name)))
+                .fatal()
+        };
+        let connection = Connection::connect(&self.url, connection_properties())
+            .await
+            .map_err(fail)?;
+        let channel = connection.create_channel().await.map_err(fail)?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(fail)?;
+        let consumer = channel
+            .basic_consume(
+                &self.queue,
+                "",
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(fail)?;
+
+        let ledger = AckLedger::new();
+        let (verdicts, settling) = mpsc::unbounded_channel();
+        // Detached on purpose, yet owned by the data: it holds the connection, so that the
+        // last verdicts reach the broker after the pipeline is gone, and ends (closing it) once
+        // every share is decided and the source is dropped. The channel holds at most one
+        // verdict per message in the prefetch window.
+        drop(tokio::runtime::Handle::current().spawn(settle(
+            settling,
+            connection,
+            channel,
+            ledger.clone(),
+        )));
+        let state = Reading {
+            consumer,
+            verdicts,
+            ledger: ledger.clone(),
+            name,
+            max_deliver: self.max_deliver,
+            idle: self.idle,
+        };
+        let values = futures_util::stream::unfold(state, |mut state| async move {
+            let item = state.next().await?;
+            Some((item, state))
+        })
+        .map(move |item| {
+            item.and_then(
+                |(payload, ack, key, position)| match decode(payload.clone()) {
+                    Ok(value) => Ok(Acked::new(value, ack, key)),
+                    Err(cause) => {
+                        let raw = &payload[..payload.len().min(RAW_PREFIX)];
+                        Err(
+                            Error::from_boxed(ErrorKind::Decode, "amqp source: decode", cause)
+                                .with_position(position)
+                                .with_raw(raw)
+                                .with_ack(ack),
+                        )
+                    }
+                },
+            )
+        });
+        Ok(AckPipeline::from_stream(values, ledger))
+    }
+}
+
+type Received = (Bytes, crate::ack::Ack, Option<Arc<str>>, Position);
+
+struct Reading {
+    consumer: Consumer,
+    verdicts: mpsc::UnboundedSender<(Acker, Verdict)>,
+    ledger: AckLedger,
+    name: Arc<str>,
+    max_deliver: Option<u64>,
+    idle: Option<Duration>,
+}
+
+impl Reading {
+    async fn next(&mut self) -> Option<crate::Result<Received>> {
+        let next = self.consumer.next();
+        let delivery = match self.idle {
+            Some(idle) => tokio::time::timeout(idle, next).await.ok()?,
+            None => next.await,
+        }?;
+        let mut delivery = match delivery {
+            Ok(delivery) => delivery,
+            Err(e) => {
+                return Some(Err(Error::from_boxed(
+                    ErrorKind::Io,
+                    "amqp source: read",
+                    e.into(),
+                )
+                .with_position(Position::new().with_source(Arc::clone(&self.name)))
+                .fatal()))
+            }
+        };
+        let verdicts = self.verdicts.clone();
+        let acker = delivery.acker.clone();
+        let payload = Bytes::from(std::mem::take(&mut delivery.data));
+        let mut ack = self
+            .ledger
+            .open_with(Some(payload.clone()), move |verdict| {
+                let _ = verdicts.send((acker, verdict));
+            });
+        let position = Position::new()
+            .with_source(Arc::clone(&self.name))
+            .with_record(delivery.delivery_tag);
+        let key = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| Arc::from(id.as_str()));
+        let count = delivery_count(&delivery.properties);
+        if let Some(max) = self.max_deliver {
+            let delivered = count.map(|previous| previous + 1);
+            if let Some(delivered) = delivered.filter(|delivered| *delivered > max) {
+                let raw = &payload[..payload.len().min(RAW_PREFIX)];
+                return Some(Err(Error::new(
+                    ErrorKind::Capacity,
+                    "amqp source: redeliver",
+                )
+                .with_message(format!(
+                    "delivered {delivered} times, more than max_deliver ({max})"
+                ))
+                .with_position(position)
+                .with_raw(raw)
+                .with_ack(ack)));
+            }
+            let last = match delivered {
+                Some(delivered) => delivered >= max,
+                None => delivery.redelivered || max <= 1,
+            };
+            ack = ack.last_attempt(last);
+        }
+        Some(Ok((payload, ack, key, position)))
+    }
+}
+
+/// The number of earlier deliveries of a message, where the queue counts them (quorum
+/// queues' `x-delivery-count` header).
+fn delivery_count(properties: &BasicProperties) -> Option<u64> {
+    let headers = properties.headers().as_ref()?;
+    let value = headers.inner().get("x-delivery-count")?;
+    let count = match value {
+        AMQPValue::ShortShortInt(n) => i64::from(*n),
+        AMQPValue::ShortShortUInt(n) => i64::from(*n),
+        AMQPValue::ShortInt(n) => i64::from(*n),
+        AMQPValue::ShortUInt(n) => i64::from(*n),
+        AMQPValue::LongInt(n) => i64::from(*n),
+        AMQPValue::LongUInt(n) => i64::from(*n),
+        AMQPValue::LongLongInt(n) => *n,
+        _ => return None,
+    };
+    u64::try_from(count).ok()
+}
+
+/// Sends the verdicts to the broker, and records them; closes the connection at the end.
+async fn settle(
+    mut verdicts: mpsc::UnboundedReceiver<(Acker, Verdict)>,
+    connection: Connection,
+    channel: Channel,
+    ledger: AckLedger,
+) {
+    const BURST: usize = 1024;
+    let mut burst = Vec::with_capacity(BURST);
+    while verdicts.recv_many(&mut burst, BURST).await > 0 {
+        for (acker, verdict) in burst.drain(..) {
+            let sent = match verdict {
+                Verdict::Ack => acker.ack(BasicAckOptions::default()).await,
+                // AMQP 0.9.1 has no delayed requeue: the message is requeued at once.
+                Verdict::Nak(_) => {
+                    acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await
+                }
+                Verdict::Term => acker.reject(BasicRejectOptions { requeue: false }).await,
+            };
+            ledger.settled(verdict, sent.is_ok());
+        }
+    }
+    // Whatever the broker sent and nobody took is requeued when the channel closes.
+    let _ = channel.close(200, "done").await;
+    let _ = connection.close(200, "done").await;
+}
+
+/// Where an [`AckPipeline`] publishes to with [`AckPipeline::publish`]: a RabbitMQ exchange
+/// and routing key, with publisher confirms; each value's messages are acknowledged once the
+/// broker confirmed its copy. Messages are persistent (delivery mode 2) and carry the value's
+/// key as their `message_id` (RabbitMQ does not de-duplicate on it: a consumer can).
+#[derive(Debug, Clone)]
+pub struct AmqpSink {
+    url: String,
+    exchange: String,
+    routing_key: String,
+    window: NonZeroUsize,
+}
+
+impl AmqpSink {
+    /// A sink publishing to `exchange` (`""` is the default exchange, which routes to the
+    /// queue named by the routing key) with `routing_key`.
+    pub fn new(
+        url: impl Into<String>,
+        exchange: impl Into<String>,
+        routing_key: impl Into<String>,
+    ) -> Self {
+        AmqpSink {
+            url: url.into(),
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            window: NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
+        }
+    }
+
+    /// Sets how many publishes may await their confirmation at once (256 by default).
+    #[must_use]
+    pub fn window(mut self, window: NonZeroUsize) -> Self {
+        self.window = window;
+        self
+    }
+}
+
+async fn confirming_channel(
+    url: &str,
+    operation: &'static str,
+) -> crate::Result<(Connection, Channel)> {
+    let fail = |e: lapin::Error| Error::from_boxed(ErrorKind::Io, operation, e.into()).fatal();
+    let connection = Connection::connect(url, connection_properties())
+        .await
+        .map_err(fail)?;
+    let channel = connection.create_channel().await.map_err(fail)?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(fail)?;
+    Ok((connection, channel))
+}
+
+fn confirmed(confirmation: lapin::Result<Confirmation>) -> Result<(), BoxError> {
+    match confirmation? {
+        Confirmation::Ack(_) => Ok(()),
+        Confirmation::Nack(_) => Err("the broker refused the message (nack)".into()),
+        Confirmation::NotRequested => Err("the channel does not confirm publishes".into()),
+    }
+}
+
+impl BrokerSink for AmqpSink {
+    async fn publish_all<T>(self, pipeline: AckPipeline<T>) -> crate::Result<AckReport>
+    where
+        T: Serialize + Send + 'static,
+    {
+        const OPERATION: &str = "amqp sink: publish";
+        let (connection, channel) = confirming_channel(&self.url, OPERATION).await?;
+        let (exchange, routing_key) = (self.exchange, self.routing_key);
+        let report = super::publish_confirmed(pipeline, self.window, OPERATION, |payload, key| {
+            let mut properties = BasicProperties::default().with_delivery_mode(2);
+            if let Some(key) = &key {
+                properties = properties.with_message_id(ShortString::from(key.to_string()));
+            }
+            let (channel, exchange, routing_key) =
+                (channel.clone(), exchange.clone(), routing_key.clone());
+            async move {
+                let confirm = channel
+                    .basic_publish(
+                        &exchange,
+                        &routing_key,
+                        BasicPublishOptions::default(),
+                        &payload,
+                        properties,
+                    )
+                    .await?;
+                Ok(async move { confirmed(confirm.await) })
+            }
+        })
+        .await;
+        let _ = channel.close(200, "done").await;
+        let _ = connection.close(200, "done").await;
+        report
+    }
+}
+
+/// A dead-letter sink for [`ErrorPolicy::dead_letter`](crate::ErrorPolicy::dead_letter) that
+/// publishes each error to `exchange` with `routing_key`: the record's raw bytes as the
+/// payload, the error in the `x-vortex-error` header and its position in
+/// `x-vortex-position`. Each publish is confirmed by the broker before the next is sent, so
+/// the error policy acknowledges the original message only once its dead letter is stored.
+pub fn dead_letters(
+    url: impl Into<String>,
+    exchange: impl Into<String>,
+    routing_key: impl Into<String>,
+) -> impl futures_sink::Sink<Error, Error = BoxError> + Send + 'static {
+    let target = (url.into(), exchange.into(), routing_key.into());
+    futures_util::sink::unfold(
+        (target, None::<(Connection, Channel)>),
+        |((url, exchange, routing_key), open), err: Error| async move {
+            let (connection, channel) = match open {
+                Some(open) => open,
+                None => confirming_channel(&url, "amqp dead letters").await?,
+            };
+            let mut headers = FieldTable::default();
+            headers.insert(
+                ShortString::from(ERROR_HEADER),
+                AMQPValue::LongString(LongString::from(format!("{err:#}"))),
+            );
+            if let Some(position) = err.position() {
+                headers.insert(
+                    ShortString::from(POSITION_HEADER),
+                    AMQPValue::LongString(LongString::from(position.to_string())),
+                );
+            }
+            let properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_headers(headers);
+            let payload = err.raw().unwrap_or_default().to_vec();
+            let confirm = channel
+                .basic_publish(
+                    &exchange,
+                    &routing_key,
+                    BasicPublishOptions::default(),
+                    &payload,
+                    properties,
+                )
+                .await?;
+            confirmed(confirm.await)?;
+            Ok::<_, BoxError>(((url, exchange, routing_key), Some((connection, channel))))
+        },
+    )
+}

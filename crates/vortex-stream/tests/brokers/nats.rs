@@ -1,0 +1,417 @@
+//! NATS JetStream, on the real server: acknowledgement after commit, redelivery, dead letters,
+//! de-duplicated publishing and dropped pipelines.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use async_nats::Client;
+use futures_util::StreamExt;
+use vortex_stream::brokers::nats::{self as vnats, JetStreamSink, JetStreamSource};
+use vortex_stream::ErrorPolicy;
+
+use super::{server, unique};
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+struct Order {
+    id: u64,
+    note: String,
+}
+
+/// A fresh stream capturing its own subject, removed on drop.
+struct Fixture {
+    client: Client,
+    js: jetstream::Context,
+    stream: String,
+    subject: String,
+}
+
+impl Fixture {
+    async fn new(prefix: &str) -> Option<Fixture> {
+        let url = server("VORTEX_NATS_URL", "NATS JetStream")?;
+        let client = async_nats::connect(url).await.expect("connect to NATS");
+        let js = jetstream::new(client.clone());
+        let stream = unique(prefix).to_uppercase();
+        let subject = format!("{}.in", stream.to_lowercase());
+        js.create_stream(stream::Config {
+            name: stream.clone(),
+            subjects: vec![subject.clone()],
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .expect("create the stream");
+        Some(Fixture {
+            client,
+            js,
+            stream,
+            subject,
+        })
+    }
+
+    async fn publish(&self, payloads: impl IntoIterator<Item = Vec<u8>>) {
+        for payload in payloads {
+            self.js
+                .publish(self.subject.clone(), payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn orders(&self, n: u64) {
+        self.publish((1..=n).map(|id| {
+            serde_json::to_vec(&Order {
+                id,
+                note: format!("order \"{id}\", with a comma"),
+            })
+            .unwrap()
+        }))
+        .await;
+    }
+
+    async fn consumer(&self, name: &str) -> async_nats::jetstream::consumer::Info {
+        self.js
+            .get_stream(&self.stream)
+            .await
+            .unwrap()
+            .consumer_info(name)
+            .await
+            .unwrap()
+    }
+
+    fn source(&self, consumer: &str) -> JetStreamSource {
+        JetStreamSource::new(self.client.clone(), self.stream.clone(), consumer)
+            .stop_when_idle(Duration::from_millis(700))
+            .window(NonZeroUsize::new(64).unwrap())
+    }
+
+    async fn remove(self) {
+        self.js.delete_stream(&self.stream).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_acknowledged_before_its_commit_and_a_failed_commit_is_redelivered() {
+    let Some(fx) = Fixture::new("ackafter").await else {
+        return;
+    };
+    fx.orders(200).await;
+
+    // First run: the first commit fails. Nothing is acknowledged; the run ends with the error.
+    let err = fx
+        .source("loader")
+        .json::<Order>()
+        .await
+        .unwrap()
+        .nak_delay(Duration::ZERO)
+        .commit_batches(
+            NonZeroUsize::new(25).unwrap(),
+            Duration::from_millis(50),
+            |_| async { Err::<(), _>("the database is down") },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.message(), "the database is down");
+    let info = fx.consumer("loader").await;
+    assert_eq!(
+        info.ack_floor.stream_sequence, 0,
+        "acknowledged before any commit"
+    );
+
+    // Second run: every message arrives (the failed batch again), each commit is checked
+    // against the server's ack floor before it returns.
+    let table = Arc::new(Mutex::new(BTreeSet::new()));
+    let (stored, js, stream) = (Arc::clone(&table), fx.js.clone(), fx.stream.clone());
+    let report = fx
+        .source("loader")
+        .json::<Order>()
+        .await
+        .unwrap()
+        .commit_batches(
+            NonZeroUsize::new(25).unwrap(),
+            Duration::from_millis(50),
+            move |batch| {
+                let (stored, js, stream) = (Arc::clone(&stored), js.clone(), stream.clone());
+                async move {
+                    let first = batch.iter().map(|o| o.id).min().unwrap();
+                    let info = js
+                        .get_stream(&stream)
+                        .await?
+                        .consumer_info("loader")
+                        .await?;
+                    assert!(
+                        info.ack_floor.stream_sequence < first,
+                        "message {first} acknowledged before its batch committed"
+                    );
+                    stored.lock().unwrap().extend(batch);
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+                }
+            },
+        )
+        .await
+        .unwrap();
+    let table = table.lock().unwrap().clone();
+    assert_eq!(table.len(), 200);
+    assert_eq!(
+        table.iter().map(|o| o.id).collect::<Vec<_>>(),
+        (1..=200).collect::<Vec<_>>()
+    );
+    assert_eq!((report.acked, report.undecided, report.open), (200, 0, 0));
+    let info = fx.consumer("loader").await;
+    assert_eq!(info.ack_floor.stream_sequence, 200);
+    assert_eq!((info.num_ack_pending, info.num_pending), (0, 0));
+    assert!(info.num_redelivered > 0 || info.delivered.stream_sequence >= 200);
+    fx.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_keep_acknowledgement_on_the_real_server() {
+    let Some(fx) = Fixture::new("operators").await else {
+        return;
+    };
+    fx.orders(300).await;
+    let committed = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&committed);
+    let report = fx
+        .source("ops")
+        .json::<Order>()
+        .await
+        .unwrap()
+        .filter(|o| o.id % 10 != 0)
+        .flat_map(|o| vec![o.id; (o.id % 3) as usize])
+        .par_map_unordered(NonZeroUsize::new(2).unwrap(), |id| id * 2)
+        .chunk(NonZeroUsize::new(16).unwrap())
+        .commit_each(move |batch| {
+            kept.lock().unwrap().extend(batch);
+            async { Ok::<_, std::io::Error>(()) }
+        })
+        .await
+        .unwrap();
+    let mut committed = committed.lock().unwrap().clone();
+    committed.sort_unstable();
+    let mut expected: Vec<u64> = (1..=300u64)
+        .filter(|id| id % 10 != 0)
+        .flat_map(|id| vec![id * 2; (id % 3) as usize])
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(committed, expected);
+    assert_eq!(
+        (report.received, report.acked, report.undecided),
+        (300, 300, 0)
+    );
+    let info = fx.consumer("ops").await;
+    assert_eq!(
+        (info.ack_floor.stream_sequence, info.num_ack_pending),
+        (300, 0)
+    );
+    fx.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_is_dead_lettered_after_max_deliver_and_bad_json_is_terminated() {
+    let Some(fx) = Fixture::new("poison").await else {
+        return;
+    };
+    let dead_subject = format!("{}.dead", fx.stream.to_lowercase());
+    let dead_stream = format!("{}_DEAD", fx.stream);
+    fx.js
+        .create_stream(stream::Config {
+            name: dead_stream.clone(),
+            subjects: vec![dead_subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    fx.orders(3).await; // sequences 1-3, id 2 is the poison the sink refuses
+    fx.publish([b"{not json".to_vec()]).await; // sequence 4
+
+    // The sink refuses order 2 each time: it is handed back twice, then dead-lettered on its
+    // third and last delivery; the bad JSON likewise. Order 3, behind it, is not held up.
+    let policy =
+        ErrorPolicy::dead_letter(vnats::dead_letters(fx.client.clone(), dead_subject.clone()))
+            .redeliver(Duration::ZERO);
+    let stored = Arc::new(Mutex::new(BTreeSet::new()));
+    let kept = Arc::clone(&stored);
+    let report = fx
+        .source("poison")
+        .max_deliver(3)
+        .json::<Order>()
+        .await
+        .unwrap()
+        .try_map(|order| {
+            if order.id == 2 {
+                Err("constraint violated")
+            } else {
+                Ok(order)
+            }
+        })
+        .on_error(policy.clone())
+        .commit_each(move |order| {
+            kept.lock().unwrap().insert(order.id);
+            async { Ok::<_, std::io::Error>(()) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(*stored.lock().unwrap(), BTreeSet::from([1, 3]));
+    let policy = policy.report();
+    assert_eq!(
+        policy.redelivered(),
+        4,
+        "two bad messages, two redeliveries each"
+    );
+    assert_eq!(policy.dead_lettered(), 2, "the bad JSON and the poison");
+    assert_eq!((report.acked, report.nacked, report.undecided), (4, 4, 0));
+
+    let dead = fx.js.get_stream(&dead_stream).await.unwrap();
+    let first = dead.get_raw_message(1).await.unwrap();
+    let second = dead.get_raw_message(2).await.unwrap();
+    // The stage's dead letter carries the whole message, the decode error's its bytes.
+    let payloads: Vec<String> = [&first, &second]
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        .collect();
+    assert!(
+        payloads.iter().any(|p| p.contains("\"id\":2")),
+        "{payloads:?}"
+    );
+    assert!(payloads.iter().any(|p| p == "{not json"), "{payloads:?}");
+    let headers: Vec<String> = [&first, &second]
+        .iter()
+        .map(|m| {
+            m.headers
+                .get(vnats::ERROR_HEADER)
+                .unwrap()
+                .as_str()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        headers.iter().any(|h| h.contains("nats source: decode")),
+        "{headers:?}"
+    );
+    assert!(
+        headers.iter().any(|h| h.contains("constraint violated")),
+        "{headers:?}"
+    );
+    let positions: Vec<String> = [&first, &second]
+        .iter()
+        .map(|m| {
+            m.headers
+                .get(vnats::POSITION_HEADER)
+                .unwrap()
+                .as_str()
+                .to_owned()
+        })
+        .collect();
+    // The decode error names the source and sequence, the stage's error the message's key.
+    assert!(
+        positions.iter().any(|p| p.ends_with("/poison: record 4")),
+        "{positions:?}"
+    );
+    assert!(
+        positions.iter().any(|p| *p == format!("{}:2", fx.stream)),
+        "{positions:?}"
+    );
+    let info = fx.consumer("poison").await;
+    assert_eq!(
+        (
+            info.ack_floor.stream_sequence,
+            info.num_ack_pending,
+            info.num_pending
+        ),
+        (4, 0, 0)
+    );
+    fx.js.delete_stream(&dead_stream).await.unwrap();
+    fx.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republished_values_are_stored_once() {
+    let Some(fx) = Fixture::new("dedup").await else {
+        return;
+    };
+    let out = Fixture::new("dedupout").await.unwrap();
+    fx.orders(120).await;
+    // Two consumers read the same messages, as a crashed worker's redeliveries would. The
+    // source's window is far smaller than the sink's: the source waits for confirmations
+    // the sink must take while waiting for the next value.
+    for consumer in ["first", "second"] {
+        let run = fx
+            .source(consumer)
+            .window(NonZeroUsize::new(4).unwrap())
+            .json::<Order>()
+            .await
+            .unwrap()
+            .map(|o| Order {
+                note: o.note.to_uppercase(),
+                ..o
+            })
+            .publish(JetStreamSink::new(fx.client.clone(), out.subject.clone()));
+        let report = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("the publishing run stalled")
+            .unwrap();
+        assert_eq!((report.acked, report.undecided), (120, 0));
+    }
+    let mut info = out.js.get_stream(&out.stream).await.unwrap();
+    assert_eq!(
+        info.info().await.unwrap().state.messages,
+        120,
+        "published twice, stored once"
+    );
+    let first = info.get_raw_message(1).await.unwrap();
+    let order: Order = serde_json::from_slice(&first.payload).unwrap();
+    assert_eq!(order.note, "ORDER \"1\", WITH A COMMA");
+    out.remove().await;
+    fx.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_pipeline_hands_its_messages_back_at_once() {
+    let Some(fx) = Fixture::new("dropped").await else {
+        return;
+    };
+    fx.orders(100).await;
+    let pipeline = fx.source("dropper").json::<Order>().await.unwrap();
+    let ledger = pipeline.ledgers()[0].clone();
+    let mut items = pipeline.into_pipeline();
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(items.next().await.unwrap().unwrap());
+    }
+    drop(items);
+    drop(held);
+    assert!(ledger.wait_settled(Duration::from_secs(5)).await);
+    let report = ledger.report();
+    assert_eq!(report.acked, 0);
+    assert!(
+        report.undecided >= 10 && report.nacked == report.received,
+        "{report:?}"
+    );
+    // Nothing was acknowledged; the server keeps negatively acknowledged messages pending
+    // until they are delivered again, which the next run does at once, not after the 30 s ack
+    // wait.
+    let info = fx.consumer("dropper").await;
+    assert_eq!(info.ack_floor.stream_sequence, 0, "{info:?}");
+    // And a new run reads everything, at once.
+    let started = std::time::Instant::now();
+    let report = fx
+        .source("dropper")
+        .json::<Order>()
+        .await
+        .unwrap()
+        .commit_each(|_| async { Ok::<_, std::io::Error>(()) })
+        .await
+        .unwrap();
+    assert_eq!(report.acked, 100);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    fx.remove().await;
+}
