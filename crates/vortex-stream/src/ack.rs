@@ -82,6 +82,7 @@ struct Ledger {
     terminated: AtomicU64,
     undecided: AtomicU64,
     lost: AtomicU64,
+    redelivered: AtomicU64,
     idle: Notify,
     changed: Notify,
 }
@@ -123,6 +124,11 @@ impl AckLedger {
             ledger: Some(self.clone()),
             last_attempt: false,
         }
+    }
+
+    /// Records that a message just received had been delivered before.
+    pub fn redelivery(&self) {
+        self.0.redelivered.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records that a verdict reached the broker (`sent`) or could not be sent (the
@@ -183,6 +189,7 @@ impl AckLedger {
             terminated: l.terminated.load(Ordering::Relaxed),
             undecided: l.undecided.load(Ordering::Relaxed),
             lost: l.lost.load(Ordering::Relaxed),
+            redelivered: l.redelivered.load(Ordering::Relaxed),
         }
     }
 }
@@ -212,6 +219,8 @@ pub struct AckReport {
     /// Verdicts that could not be sent (the broker redelivers those messages after its ack
     /// wait).
     pub lost: u64,
+    /// Messages received that had been delivered before (to this pipeline or another).
+    pub redelivered: u64,
 }
 
 /// What a broker source does with a message's verdict.
@@ -277,6 +286,12 @@ impl Ack {
             ledger: None,
             last_attempt: false,
         }
+    }
+
+    /// The ledger of the source the messages came from.
+    #[must_use]
+    pub fn ledger(&self) -> Option<&AckLedger> {
+        self.ledger.as_ref()
     }
 
     /// The number of messages this share belongs to.
@@ -481,6 +496,7 @@ pub(crate) fn sum(ledgers: &[AckLedger]) -> AckReport {
         total.terminated += r.terminated;
         total.undecided += r.undecided;
         total.lost += r.lost;
+        total.redelivered += r.redelivered;
     }
     total
 }

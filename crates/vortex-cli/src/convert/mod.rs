@@ -1,5 +1,5 @@
-//! `vortex convert`: one file format to another, with a selection, filters, a limit and an
-//! error policy, streamed.
+//! `vortex convert`: one file format to another (or a message broker at either end), with a
+//! selection, filters, a limit and an error policy, streamed.
 //!
 //! Every record read ends in exactly one of three ways, and the summary line counts each:
 //! written, filtered out by `--where`, or rejected (with its position, under the error
@@ -19,6 +19,7 @@ use vortex_stream::sinks::{CsvRecords, DeadLetters, JsonlSink, LinesSink};
 use vortex_stream::sources::{CsvSource, Headers, JsonlSource, LinesSource};
 use vortex_stream::{Error, ErrorKind, ErrorPolicy, Located, Pipeline, Position};
 
+mod broker;
 mod filter;
 
 use crate::record::{csv_line, Field, Record};
@@ -26,9 +27,12 @@ use filter::Filter;
 
 #[derive(Debug, Args)]
 pub(crate) struct ConvertArgs {
-    /// The input file, or `-` for stdin (then `--from` is needed).
+    /// The input file, `-` for stdin (then `--from` is needed), or a broker:
+    /// `nats://HOST:PORT/STREAM/CONSUMER`, `amqp://USER:PASS@HOST:PORT/VHOST?queue=NAME`.
     input: PathBuf,
-    /// The output file, or `-` for stdout (then `--to` is needed).
+    /// The output file, `-` for stdout (then `--to` is needed), a directory of part files
+    /// (for a broker input), or a broker: `nats://HOST:PORT/SUBJECT`,
+    /// `amqp://USER:PASS@HOST:PORT/VHOST?routing_key=KEY[&exchange=NAME]`.
     output: PathBuf,
     /// The input format, when the extension does not say.
     #[arg(long, value_enum)]
@@ -56,6 +60,8 @@ pub(crate) struct ConvertArgs {
     /// out, extra ones kept under the names `_4`, `_5`, ... (their column numbers).
     #[arg(long)]
     flexible: bool,
+    #[command(flatten)]
+    broker: broker::BrokerArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -351,6 +357,11 @@ fn project(record: Record, select: &[Arc<str>]) -> Record {
 }
 
 pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
+    let endpoint = |path: &Path| path.to_str().map_or(Ok(None), broker::Endpoint::parse);
+    let (from, to) = (endpoint(&args.input)?, endpoint(&args.output)?);
+    if from.is_some() || to.is_some() {
+        return broker::run(args, from.as_ref(), to.as_ref());
+    }
     let start = Instant::now();
     let from = resolve(&args.input, args.from, "--from")?;
     let to = resolve(&args.output, args.to, "--to")?;

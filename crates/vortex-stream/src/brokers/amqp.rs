@@ -40,8 +40,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::BrokerSink;
-use crate::ack::{AckLedger, AckReport, Acked, Verdict};
+use super::{BrokerSink, Received};
+use crate::ack::{AckLedger, AckReport, Verdict};
 use crate::error::{BoxError, Error, ErrorKind, Position};
 use crate::AckPipeline;
 
@@ -53,9 +53,6 @@ pub const ERROR_HEADER: &str = "x-vortex-error";
 
 /// The header naming the position (queue and delivery) of a dead letter's message.
 pub const POSITION_HEADER: &str = "x-vortex-position";
-
-/// The most raw bytes an error keeps of its message (the whole message, up to this).
-const RAW_PREFIX: usize = 1 << 20;
 
 fn connection_properties() -> ConnectionProperties {
     ConnectionProperties::default()
@@ -139,11 +136,10 @@ impl AmqpSource {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.open(|payload| serde_json::from_slice(&payload).map_err(BoxError::from))
-            .await
+        self.open(super::json).await
     }
 
-    async fn open<T, F>(self, mut decode: F) -> crate::Result<AckPipeline<T>>
+    async fn open<T, F>(self, decode: F) -> crate::Result<AckPipeline<T>>
     where
         F: FnMut(Bytes) -> Result<T, BoxError> + Send + 'static,
         T: Send + 'static,
@@ -192,31 +188,18 @@ impl AmqpSource {
             max_deliver: self.max_deliver,
             idle: self.idle,
         };
-        let values = futures_util::stream::unfold(state, |mut state| async move {
+        let messages = futures_util::stream::unfold(state, |mut state| async move {
             let item = state.next().await?;
             Some((item, state))
-        })
-        .map(move |item| {
-            item.and_then(
-                |(payload, ack, key, position)| match decode(payload.clone()) {
-                    Ok(value) => Ok(Acked::new(value, ack, key)),
-                    Err(cause) => {
-                        let raw = &payload[..payload.len().min(RAW_PREFIX)];
-                        Err(
-                            Error::from_boxed(ErrorKind::Decode, "amqp source: decode", cause)
-                                .with_position(position)
-                                .with_raw(raw)
-                                .with_ack(ack),
-                        )
-                    }
-                },
-            )
         });
-        Ok(AckPipeline::from_stream(values, ledger))
+        Ok(super::decoded(
+            messages,
+            ledger,
+            "amqp source: decode",
+            decode,
+        ))
     }
 }
-
-type Received = (Bytes, crate::ack::Ack, Option<Arc<str>>, Position);
 
 struct Reading {
     consumer: Consumer,
@@ -249,7 +232,7 @@ impl Reading {
         let verdicts = self.verdicts.clone();
         let acker = delivery.acker.clone();
         let payload = Bytes::from(std::mem::take(&mut delivery.data));
-        let mut ack = self
+        let ack = self
             .ledger
             .open_with(Some(payload.clone()), move |verdict| {
                 let _ = verdicts.send((acker, verdict));
@@ -262,29 +245,22 @@ impl Reading {
             .message_id()
             .as_ref()
             .map(|id| Arc::from(id.as_str()));
-        let count = delivery_count(&delivery.properties);
-        if let Some(max) = self.max_deliver {
-            let delivered = count.map(|previous| previous + 1);
-            if let Some(delivered) = delivered.filter(|delivered| *delivered > max) {
-                let raw = &payload[..payload.len().min(RAW_PREFIX)];
-                return Some(Err(Error::new(
-                    ErrorKind::Capacity,
-                    "amqp source: redeliver",
-                )
-                .with_message(format!(
-                    "delivered {delivered} times, more than max_deliver ({max})"
-                ))
-                .with_position(position)
-                .with_raw(raw)
-                .with_ack(ack)));
-            }
-            let last = match delivered {
-                Some(delivered) => delivered >= max,
-                None => delivery.redelivered || max <= 1,
-            };
-            ack = ack.last_attempt(last);
-        }
-        Some(Ok((payload, ack, key, position)))
+        let delivered = delivery_count(&delivery.properties).map(|earlier| earlier + 1);
+        let ack = super::attempt(
+            ack,
+            delivered,
+            delivery.redelivered,
+            self.max_deliver,
+            "amqp source: redeliver",
+            &position,
+            &payload,
+        );
+        Some(ack.map(|ack| Received {
+            payload,
+            ack,
+            key,
+            position,
+        }))
     }
 }
 

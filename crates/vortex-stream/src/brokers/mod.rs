@@ -22,7 +22,9 @@ use std::task::Poll;
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 
-use crate::ack::{AckReport, Acked};
+use bytes::Bytes;
+
+use crate::ack::{Ack, AckLedger, AckReport, Acked};
 use crate::error::{BoxError, Error, ErrorKind, Position};
 use crate::AckPipeline;
 
@@ -59,6 +61,95 @@ impl<T: serde::Serialize + Send + 'static> AckPipeline<T> {
     pub async fn publish(self, sink: impl BrokerSink) -> crate::Result<AckReport> {
         sink.publish_all(self).await
     }
+}
+
+/// The most raw bytes an error keeps of its message (the whole message, up to this).
+pub(crate) const RAW_LIMIT: usize = 1 << 20;
+
+/// The bytes of a message an error keeps: all of it, up to [`RAW_LIMIT`].
+pub(crate) fn raw(payload: &[u8]) -> &[u8] {
+    &payload[..payload.len().min(RAW_LIMIT)]
+}
+
+/// A message as a broker source receives it: its payload, its share, its key and position.
+pub(crate) struct Received {
+    pub(crate) payload: Bytes,
+    pub(crate) ack: Ack,
+    pub(crate) key: Option<Arc<str>>,
+    pub(crate) position: Position,
+}
+
+/// The pipeline of a broker source: each message `next` receives, decoded with `decode`; a
+/// payload that does not decode is a `Decode` error item of `operation` with the message's
+/// share and bytes.
+pub(crate) fn decoded<St, T, F>(
+    messages: St,
+    ledger: AckLedger,
+    operation: &'static str,
+    mut decode: F,
+) -> AckPipeline<T>
+where
+    St: futures_core::Stream<Item = crate::Result<Received>> + Send + 'static,
+    F: FnMut(Bytes) -> Result<T, BoxError> + Send + 'static,
+    T: Send + 'static,
+{
+    let values = messages.map(move |item| {
+        let Received {
+            payload,
+            ack,
+            key,
+            position,
+        } = item?;
+        match decode(payload.clone()) {
+            Ok(value) => Ok(Acked::new(value, ack, key)),
+            Err(cause) => Err(Error::from_boxed(ErrorKind::Decode, operation, cause)
+                .with_position(position)
+                .with_raw(raw(&payload))
+                .with_ack(ack)),
+        }
+    });
+    AckPipeline::from_stream(values, ledger)
+}
+
+/// Checks a message's delivery count (where the broker tells it; otherwise whether it was
+/// delivered before) against `max_deliver`: past it, the message is a `Capacity` error of
+/// `operation` carrying its share and bytes; on its last allowed delivery, the share is marked
+/// so ([`Ack::last_attempt`]).
+pub(crate) fn attempt(
+    ack: Ack,
+    delivered: Option<u64>,
+    redelivered: bool,
+    max_deliver: Option<u64>,
+    operation: &'static str,
+    position: &Position,
+    payload: &[u8],
+) -> crate::Result<Ack> {
+    if delivered.map_or(redelivered, |delivered| delivered > 1) {
+        if let Some(ledger) = ack.ledger() {
+            ledger.redelivery();
+        }
+    }
+    let Some(max) = max_deliver else {
+        return Ok(ack);
+    };
+    match delivered {
+        Some(delivered) if delivered > max => Err(Error::new(ErrorKind::Capacity, operation)
+            .with_message(format!(
+                "delivered {delivered} times, more than max_deliver ({max})"
+            ))
+            .with_position(position.clone())
+            .with_raw(raw(payload))
+            .with_ack(ack)),
+        Some(delivered) => Ok(ack.last_attempt(delivered >= max)),
+        None => Ok(ack.last_attempt(redelivered || max <= 1)),
+    }
+}
+
+/// Decodes a payload as JSON.
+// Decoders take the payload by value, so that `bytes` hands it on without a copy.
+#[allow(clippy::needless_pass_by_value)]
+pub(crate) fn json<T: serde::de::DeserializeOwned>(payload: Bytes) -> Result<T, BoxError> {
+    serde_json::from_slice(&payload).map_err(BoxError::from)
 }
 
 /// What the publishing loop does next.

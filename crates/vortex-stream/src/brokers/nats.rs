@@ -22,7 +22,7 @@
 //!         async move { write_in_one_transaction(ids).await }
 //!     })
 //!     .await?;
-//! println!("{} acknowledged, {} redelivered", report.acked, report.nacked);
+//! println!("{} acknowledged, {} handed back", report.acked, report.nacked);
 //! # Ok(())
 //! # }
 //! # async fn write_in_one_transaction(_: Vec<u64>) -> std::io::Result<()> { Ok(()) }
@@ -43,8 +43,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::BrokerSink;
-use crate::ack::{AckLedger, AckReport, Acked, Verdict};
+use super::{BrokerSink, Received};
+use crate::ack::{AckLedger, AckReport, Verdict};
 use crate::error::{BoxError, Error, ErrorKind, Position};
 use crate::AckPipeline;
 
@@ -61,9 +61,6 @@ pub const ERROR_HEADER: &str = "Vortex-Error";
 
 /// The header naming the position (stream and sequence) of a dead letter's message.
 pub const POSITION_HEADER: &str = "Vortex-Position";
-
-/// The most raw bytes an error keeps of its message (the whole message, up to this).
-const RAW_PREFIX: usize = 1 << 20;
 
 /// A JetStream durable pull consumer as the source of an [`AckPipeline`], with explicit
 /// acknowledgement after commit.
@@ -151,11 +148,10 @@ impl JetStreamSource {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.open(|payload| serde_json::from_slice(&payload).map_err(BoxError::from))
-            .await
+        self.open(super::json).await
     }
 
-    async fn open<T, F>(self, mut decode: F) -> crate::Result<AckPipeline<T>>
+    async fn open<T, F>(self, decode: F) -> crate::Result<AckPipeline<T>>
     where
         F: FnMut(Bytes) -> Result<T, BoxError> + Send + 'static,
         T: Send + 'static,
@@ -203,31 +199,18 @@ impl JetStreamSource {
             max_deliver: self.max_deliver,
             idle: self.idle,
         };
-        let values = futures_util::stream::unfold(state, |mut state| async move {
+        let messages = futures_util::stream::unfold(state, |mut state| async move {
             let item = state.next().await?;
             Some((item, state))
-        })
-        .map(move |item| {
-            item.and_then(
-                |(payload, ack, key, position)| match decode(payload.clone()) {
-                    Ok(value) => Ok(Acked::new(value, ack, Some(key))),
-                    Err(cause) => {
-                        let raw = &payload[..payload.len().min(RAW_PREFIX)];
-                        Err(
-                            Error::from_boxed(ErrorKind::Decode, "nats source: decode", cause)
-                                .with_position(position)
-                                .with_raw(raw)
-                                .with_ack(ack),
-                        )
-                    }
-                },
-            )
         });
-        Ok(AckPipeline::from_stream(values, ledger))
+        Ok(super::decoded(
+            messages,
+            ledger,
+            "nats source: decode",
+            decode,
+        ))
     }
 }
-
-type Received = (Bytes, crate::ack::Ack, Arc<str>, Position);
 
 struct Reading {
     consumer: PullConsumer,
@@ -312,7 +295,7 @@ impl Reading {
         };
         let (message, acker) = message.split();
         let verdicts = self.verdicts.clone();
-        let mut ack = self
+        let ack = self
             .ledger
             .open_with(Some(message.payload.clone()), move |verdict| {
                 let _ = verdicts.send((acker, verdict));
@@ -321,21 +304,21 @@ impl Reading {
         let position = Position::new()
             .with_source(Arc::clone(&self.name))
             .with_record(sequence);
-        let delivered = u64::try_from(delivered).unwrap_or(0);
-        if let Some(max) = self.max_deliver {
-            if delivered > max {
-                let raw = &message.payload[..message.payload.len().min(RAW_PREFIX)];
-                return Err(Error::new(ErrorKind::Capacity, "nats source: redeliver")
-                    .with_message(format!(
-                        "delivered {delivered} times, more than max_deliver ({max})"
-                    ))
-                    .with_position(position)
-                    .with_raw(raw)
-                    .with_ack(ack));
-            }
-            ack = ack.last_attempt(delivered >= max);
-        }
-        Ok((message.payload, ack, key, position))
+        let ack = super::attempt(
+            ack,
+            u64::try_from(delivered).ok(),
+            delivered > 1,
+            self.max_deliver,
+            "nats source: redeliver",
+            &position,
+            &message.payload,
+        )?;
+        Ok(Received {
+            payload: message.payload,
+            ack,
+            key: Some(key),
+            position,
+        })
     }
 }
 

@@ -1,10 +1,13 @@
 //! Loading a pipeline into a database table.
 
+use std::time::Duration;
+
 use futures_core::Stream;
 
 use super::{Database, IntoValues, Loaded, Table};
-use crate::Pipeline;
+use crate::ack::AckReport;
 use crate::Result;
+use crate::{AckPipeline, Pipeline};
 
 /// Database sinks.
 impl<S, T> Pipeline<S>
@@ -54,5 +57,42 @@ where
     /// ```
     pub async fn load(self, db: &Database, table: Table) -> Result<Loaded> {
         db.load(self.into_inner(), &table).await
+    }
+}
+
+/// Database sinks for broker messages, acknowledged after each commit.
+impl<T> AckPipeline<T>
+where
+    T: IntoValues + Send + 'static,
+{
+    /// Loads every value (a row, in the table's column order) into `table` of `db` as
+    /// [`Pipeline::load`] does, a batch of the table's size (or what arrived within
+    /// `max_wait` of a batch's first value) per transaction, and commits the batch's shares
+    /// once its transaction is committed: a message is acknowledged only once its rows are in
+    /// the table. A failed batch is rolled back and its messages delivered again; give the
+    /// table [`upsert`](Table::upsert) keys, so that rows loaded again after a crash replace
+    /// themselves instead of doubling.
+    ///
+    /// Each batch is its own load (with [`Table::all_or_nothing`], its own transaction, as
+    /// without): a batch must also fit in the source's window of unacknowledged messages,
+    /// which `max_wait` guarantees.
+    ///
+    /// Memory: one batch being gathered and one being loaded.
+    ///
+    /// # Errors
+    ///
+    /// The first failed batch or error item, as
+    /// [`AckPipeline::commit_each`](crate::AckPipeline::commit_each).
+    pub async fn load(self, db: &Database, table: Table, max_wait: Duration) -> Result<AckReport> {
+        let size = table.batch;
+        let db = db.clone();
+        self.commit_batches(size, max_wait, move |rows: Vec<T>| {
+            let (db, table) = (db.clone(), table.clone());
+            async move {
+                let rows = futures_util::stream::iter(rows.into_iter().map(Ok));
+                db.load(rows, &table).await.map(drop)
+            }
+        })
+        .await
     }
 }

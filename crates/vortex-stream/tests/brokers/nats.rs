@@ -415,3 +415,96 @@ async fn a_dropped_pipeline_hands_its_messages_back_at_once() {
     );
     fx.remove().await;
 }
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_loads_into_postgres_and_is_acknowledged_after_each_commit() {
+    use vortex_stream::db::{Database, Table, Value};
+
+    let Some(fx) = Fixture::new("pgload").await else {
+        return;
+    };
+    let Some(url) = server("VORTEX_PG_URL", "PostgreSQL") else {
+        return;
+    };
+    let db = Database::open(&url).unwrap();
+    let name = unique("broker_orders");
+    let count = |db: &Database| {
+        let sql = format!("SELECT count(*), coalesce(sum(id), 0)::bigint FROM {name}");
+        let db = db.clone();
+        async move {
+            let row = db.query(sql, vec![]).first().await.unwrap().unwrap();
+            (row.values()[0].clone(), row.values()[1].clone())
+        }
+    };
+    db.execute(
+        format!("CREATE TABLE {name} (id BIGINT PRIMARY KEY, note TEXT NOT NULL, CONSTRAINT small CHECK (id <= 250))"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    fx.orders(300).await;
+    let table = Table::new(&name, ["id", "note"])
+        .upsert(["id"])
+        .batch(NonZeroUsize::new(50).unwrap());
+    let row = |o: Order| {
+        vec![
+            Value::Int(i64::try_from(o.id).unwrap()),
+            Value::Text(o.note),
+        ]
+    };
+
+    // The table refuses ids past 250: the batch holding them is rolled back and its
+    // messages are not acknowledged; every batch committed before it is.
+    let err = fx
+        .source("loader")
+        .json::<Order>()
+        .await
+        .unwrap()
+        .nak_delay(Duration::ZERO)
+        .map(row)
+        .load(&db, table.clone(), Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("small"), "{err:#}");
+    let info = fx.consumer("loader").await;
+    let floor = info.ack_floor.stream_sequence;
+    assert!(
+        floor <= 250,
+        "acknowledged past what the table holds: {floor}"
+    );
+    let (rows, _) = count(&db).await;
+    assert_eq!(
+        rows,
+        Value::Int(i64::try_from(floor).unwrap()),
+        "rows in the table and messages acknowledged differ"
+    );
+
+    // The constraint lifted, the next run loads the rest: the redelivered messages, once.
+    db.execute(format!("ALTER TABLE {name} DROP CONSTRAINT small"), vec![])
+        .await
+        .unwrap();
+    let report = fx
+        .source("loader")
+        .json::<Order>()
+        .await
+        .unwrap()
+        .map(row)
+        .load(&db, table, Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert_eq!(report.acked, 300 - floor);
+    assert_eq!(
+        count(&db).await,
+        (Value::Int(300), Value::Int(300 * 301 / 2))
+    );
+    let info = fx.consumer("loader").await;
+    assert_eq!(
+        (info.ack_floor.stream_sequence, info.num_ack_pending),
+        (300, 0)
+    );
+    db.execute(format!("DROP TABLE {name}"), vec![])
+        .await
+        .unwrap();
+    fx.remove().await;
+}
