@@ -4,6 +4,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
+use serde_json::value::RawValue;
+use vortex_stream::ack::{Ack, AckLedger, Acked};
+use vortex_stream::{AckPipeline, BoxError};
+
+use crate::convert::{message_id, publish_to, Endpoint};
 use clap::{Args, ValueEnum};
 use vortex_stream::db::{Database, Value};
 use vortex_stream::sinks::{CsvRecords, JsonlSink, XlsxSink};
@@ -23,7 +28,9 @@ pub(crate) struct ExportArgs {
     /// The output format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
     format: ExportFormat,
-    /// The output file (`.gz` or `.zst` compresses), or `-` for stdout.
+    /// The output file (`.gz` or `.zst` compresses), `-` for stdout, or a broker (each row a
+    /// JSON message): `nats://HOST:PORT/SUBJECT`,
+    /// `amqp://USER:PASS@HOST:PORT/VHOST?routing_key=KEY[&exchange=NAME]`.
     #[arg(long, default_value = "-")]
     out: PathBuf,
 }
@@ -38,6 +45,9 @@ enum ExportFormat {
 pub(crate) fn run(args: &ExportArgs) -> Result<()> {
     let start = Instant::now();
     let db = Database::open(&args.db)?;
+    if let Some(endpoint) = args.out.to_str().map_or(Ok(None), Endpoint::parse)? {
+        return to_broker(args, &db, &endpoint, start);
+    }
     let params: Vec<Value> = args
         .params
         .iter()
@@ -66,6 +76,45 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
         "vortex export: {} rows, {} bytes in {:.2} s",
         written.rows,
         written.bytes,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Publishes each row as a JSON object, confirmed by the broker, its message id the row's
+/// number and a hash of its content.
+fn to_broker(args: &ExportArgs, db: &Database, endpoint: &Endpoint, start: Instant) -> Result<()> {
+    let params: Vec<Value> = args
+        .params
+        .iter()
+        .map(|p| Value::from(p.as_str()))
+        .collect();
+    let source = db.name().to_owned();
+    let runtime = crate::runtime()?;
+    let rows_out = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&rows_out);
+    let report = runtime.block_on(crate::until_stopped(async {
+        let rows = db.query(args.query.as_str(), params).enumerate().try_map(
+            move |(n, row)| -> Result<Acked<Box<RawValue>>, BoxError> {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let json = serde_json::to_string(&row)?;
+                let key = message_id(&format_args!("{source}: row {n}"), json.as_bytes());
+                Ok(Acked::new(
+                    RawValue::from_string(json)?,
+                    Ack::none(),
+                    Some(key),
+                ))
+            },
+        );
+        let values = AckPipeline::from_stream(rows, AckLedger::new());
+        publish_to(values, endpoint).await
+    }));
+    crate::shut_down(runtime);
+    report?;
+    eprintln!(
+        "vortex export: {} rows published to {}, each confirmed, in {:.2} s",
+        rows_out.load(std::sync::atomic::Ordering::Relaxed),
+        endpoint.name(),
         start.elapsed().as_secs_f64()
     );
     Ok(())

@@ -7,23 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 
 mod support;
 
-fn vortex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vortex"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{text, vortex};
 
 /// A name no other run uses.
 fn unique(prefix: &str) -> String {
@@ -385,4 +376,60 @@ async fn rabbitmq_to_part_files_and_bad_urls_are_refused_clearly() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_to_jetstream_is_stored_once_and_a_changed_row_again() {
+    let Some(nats) = Nats::new("cli_export").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("shop.db");
+    let out = vortex(&[
+        "gen",
+        "orders",
+        "--rows",
+        "500",
+        "--format",
+        "sqlite",
+        "--out",
+        db_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let db = format!("sqlite://{}", db_path.display());
+    let to = format!("{}/{}", nats.url, nats.subject);
+    let export = || {
+        vortex(&[
+            "export",
+            "--db",
+            &db,
+            "--query",
+            "SELECT * FROM orders ORDER BY id",
+            "--out",
+            &to,
+        ])
+    };
+    for _ in 0..2 {
+        let out = export();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("500 rows published"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(
+        nats.messages().await,
+        500,
+        "the same rows published twice are stored once"
+    );
+    // A row that changed is a new message, not a duplicate to drop.
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    conn.execute("UPDATE orders SET status = 'refunded' WHERE id = 7", [])
+        .unwrap();
+    drop(conn);
+    let out = export();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(nats.messages().await, 501);
+    nats.js.delete_stream(&nats.stream).await.unwrap();
 }

@@ -4,20 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod support;
 
-fn vortex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vortex"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{text, vortex};
 
 fn path(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()

@@ -23,14 +23,13 @@ use serde_json::value::RawValue;
 use vortex_stream::ack::{Ack, AckLedger, AckReport, Acked};
 use vortex_stream::brokers::amqp::{AmqpSink, AmqpSource};
 use vortex_stream::brokers::nats::{JetStreamSink, JetStreamSource};
-use vortex_stream::sinks::DeadLetters;
-use vortex_stream::{AckPipeline, BoxError, Error, ErrorKind, ErrorPolicy};
+use vortex_stream::{AckPipeline, BoxError, Error, ErrorKind};
 
 use super::{project, records, resolve, ConvertArgs, Filter, Format, Record, Shape};
 
 /// One end of a conversion that is a broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Endpoint {
+pub(crate) enum Endpoint {
     /// A NATS server and the path after it (`STREAM/CONSUMER` or `SUBJECT`).
     Nats { server: String, path: Vec<String> },
     /// A RabbitMQ URL without the parameters vortex reads, and those parameters.
@@ -44,7 +43,7 @@ pub(super) enum Endpoint {
 
 impl Endpoint {
     /// The broker `text` names, if it names one.
-    pub(super) fn parse(text: &str) -> Result<Option<Endpoint>> {
+    pub(crate) fn parse(text: &str) -> Result<Option<Endpoint>> {
         if let Some(rest) = text.strip_prefix("nats://") {
             let mut parts = rest.split('/').filter(|p| !p.is_empty());
             let server = parts.next().context("a nats:// URL needs a server")?;
@@ -81,7 +80,7 @@ impl Endpoint {
     }
 
     /// The name the summary gives it: no credentials.
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Endpoint::Nats { server, path } => format!("nats://{server}/{}", path.join("/")),
             Endpoint::Amqp {
@@ -166,17 +165,7 @@ pub(super) fn run(
     let counts = Arc::new(Counts::default());
     let runtime = crate::runtime()?;
     let outcome = runtime.block_on(crate::until_stopped(async {
-        let mut policy = match args.on_error.as_str() {
-            "fail" => ErrorPolicy::fail_fast(),
-            "skip" => ErrorPolicy::skip(),
-            other => match other.strip_prefix("dead-letter=") {
-                Some(path) => ErrorPolicy::dead_letter(DeadLetters::create(path).await?),
-                None => bail!("--on-error {other:?}: expected fail, skip or dead-letter=PATH"),
-            },
-        };
-        if let Some(max) = args.max_errors {
-            policy = policy.max_errors(max);
-        }
+        let policy = super::policy(args).await?;
         let records = match from {
             Some(endpoint) => {
                 let idle = Duration::from_secs_f64(broker.idle);
@@ -270,14 +259,20 @@ fn file_records(args: &ConvertArgs, counts: &Arc<Counts>) -> Result<AckPipeline<
         .try_map(move |item| shape.check(item));
     let values = futures_util::StreamExt::map(items, |item| {
         let item = item?;
-        let key = item.position().to_string();
-        Ok(Acked::new(
-            item.into_value(),
-            Ack::none(),
-            Some(Arc::from(key)),
-        ))
+        let key = message_id(item.position(), &item.value().to_json());
+        Ok(Acked::new(item.into_value(), Ack::none(), Some(key)))
     });
     Ok(AckPipeline::from_stream(values, AckLedger::new()))
+}
+
+/// The message id of a record published from a file or a query: where it was read and a
+/// hash of its content, so that publishing the same input again stores nothing twice (within
+/// the stream's duplicate window), while a record that changed is stored anew.
+pub(crate) fn message_id(position: &impl std::fmt::Display, json: &[u8]) -> Arc<str> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    json.hash(&mut hasher);
+    Arc::from(format!("{position} #{:016x}", hasher.finish()))
 }
 
 /// A broker as a source of message payloads.
@@ -323,7 +318,10 @@ fn to_json(record: &Record) -> Result<Box<RawValue>, BoxError> {
 }
 
 /// Publishes the values to the broker `endpoint` names.
-async fn publish_to(values: AckPipeline<Box<RawValue>>, endpoint: &Endpoint) -> Result<AckReport> {
+pub(crate) async fn publish_to<T>(values: AckPipeline<T>, endpoint: &Endpoint) -> Result<AckReport>
+where
+    T: serde::Serialize + Send + 'static,
+{
     match endpoint {
         Endpoint::Nats { server, path } => {
             let [subject] = path.as_slice() else {

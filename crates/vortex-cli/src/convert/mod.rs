@@ -22,6 +22,8 @@ use vortex_stream::{Error, ErrorKind, ErrorPolicy, Located, Pipeline, Position};
 mod broker;
 mod filter;
 
+pub(crate) use broker::{message_id, publish_to, Endpoint};
+
 use crate::record::{csv_line, Field, Record};
 use filter::Filter;
 
@@ -331,6 +333,22 @@ impl Shape {
     }
 }
 
+/// The error policy `--on-error` and `--max-errors` ask for.
+async fn policy(args: &ConvertArgs) -> Result<ErrorPolicy> {
+    let mut policy = match args.on_error.as_str() {
+        "fail" => ErrorPolicy::fail_fast(),
+        "skip" => ErrorPolicy::skip(),
+        other => match other.strip_prefix("dead-letter=") {
+            Some(path) => ErrorPolicy::dead_letter(DeadLetters::create(path).await?),
+            None => bail!("--on-error {other:?}: expected fail, skip or dead-letter=PATH"),
+        },
+    };
+    if let Some(max) = args.max_errors {
+        policy = policy.max_errors(max);
+    }
+    Ok(policy)
+}
+
 /// A record rejected by a check, at its position, with its text for a dead-letter file.
 fn rejected(item: &Item, message: String) -> Error {
     Error::new(ErrorKind::Validation, "convert: check")
@@ -379,17 +397,7 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
     let bar = crate::progress::rows("vortex convert");
     let (filtered, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let run = runtime.block_on(crate::until_stopped(async {
-        let mut policy = match args.on_error.as_str() {
-            "fail" => ErrorPolicy::fail_fast(),
-            "skip" => ErrorPolicy::skip(),
-            other => match other.strip_prefix("dead-letter=") {
-                Some(path) => ErrorPolicy::dead_letter(DeadLetters::create(path).await?),
-                None => bail!("--on-error {other:?}: expected fail, skip or dead-letter=PATH"),
-            },
-        };
-        if let Some(max) = args.max_errors {
-            policy = policy.max_errors(max);
-        }
+        let policy = policy(args).await?;
         let select: Vec<Arc<str>> = args.select.iter().map(|s| Arc::from(s.as_str())).collect();
         let columns = Arc::new(OnceLock::new());
         if !select.is_empty() {

@@ -14,3 +14,18 @@ pub(crate) fn server(variable: &str, what: &str) -> Option<String> {
         }
     }
 }
+
+/// Runs the `vortex` binary with `args`.
+#[allow(dead_code, clippy::unwrap_used)]
+pub(crate) fn vortex(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vortex"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Bytes a command wrote, as text.
+#[allow(dead_code)]
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -36,6 +36,7 @@ use crate::{Error, ErrorKind, Pipeline, Result};
 pub(crate) const FIRST_FETCH: usize = 8;
 /// The largest batch a SQLite query hands over at once (measured: 256-row batches export as
 /// fast as 1024-row ones, and 16 exports at once peaked 30 MiB lower).
+#[cfg(feature = "sqlite")]
 pub(crate) const MAX_FETCH: usize = 256;
 
 /// A database, by URL. Opening it does not connect: each query opens its own connection when
@@ -368,10 +369,69 @@ impl Database {
             Backend::Sqlite(path) => {
                 sqlite::load(path.clone(), Arc::clone(&self.name), pipeline, table).await
             }
+            #[cfg(any(feature = "postgres", feature = "mysql"))]
+            _ => {
+                let batches = Pipeline::from_stream(pipeline).chunk(table.batch);
+                self.load_on_server(batches, table, &mut |_| {}).await
+            }
+        }
+    }
+
+    /// Loads each batch of `batches` into `table`, one transaction each (or one in all, for
+    /// [`Table::all_or_nothing`]), telling `on_commit` after each commit what is committed
+    /// in all. SQLite loads each batch on its own; the servers keep one connection.
+    pub(crate) async fn load_batches<S, T>(
+        &self,
+        batches: S,
+        table: &Table,
+        on_commit: OnCommit<'_>,
+    ) -> Result<Loaded>
+    where
+        S: Stream<Item = Result<Vec<T>>> + Send,
+        T: IntoValues + Send + 'static,
+    {
+        match &self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(path) => {
+                use futures_util::StreamExt as _;
+                let mut batches = std::pin::pin!(batches);
+                let mut total = Loaded::default();
+                while let Some(batch) = batches.next().await {
+                    let rows = futures_util::stream::iter(batch?.into_iter().map(Ok));
+                    let name = Arc::clone(&self.name);
+                    let loaded = sqlite::load(path.clone(), name, rows, table).await?;
+                    total.rows += loaded.rows;
+                    total.batches += 1;
+                    on_commit(total);
+                }
+                Ok(total)
+            }
+            #[cfg(any(feature = "postgres", feature = "mysql"))]
+            _ => self.load_on_server(batches, table, on_commit).await,
+        }
+    }
+
+    /// [`load_batches`](Database::load_batches) on a server: one connection for every batch.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    async fn load_on_server<S, T>(
+        &self,
+        batches: S,
+        table: &Table,
+        on_commit: OnCommit<'_>,
+    ) -> Result<Loaded>
+    where
+        S: Stream<Item = Result<Vec<T>>> + Send,
+        T: IntoValues + Send + 'static,
+    {
+        match &self.backend {
             #[cfg(feature = "postgres")]
-            Backend::Postgres(url) => postgres::load(url, &self.name, pipeline, table).await,
+            Backend::Postgres(url) => {
+                postgres::load(url, &self.name, batches, table, on_commit).await
+            }
             #[cfg(feature = "mysql")]
-            Backend::Mysql(opts) => mysql::load(opts, &self.name, pipeline, table).await,
+            Backend::Mysql(opts) => mysql::load(opts, &self.name, batches, table, on_commit).await,
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(_) => Err(Error::internal("database: load", "SQLite is no server")),
         }
     }
 }
@@ -606,77 +666,77 @@ pub(crate) trait BatchTarget {
     ) -> impl std::future::Future<Output = Option<(u64, Error)>> + Send;
 }
 
-/// The load loop of the servers: batches of `table.batch` rows, each in its own transaction
-/// (or all in one, for [`Table::all_or_nothing`]); a failed batch is rolled back and named.
+/// What a load tells after each commit: what it has committed in all so far.
+pub(crate) type OnCommit<'a> = &'a mut (dyn FnMut(Loaded) + Send);
+
+/// The load loop of the servers: each batch of `batches` in its own transaction (or all in
+/// one, for [`Table::all_or_nothing`]); a failed batch is rolled back and named. After each
+/// commit, `on_commit` is told what is committed in all.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) async fn load_in_batches<S, T, B>(
-    stream: S,
+    batches: S,
     table: &Table,
     target: &mut B,
+    on_commit: OnCommit<'_>,
 ) -> Result<Loaded>
 where
-    S: Stream<Item = Result<T>> + Send,
+    S: Stream<Item = Result<Vec<T>>> + Send,
     T: IntoValues + Send + 'static,
     B: BatchTarget + Send,
 {
     use futures_util::StreamExt as _;
-    let mut stream = std::pin::pin!(stream);
+    let mut batches = std::pin::pin!(batches);
     let mut loaded = Loaded::default();
     let committed = |loaded: Loaded| table.committed(loaded);
     let mut open_transaction = false;
-    let size = table.batch.get();
-    let mut batch: Vec<Vec<Value>> = Vec::with_capacity(size.min(MAX_FETCH));
     loop {
-        let item = stream.next().await;
-        let end = item.is_none();
-        match item {
-            Some(Ok(row)) => batch.push(row.into_values()),
+        let rows: Vec<Vec<Value>> = match batches.next().await {
+            Some(Ok(batch)) => batch.into_iter().map(IntoValues::into_values).collect(),
             Some(Err(err)) => {
                 if open_transaction {
                     let _ = target.run("ROLLBACK").await;
                 }
                 return Err(upstream_failed(err, committed(loaded)));
             }
-            None => {}
+            None => {
+                if open_transaction {
+                    commit(target, loaded).await?;
+                    on_commit(loaded);
+                }
+                return Ok(loaded);
+            }
+        };
+        let first = loaded.rows;
+        if !open_transaction {
+            target.run("BEGIN").await?;
+            open_transaction = true;
         }
-        if batch.len() >= size || (end && !batch.is_empty()) {
-            let first = loaded.rows;
-            let rows = std::mem::take(&mut batch);
-            if !open_transaction {
-                target.run("BEGIN").await?;
-                open_transaction = true;
-            }
-            if let Err((offset, err)) = target.write(&rows).await {
-                // Rolls back the batch, or (all or nothing) the load.
-                let _ = target.run("ROLLBACK").await;
-                let (offset, err) = match offset {
-                    Some(offset) => (Some(offset), err),
-                    None => match target.locate(&rows).await {
-                        Some((offset, cause)) => (Some(offset), cause),
-                        None => (None, err),
-                    },
-                };
-                let bad = offset.map(|o| first + o);
-                return Err(batch_error(
-                    err,
-                    loaded.batches,
-                    first,
-                    bad,
-                    committed(loaded),
-                ));
-            }
-            if !table.all_or_nothing {
-                commit(target, loaded).await?;
-                open_transaction = false;
-            }
-            loaded.rows += rows.len() as u64;
-            loaded.batches += 1;
+        if let Err((offset, err)) = target.write(&rows).await {
+            // Rolls back the batch, or (all or nothing) the load.
+            let _ = target.run("ROLLBACK").await;
+            let (offset, err) = match offset {
+                Some(offset) => (Some(offset), err),
+                None => match target.locate(&rows).await {
+                    Some((offset, cause)) => (Some(offset), cause),
+                    None => (None, err),
+                },
+            };
+            let bad = offset.map(|o| first + o);
+            return Err(batch_error(
+                err,
+                loaded.batches,
+                first,
+                bad,
+                committed(loaded),
+            ));
         }
-        if end {
-            if open_transaction {
-                commit(target, loaded).await?;
-            }
-            return Ok(loaded);
+        let before = loaded;
+        loaded.rows += rows.len() as u64;
+        loaded.batches += 1;
+        if !table.all_or_nothing {
+            commit(target, before).await?;
+            open_transaction = false;
+            on_commit(loaded);
         }
     }
 }

@@ -11,7 +11,9 @@ use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, Opts, OptsBuilder, Params};
 
-use super::{db_error, load_in_batches, BatchTarget, IntoValues, Loaded, Query, Row, Table, Value};
+use super::{
+    db_error, load_in_batches, BatchTarget, IntoValues, Loaded, OnCommit, Query, Row, Table, Value,
+};
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
 /// The most parameters one statement may bind (the protocol counts them in 16 bits).
@@ -327,17 +329,18 @@ fn insert_sql(table: &Table, rows: usize) -> String {
 pub(super) async fn load<S, T>(
     opts: &Opts,
     name: &Arc<str>,
-    stream: S,
+    batches: S,
     table: &Table,
+    on_commit: OnCommit<'_>,
 ) -> Result<Loaded>
 where
-    S: Stream<Item = Result<T>> + Send,
+    S: Stream<Item = Result<Vec<T>>> + Send,
     T: IntoValues + Send + 'static,
 {
     // A dropped load closes the connection, which rolls back what was not committed.
     let conn = connect(opts, name).await?;
     let mut target = MyTarget { conn, table, name };
-    let loaded = load_in_batches(stream, table, &mut target).await;
+    let loaded = load_in_batches(batches, table, &mut target, on_commit).await;
     let _ = target.conn.disconnect().await;
     loaded
 }

@@ -1,11 +1,14 @@
 //! Loading a pipeline into a database table.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_core::Stream;
+use futures_util::StreamExt;
 
 use super::{Database, IntoValues, Loaded, Table};
-use crate::ack::AckReport;
+use crate::ack::{Ack, AckReport, Acked};
 use crate::Result;
 use crate::{AckPipeline, Pipeline};
 
@@ -73,9 +76,9 @@ where
     /// table [`upsert`](Table::upsert) keys, so that rows loaded again after a crash replace
     /// themselves instead of doubling.
     ///
-    /// Each batch is its own load (with [`Table::all_or_nothing`], its own transaction, as
-    /// without): a batch must also fit in the source's window of unacknowledged messages,
-    /// which `max_wait` guarantees.
+    /// The servers load every batch through one connection; SQLite loads each batch on its
+    /// own. With [`Table::all_or_nothing`], every message waits for the one commit at the end,
+    /// so the source's window must hold them all.
     ///
     /// Memory: one batch being gathered and one being loaded.
     ///
@@ -84,15 +87,45 @@ where
     /// The first failed batch or error item, as
     /// [`AckPipeline::commit_each`](crate::AckPipeline::commit_each).
     pub async fn load(self, db: &Database, table: Table, max_wait: Duration) -> Result<AckReport> {
-        let size = table.batch;
-        let db = db.clone();
-        self.commit_batches(size, max_wait, move |rows: Vec<T>| {
-            let (db, table) = (db.clone(), table.clone());
-            async move {
-                let rows = futures_util::stream::iter(rows.into_iter().map(Ok));
-                db.load(rows, &table).await.map(drop)
+        let ledgers = self.ledgers().to_vec();
+        let delay = self.delay();
+        // The shares of the batches handed to the load, in order: a commit decides those of
+        // the batches it made durable.
+        let waiting: Arc<Mutex<VecDeque<Ack>>> = Arc::default();
+        let queue = Arc::clone(&waiting);
+        let batches = StreamExt::map(
+            self.chunk_timeout(table.batch, max_wait).into_pipeline(),
+            move |batch| match batch {
+                Ok(Acked { value, ack, .. }) => {
+                    lock(&queue).push_back(ack);
+                    Ok(value)
+                }
+                Err(mut err) => {
+                    err.take_ack().fail(None);
+                    Err(err)
+                }
+            },
+        );
+        let done = Arc::clone(&waiting);
+        let mut decided = 0;
+        let mut on_commit = move |loaded: Loaded| {
+            let mut queue = lock(&done);
+            while decided < loaded.batches {
+                if let Some(ack) = queue.pop_front() {
+                    ack.commit();
+                }
+                decided += 1;
             }
-        })
-        .await
+        };
+        let loaded = db.load_batches(batches, &table, &mut on_commit).await;
+        // What no commit made durable is delivered again.
+        for ack in lock(&waiting).drain(..) {
+            ack.fail(Some(delay));
+        }
+        crate::ack::finish(loaded.map(drop), &ledgers).await
     }
+}
+
+fn lock(queue: &Mutex<VecDeque<Ack>>) -> std::sync::MutexGuard<'_, VecDeque<Ack>> {
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
 }

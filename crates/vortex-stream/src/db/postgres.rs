@@ -18,7 +18,7 @@ use tokio_postgres::{CancelToken, Client, NoTls};
 
 use super::{
     db_error, load_in_batches, upsert_clause, BatchTarget, CopyFormat, IntoValues, LoadMethod,
-    Loaded, Query, Row, Table, Value, FIRST_FETCH,
+    Loaded, OnCommit, Query, Row, Table, Value, FIRST_FETCH,
 };
 use crate::sources::FlattenBatches;
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
@@ -311,11 +311,12 @@ pub(super) async fn execute(
 pub(super) async fn load<S, T>(
     url: &str,
     name: &Arc<str>,
-    stream: S,
+    batches: S,
     table: &Table,
+    on_commit: OnCommit<'_>,
 ) -> Result<Loaded>
 where
-    S: Stream<Item = Result<T>> + Send,
+    S: Stream<Item = Result<Vec<T>>> + Send,
     T: IntoValues + Send + 'static,
 {
     // A dropped load closes the connection, which rolls back what was not committed.
@@ -334,7 +335,7 @@ where
         table,
         name,
     };
-    load_in_batches(stream, table, &mut target).await
+    load_in_batches(batches, table, &mut target, on_commit).await
 }
 
 /// Batches go through `COPY`, or multi-row `INSERT`s with [`LoadMethod::Inserts`].

@@ -354,3 +354,27 @@ async fn a_dropped_pipeline_requeues_its_messages_at_once() {
     assert_eq!(fx.wait_ready(&queue, 100).await, 100);
     fx.remove().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_no_queue_takes_is_an_error_not_a_silent_loss() {
+    let Some(mut fx) = Fixture::new().await else {
+        return;
+    };
+    let input = fx.queue("amqp_unroutable", false).await;
+    fx.orders(&input, 3).await;
+    let err = fx
+        .source(&input)
+        .json::<Order>()
+        .await
+        .unwrap()
+        .publish(AmqpSink::new(fx.url.clone(), "", unique("no_such_queue")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no queue took the message"),
+        "{err:#}"
+    );
+    // Nothing was acknowledged: the three messages are back.
+    assert_eq!(fx.wait_ready(&input, 3).await, 3);
+    fx.remove().await;
+}

@@ -247,3 +247,50 @@ async fn a_failed_commit_fails_its_batch_with_the_delay_and_ends_the_run() {
     assert_eq!(verdicts[&0], Verdict::Ack);
     assert_eq!(verdicts[&4], Verdict::Nak(Some(Duration::from_millis(250))));
 }
+
+/// A load acknowledges exactly the messages whose rows a commit made durable.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_database_load_acknowledges_exactly_what_its_commits_hold() {
+    use vortex_stream::db::{Database, Table, Value};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(&format!("sqlite://{}", dir.path().join("t.db").display())).unwrap();
+    db.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, CHECK (id <> 55))",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let (pipeline, verdicts, _) = source(100);
+    let err = pipeline
+        .map(|i| vec![Value::Int(i64::from(i))])
+        .load(
+            &db,
+            Table::new("t", ["id"]).batch(NonZeroUsize::new(10).unwrap()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("CHECK"), "{err:#}");
+    let stored: Vec<i64> = db
+        .query("SELECT id FROM t ORDER BY id", vec![])
+        .map(|row| match row.values()[0] {
+            Value::Int(id) => id,
+            ref other => panic!("{other:?}"),
+        })
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(stored, (0..50).collect::<Vec<_>>());
+    let verdicts = verdicts.lock().unwrap().clone();
+    assert_eq!(verdicts.len(), 100, "every message settled");
+    for (i, verdict) in verdicts {
+        let in_table = i < 50;
+        assert_eq!(
+            verdict == Verdict::Ack,
+            in_table,
+            "message {i}: {verdict:?}"
+        );
+    }
+}
