@@ -433,3 +433,79 @@ async fn an_export_to_jetstream_is_stored_once_and_a_changed_row_again() {
     assert_eq!(nats.messages().await, 501);
     nats.js.delete_stream(&nats.stream).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_loads_into_a_postgres_table_acknowledged_after_each_commit() {
+    let Some(nats) = Nats::new("cli_table").await else {
+        return;
+    };
+    let Some(pg) = support::server("VORTEX_PG_URL", "PostgreSQL") else {
+        return;
+    };
+    let (client, connection) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(connection);
+    let table = unique("cli_orders");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, customer TEXT NOT NULL, amount NUMERIC(12,2))"
+        ))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    orders_csv(&input, 1000);
+    let out = vortex(&[
+        "convert",
+        input.to_str().unwrap(),
+        &format!("{}/{}", nats.url, nats.subject),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Read twice through two consumers: the upsert on the key keeps one row per id.
+    let into = format!("{pg}?table={table}&key=id");
+    for consumer in ["first", "second"] {
+        let from = format!("{}/{}/{consumer}", nats.url, nats.stream);
+        let out = vortex(&[
+            "convert",
+            &from,
+            &into,
+            "--select",
+            "id,customer,amount",
+            "--idle",
+            "1",
+            "--part-records",
+            "300",
+        ]);
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("1000 acknowledged"), "{stderr}");
+    }
+    let row = client
+        .query_one(
+            &format!("SELECT count(*), sum(id)::bigint, sum(amount)::text FROM {table}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1000);
+    assert_eq!(row.get::<_, i64>(1), 1000 * 1001 / 2);
+    let expected: f64 = (1..=1000u64)
+        .map(|id| (id * 3) as f64 + (id % 100) as f64 / 100.0)
+        .sum();
+    let total: f64 = row.get::<_, String>(2).parse().unwrap();
+    assert!((total - expected).abs() < 0.001, "{total} != {expected}");
+    let quoted: String = client
+        .query_one(&format!("SELECT customer FROM {table} WHERE id = 7"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(quoted, "the \"big\" one");
+    client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+    nats.js.delete_stream(&nats.stream).await.unwrap();
+}

@@ -25,7 +25,9 @@ use vortex_stream::brokers::amqp::{AmqpSink, AmqpSource};
 use vortex_stream::brokers::nats::{JetStreamSink, JetStreamSource};
 use vortex_stream::{AckPipeline, BoxError, Error, ErrorKind};
 
-use super::{project, records, resolve, ConvertArgs, Filter, Format, Record, Shape};
+use vortex_stream::db::{LoadMethod, Table, Value};
+
+use super::{project, records, resolve, ConvertArgs, Field, Filter, Format, Record, Shape};
 
 /// One end of a conversion that is a broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,12 @@ pub(crate) enum Endpoint {
         exchange: String,
         routing_key: Option<String>,
     },
+    /// A database table (an output only): the database's URL, the table and its upsert keys.
+    Table {
+        url: String,
+        table: String,
+        keys: Vec<String>,
+    },
 }
 
 impl Endpoint {
@@ -51,6 +59,12 @@ impl Endpoint {
                 server: server.to_owned(),
                 path: parts.map(str::to_owned).collect(),
             }));
+        }
+        let database = ["postgres://", "postgresql://", "mysql://", "sqlite://"]
+            .iter()
+            .any(|scheme| text.starts_with(scheme));
+        if database {
+            return Ok(table_endpoint(text));
         }
         if !(text.starts_with("amqp://") || text.starts_with("amqps://")) {
             return Ok(None);
@@ -89,8 +103,33 @@ impl Endpoint {
                 "amqp {}",
                 queue.as_deref().or(routing_key.as_deref()).unwrap_or("")
             ),
+            Endpoint::Table { table, .. } => format!("table {table}"),
         }
     }
+}
+
+/// A database URL naming a table (`?table=NAME[&key=COLUMN]…`) as an output; `None` when it
+/// names none (it is then no output of `convert`).
+fn table_endpoint(text: &str) -> Option<Endpoint> {
+    let (base, query) = text.split_once('?')?;
+    let (mut table, mut keys, mut rest) = (None, Vec::new(), Vec::new());
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("table", value)) => table = Some(value.to_owned()),
+            Some(("key", value)) => keys.push(value.to_owned()),
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Some(Endpoint::Table {
+        url,
+        table: table?,
+        keys,
+    })
 }
 
 /// Broker options of `vortex convert`.
@@ -199,6 +238,22 @@ pub(super) fn run(
                 out.written.fetch_add(1, Ordering::Relaxed);
             });
         let report = match to {
+            Some(Endpoint::Table { url, table, keys }) => {
+                let columns = args.select.clone();
+                if columns.is_empty() {
+                    bail!("a table output needs --select naming its columns, in order");
+                }
+                let db = vortex_stream::db::Database::open(url)?;
+                let mut target = Table::new(table.as_str(), columns.clone())
+                    .batch(part_records)
+                    .method(LoadMethod::Inserts);
+                if !keys.is_empty() {
+                    target = target.upsert(keys.clone());
+                }
+                kept.map(move |record| row(&record, &columns))
+                    .load(&db, target, Duration::from_secs(1))
+                    .await?
+            }
             Some(endpoint) => publish_to(kept.try_map(|record| to_json(&record)), endpoint).await?,
             None => {
                 let dir = args.output.clone();
@@ -299,6 +354,7 @@ async fn source(
                     .await?,
             )
         }
+        Endpoint::Table { .. } => bail!("a table is an output of `vortex convert`, not an input"),
         Endpoint::Amqp { url, queue, .. } => {
             let queue = queue
                 .as_deref()
@@ -312,6 +368,19 @@ async fn source(
     }
 }
 
+/// A record as a table's row: its fields named by `columns`, as text (the database casts
+/// each to its column's type); a field it lacks, or a JSON `null`, is `NULL`.
+fn row(record: &Record, columns: &[String]) -> Vec<Value> {
+    columns
+        .iter()
+        .map(|name| match record.get(name) {
+            Some(Field::Json(raw)) if raw.get() == "null" => Value::Null,
+            Some(field) => Value::Text(field.text().into_owned()),
+            None => Value::Null,
+        })
+        .collect()
+}
+
 /// A record as a JSON value, for a broker.
 fn to_json(record: &Record) -> Result<Box<RawValue>, BoxError> {
     Ok(RawValue::from_string(String::from_utf8(record.to_json())?)?)
@@ -323,6 +392,7 @@ where
     T: serde::Serialize + Send + 'static,
 {
     match endpoint {
+        Endpoint::Table { .. } => bail!("a table is written by `vortex convert`, not published to"),
         Endpoint::Nats { server, path } => {
             let [subject] = path.as_slice() else {
                 bail!("a nats:// output names one subject: nats://HOST:PORT/SUBJECT");

@@ -508,3 +508,157 @@ async fn a_stream_loads_into_postgres_and_is_acknowledged_after_each_commit() {
         .unwrap();
     fx.remove().await;
 }
+
+/// A nats-server of the test's own, on a free port with its own store, killed on drop.
+struct OwnServer {
+    child: std::process::Child,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl OwnServer {
+    fn start(port: u16, store: tempfile::TempDir) -> OwnServer {
+        let child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server is installed");
+        OwnServer { child, port, store }
+    }
+
+    async fn wait_up(&self) {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("nats-server did not start on port {}", self.port);
+    }
+
+    /// Kills it (SIGKILL) and starts it again on the same port and store.
+    async fn restart(mut self, down_for: Duration) -> OwnServer {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        tokio::time::sleep(down_for).await;
+        let port = self.port;
+        let store = std::mem::replace(&mut self.store, tempfile::tempdir().unwrap());
+        let again = OwnServer::start(port, store);
+        again.wait_up().await;
+        again
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restarted_mid_run_loses_nothing() {
+    // A server of its own, so that killing it disturbs no other test; it needs the same
+    // nats-server the suite runs on.
+    if server("VORTEX_NATS_URL", "NATS JetStream").is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let own = OwnServer::start(port, tempfile::tempdir().unwrap());
+    own.wait_up().await;
+    let client = async_nats::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let js = jetstream::new(client.clone());
+    js.create_stream(stream::Config {
+        name: "RESTART".into(),
+        subjects: vec!["restart.in".into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let n = 3000u64;
+    for id in 1..=n {
+        let order = Order {
+            id,
+            note: format!("order {id}"),
+        };
+        js.publish("restart.in", serde_json::to_vec(&order).unwrap().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    let stored = Arc::new(Mutex::new(BTreeSet::new()));
+    let kept = Arc::clone(&stored);
+    let run = JetStreamSource::new(client.clone(), "RESTART", "loader")
+        .window(NonZeroUsize::new(100).unwrap())
+        .ack_wait(Duration::from_secs(2))
+        .stop_when_idle(Duration::from_secs(5))
+        .json::<Order>()
+        .await
+        .unwrap()
+        .commit_batches(
+            NonZeroUsize::new(50).unwrap(),
+            Duration::from_millis(50),
+            move |batch| {
+                kept.lock().unwrap().extend(batch.iter().map(|o| o.id));
+                async {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    Ok::<_, std::io::Error>(())
+                }
+            },
+        );
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(run);
+    // Mid-run, the server is killed and comes back four seconds later: the client reconnects
+    // and the pulls go on; acknowledgements lost with the connection come back as
+    // redeliveries after the ack wait.
+    while stored.lock().unwrap().len() < 500 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let own = own.restart(Duration::from_secs(4)).await;
+    let report = tokio::time::timeout(Duration::from_secs(90), tasks.join_next())
+        .await
+        .expect("the run did not end after the restart")
+        .unwrap()
+        .unwrap()
+        .expect("the run rides out the restart");
+    let stored = stored.lock().unwrap().clone();
+    assert_eq!(stored.len() as u64, n, "messages lost across the restart");
+    assert!(report.acked >= n - 100, "{report:?}");
+    // Every message is acknowledged in the end (those whose acks the restart lost came again).
+    let mut info = js
+        .get_stream("RESTART")
+        .await
+        .unwrap()
+        .consumer_info("loader")
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        if info.num_ack_pending == 0 && info.num_pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        info = js
+            .get_stream("RESTART")
+            .await
+            .unwrap()
+            .consumer_info("loader")
+            .await
+            .unwrap();
+    }
+    assert_eq!((info.num_ack_pending, info.num_pending), (0, 0), "{info:?}");
+    drop(own);
+}
