@@ -50,6 +50,17 @@ pub const SETTLE_WAIT: Duration = Duration::from_secs(30);
 /// [`AckPipeline::nak_delay`](crate::AckPipeline::nak_delay) sets another.
 pub const DEFAULT_NAK_DELAY: Duration = Duration::from_secs(1);
 
+/// The longest a failed message is held back before it is delivered again.
+pub const MAX_NAK_DELAY: Duration = Duration::from_secs(300);
+
+/// `delay` doubled for each delivery before the `delivered`th, up to [`MAX_NAK_DELAY`].
+fn backoff(delay: Duration, delivered: u64) -> Duration {
+    let doublings = u32::try_from(delivered.saturating_sub(1).min(20)).unwrap_or(20);
+    delay
+        .saturating_mul(1 << doublings)
+        .min(MAX_NAK_DELAY.max(delay))
+}
+
 /// How a message is settled with its broker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -123,6 +134,7 @@ impl AckLedger {
             parts: vec![delivery],
             ledger: Some(self.clone()),
             last_attempt: false,
+            delivered: 1,
         }
     }
 
@@ -276,6 +288,8 @@ pub struct Ack {
     parts: Vec<Arc<Delivery>>,
     ledger: Option<AckLedger>,
     last_attempt: bool,
+    // How many times its messages were delivered (the most of them), for the backoff.
+    delivered: u64,
 }
 
 impl Ack {
@@ -285,6 +299,7 @@ impl Ack {
             parts: Vec::new(),
             ledger: None,
             last_attempt: false,
+            delivered: 1,
         }
     }
 
@@ -332,6 +347,13 @@ impl Ack {
         self
     }
 
+    /// Records how many times its message has been delivered, counting this delivery (the
+    /// broker source sets it): the delay of [`fail`](Ack::fail) doubles with each earlier one.
+    pub fn delivered(mut self, times: u64) -> Self {
+        self.delivered = times.max(1);
+        self
+    }
+
     /// Whether any of its messages is on the last delivery its source allows.
     #[must_use]
     pub fn is_last_attempt(&self) -> bool {
@@ -341,6 +363,7 @@ impl Ack {
     /// Merges another share into this one: deciding the result decides both.
     pub fn merge(&mut self, mut other: Ack) {
         self.last_attempt |= other.last_attempt;
+        self.delivered = self.delivered.max(other.delivered);
         if self.ledger.is_none() {
             self.ledger = other.ledger.take();
         }
@@ -359,8 +382,9 @@ impl Ack {
     }
 
     /// The value could not be committed: its messages are delivered again, after `delay` if
-    /// one is given.
+    /// one is given, doubled for each earlier delivery (a backoff), up to [`MAX_NAK_DELAY`].
     pub fn fail(mut self, delay: Option<Duration>) {
+        let delay = delay.map(|delay| backoff(delay, self.delivered));
         self.decide(FAILED, delay);
     }
 
@@ -381,6 +405,7 @@ impl Clone for Ack {
             parts: self.parts.clone(),
             ledger: self.ledger.clone(),
             last_attempt: self.last_attempt,
+            delivered: self.delivered,
         }
     }
 }
@@ -577,6 +602,25 @@ mod tests {
         assert_eq!(*seen_a.lock().unwrap(), [Verdict::Ack]);
         assert_eq!(*seen_b.lock().unwrap(), [Verdict::Ack]);
         assert_eq!(ledger.report().undecided, 0);
+    }
+
+    #[test]
+    fn a_failed_message_waits_longer_each_time_it_comes_back() {
+        let ledger = AckLedger::new();
+        let second = Duration::from_secs(1);
+        for (delivered, waits) in [(1, 1), (2, 2), (4, 8), (30, 300)] {
+            let (ack, seen) = tracked(&ledger);
+            ack.delivered(delivered).fail(Some(second));
+            let expected = Verdict::Nak(Some(Duration::from_secs(waits)));
+            assert_eq!(
+                *seen.lock().unwrap(),
+                [expected],
+                "delivered {delivered} times"
+            );
+        }
+        let (ack, seen) = tracked(&ledger);
+        ack.delivered(3).fail(None);
+        assert_eq!(*seen.lock().unwrap(), [Verdict::Nak(None)]);
     }
 
     #[test]

@@ -124,6 +124,11 @@ pub(crate) fn attempt(
     position: &Position,
     payload: &[u8],
 ) -> crate::Result<Ack> {
+    let ack = match delivered {
+        Some(delivered) => ack.delivered(delivered),
+        None if redelivered => ack.delivered(2),
+        None => ack,
+    };
     if delivered.map_or(redelivered, |delivered| delivered > 1) {
         if let Some(ledger) = ack.ledger() {
             ledger.redelivery();

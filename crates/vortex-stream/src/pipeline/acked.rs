@@ -158,7 +158,8 @@ impl<T: Send + 'static> AckPipeline<T> {
     }
 
     /// Sets how long the broker waits before delivering again a message whose commit failed
-    /// (one second by default).
+    /// (one second by default), doubled for each earlier delivery of the message, up to
+    /// [`MAX_NAK_DELAY`](crate::ack::MAX_NAK_DELAY).
     pub fn nak_delay(mut self, delay: Duration) -> Self {
         self.nak_delay = delay;
         self
