@@ -414,6 +414,24 @@ async fn confirming_channel(
     Ok((connection, channel))
 }
 
+/// Publishes one message as `mandatory` (so that one no queue takes comes back), and returns
+/// the future of its confirmation.
+async fn publish(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+) -> lapin::Result<lapin::publisher_confirm::PublisherConfirm> {
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    channel
+        .basic_publish(exchange, routing_key, options, payload, properties)
+        .await
+}
+
 fn confirmed(confirmation: lapin::Result<Confirmation>) -> Result<(), BoxError> {
     match confirmation? {
         // Published as mandatory: a message no queue took comes back with its confirm.
@@ -445,18 +463,8 @@ impl BrokerSink for AmqpSink {
             let (channel, exchange, routing_key) =
                 (channel.clone(), exchange.clone(), routing_key.clone());
             async move {
-                let confirm = channel
-                    .basic_publish(
-                        &exchange,
-                        &routing_key,
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..BasicPublishOptions::default()
-                        },
-                        &payload,
-                        properties,
-                    )
-                    .await?;
+                let confirm = publish(&channel, &exchange, &routing_key, &payload, properties);
+                let confirm = confirm.await?;
                 Ok(async move { confirmed(confirm.await) })
             }
         })
@@ -499,19 +507,8 @@ pub fn dead_letters(
             let properties = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_headers(headers);
-            let payload = err.raw().unwrap_or_default().to_vec();
-            let confirm = channel
-                .basic_publish(
-                    &exchange,
-                    &routing_key,
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    &payload,
-                    properties,
-                )
-                .await?;
+            let payload = err.raw().unwrap_or_default();
+            let confirm = publish(&channel, &exchange, &routing_key, payload, properties).await?;
             confirmed(confirm.await)?;
             Ok::<_, BoxError>(((url, exchange, routing_key), Some((connection, channel))))
         },
