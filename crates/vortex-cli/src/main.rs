@@ -10,6 +10,7 @@ mod convert;
 mod demo;
 mod export;
 mod gen;
+mod job;
 mod paths;
 mod progress;
 mod record;
@@ -43,6 +44,10 @@ enum Command {
     Export(export::ExportArgs),
     /// Convert a file from one format to another, filtering on the way.
     Convert(convert::ConvertArgs),
+    /// Bulk jobs shared by many workers through NATS JetStream: submit, status, wait, run.
+    Job(job::JobArgs),
+    /// Work on queued job items until stopped (or, with --exit-when-idle, until none is left).
+    Worker(job::WorkerArgs),
     /// Serve named exports over HTTP, streamed.
     Serve(serve::ServeArgs),
     /// Run the benchmark suite, eager against streaming, and print its table.
@@ -63,6 +68,8 @@ fn main() -> ExitCode {
         Command::Gen(args) => gen::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Job(args) => job::run(&args),
+        Command::Worker(args) => job::worker(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::BenchCase(args) => cases::run(&args),

@@ -14,7 +14,7 @@ use async_nats::jetstream::{self, stream};
 
 mod support;
 
-use support::{text, vortex};
+use support::{orders_csv, text, vortex};
 
 /// A name no other run uses.
 fn unique(prefix: &str) -> String {
@@ -25,21 +25,6 @@ fn unique(prefix: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::SeqCst)
     )
-}
-
-/// A CSV file of `n` orders, some with quoted fields (commas, quotes, a line end, accents).
-fn orders_csv(path: &Path, n: u64) {
-    let mut csv = String::from("id,customer,amount\n");
-    for id in 1..=n {
-        let customer = match id % 20 {
-            0 => "\"Smith, Jr.\"".to_owned(),
-            7 => "\"the \"\"big\"\" one\"".to_owned(),
-            13 => "\"two\nlines\"".to_owned(),
-            _ => format!("Zoë {id}"),
-        };
-        csv.push_str(&format!("{id},{customer},{}.{:02}\n", id * 3, id % 100));
-    }
-    std::fs::write(path, csv).unwrap();
 }
 
 /// Every record of the part files in `dir`, by id; duplicates counted.

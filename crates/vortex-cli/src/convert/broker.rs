@@ -307,7 +307,7 @@ fn file_records(args: &ConvertArgs, counts: &Arc<Counts>) -> Result<AckPipeline<
         columns: Arc::default(),
     };
     let counter = Arc::clone(counts);
-    let items = records(&args.input, from, args.flexible)
+    let items = records(&args.input, from, args.flexible, &super::Offset::default())
         .inspect(move |_| {
             counter.records.fetch_add(1, Ordering::Relaxed);
         })
@@ -370,7 +370,7 @@ async fn source(
 
 /// A record as a table's row: its fields named by `columns`, as text (the database casts
 /// each to its column's type); a field it lacks, or a JSON `null`, is `NULL`.
-fn row(record: &Record, columns: &[String]) -> Vec<Value> {
+pub(crate) fn row(record: &Record, columns: &[String]) -> Vec<Value> {
     columns
         .iter()
         .map(|name| match record.get(name) {

@@ -6,7 +6,7 @@ use regex::Regex;
 use crate::record::Record;
 
 /// One `--where` predicate.
-pub(super) enum Filter {
+pub(crate) enum Filter {
     Eq(String, String),
     Ne(String, String),
     Lt(String, f64),
@@ -15,7 +15,7 @@ pub(super) enum Filter {
 }
 
 impl Filter {
-    pub(super) fn parse(text: &str) -> Result<Filter> {
+    pub(crate) fn parse(text: &str) -> Result<Filter> {
         if let Some((field, value)) = text.split_once("!=") {
             return Ok(Filter::Ne(field.to_owned(), value.to_owned()));
         }
@@ -46,7 +46,7 @@ impl Filter {
 
     /// Whether `record` passes. A field's text is what a CSV field would hold (see
     /// [`Field::text`](crate::record::Field::text)); a missing field matches only `!=`.
-    pub(super) fn keeps(&self, record: &Record) -> bool {
+    pub(crate) fn keeps(&self, record: &Record) -> bool {
         let text = |field: &str| record.get(field).map(crate::record::Field::text);
         let number = |field: &str| text(field).and_then(|t| t.trim().parse::<f64>().ok());
         match self {

@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
 use futures_core::stream::BoxStream;
 use serde_json::value::RawValue;
-use vortex_stream::io::Input;
+use vortex_stream::io::{Input, Output, Written};
 use vortex_stream::sinks::{CsvRecords, DeadLetters, JsonlSink, LinesSink};
 use vortex_stream::sources::{CsvSource, Headers, JsonlSource, LinesSource};
 use vortex_stream::{Error, ErrorKind, ErrorPolicy, Located, Pipeline, Position};
@@ -22,10 +22,10 @@ use vortex_stream::{Error, ErrorKind, ErrorPolicy, Located, Pipeline, Position};
 mod broker;
 mod filter;
 
-pub(crate) use broker::{message_id, publish_to, Endpoint};
+pub(crate) use broker::{message_id, publish_to, row, Endpoint};
 
 use crate::record::{csv_line, Field, Record};
-use filter::Filter;
+pub(crate) use filter::Filter;
 
 #[derive(Debug, Args)]
 pub(crate) struct ConvertArgs {
@@ -66,8 +66,9 @@ pub(crate) struct ConvertArgs {
     broker: broker::BrokerArgs,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Format {
     Csv,
     Jsonl,
     Lines,
@@ -77,7 +78,7 @@ enum Format {
 type Item = Located<Record>;
 
 /// The format an extension names, looking past `.gz` and `.zst`.
-fn format_of(path: &Path) -> Option<Format> {
+pub(crate) fn format_of(path: &Path) -> Option<Format> {
     let name = path.file_name()?.to_str()?;
     let name = name
         .strip_suffix(".gz")
@@ -111,23 +112,62 @@ fn input_of(path: &Path) -> Input {
     }
 }
 
+/// Where a piece of a file starts, so that positions count from the start of the whole file:
+/// the records, lines and bytes before the piece, and (for CSV) the header row's names when
+/// the piece does not start with the header row.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Offset {
+    pub(crate) records: u64,
+    pub(crate) lines: u64,
+    pub(crate) bytes: u64,
+    pub(crate) header: Option<Arc<[Arc<str>]>>,
+}
+
+impl Offset {
+    /// `position` moved from the piece's start to the file's.
+    fn shift(&self, position: &Position) -> Position {
+        let mut moved = position.clone();
+        if let Some(record) = position.record() {
+            moved = moved.with_record(record + self.records);
+        }
+        if let Some(line) = position.line() {
+            moved = moved.with_line(line + self.lines);
+        }
+        if let Some(byte) = position.byte() {
+            moved = moved.with_byte(byte + self.bytes);
+        }
+        moved
+    }
+}
+
 /// The records of the input, each with its position.
 fn records(
     path: &Path,
     format: Format,
     flexible: bool,
+    offset: &Offset,
 ) -> Pipeline<BoxStream<'static, vortex_stream::Result<Item>>> {
-    let input = input_of(path);
+    records_of(input_of(path), format, flexible, offset)
+}
+
+/// The records of `input`, a whole file or the piece of one that `offset` places.
+pub(crate) fn records_of(
+    input: Input,
+    format: Format,
+    flexible: bool,
+    offset: &Offset,
+) -> Pipeline<BoxStream<'static, vortex_stream::Result<Item>>> {
     let source: Arc<str> = Arc::from(input.source_name());
-    match format {
+    let items = match format {
         Format::Csv => {
-            let mut header = None;
+            let mut header = offset.header.clone();
+            let header_row = header.is_none();
             let rows = CsvSource::new(input)
                 .headers(Headers::None)
                 .flexible(true)
                 .records();
             let items = futures_util::StreamExt::filter_map(rows, move |row| {
-                let item = csv_row(&mut header, &source, flexible, row);
+                let item = csv_row(&mut header, header_row, &source, flexible, row);
                 std::future::ready(item)
             });
             Pipeline::from_stream(items).boxed()
@@ -157,15 +197,32 @@ fn records(
                 Located::new(Record::Fields(vec![field]), position)
             })
             .boxed(),
+    };
+    if offset.records == 0 && offset.lines == 0 && offset.bytes == 0 {
+        return items;
     }
+    let offset = offset.clone();
+    let shifted = futures_util::StreamExt::map(items, move |item| match item {
+        Ok(item) => {
+            let position = offset.shift(item.position());
+            Ok(Located::new(item.into_value(), position))
+        }
+        Err(err) => match err.position().map(|p| offset.shift(p)) {
+            Some(position) => Err(err.with_position(position)),
+            None => Err(err),
+        },
+    });
+    Pipeline::from_stream(shifted).boxed()
 }
 
-/// One CSV row as a record, named by the header row (the first row, which `header` keeps).
+/// One CSV row as a record, named by the header row (the first row, which `header` keeps,
+/// when `header_row` says the input starts with it).
 ///
 /// The rows are read without a header row, so that the header row is at hand: records count
 /// from 0 after it, as the source counts them when it reads the header row itself.
 fn csv_row(
     header: &mut Option<Arc<[Arc<str>]>>,
+    header_row: bool,
     source: &Arc<str>,
     flexible: bool,
     row: vortex_stream::Result<csv::StringRecord>,
@@ -175,6 +232,7 @@ fn csv_row(
         // Without the header row the fields have no names, and the next row would be taken
         // for it: the input cannot be converted.
         Err(err) if header.is_none() => return Some(Err(err.fatal())),
+        Err(err) if !header_row => return Some(Err(err)),
         Err(err) => {
             // The source counted the header row as record 0.
             let shifted = err.position().and_then(|pos| {
@@ -194,7 +252,7 @@ fn csv_row(
     let at = row.position();
     let position = Position::new()
         .with_source(Arc::clone(source))
-        .with_record(at.map_or(0, |p| p.record().saturating_sub(1)))
+        .with_record(at.map_or(0, |p| p.record().saturating_sub(u64::from(header_row))))
         .with_line(at.map_or(0, csv::Position::line))
         .with_byte(at.map_or(0, csv::Position::byte));
     if row.len() != names.len() && !flexible {
@@ -222,7 +280,7 @@ fn csv_row(
 
 /// The header row's names; a name given twice is given a suffix (`id`, `id_2`), so that no
 /// column is lost, and the renaming is said on stderr.
-fn header_names(row: &csv::StringRecord) -> Arc<[Arc<str>]> {
+pub(crate) fn header_names(row: &csv::StringRecord) -> Arc<[Arc<str>]> {
     let mut names: Vec<Arc<str>> = Vec::with_capacity(row.len());
     for (i, name) in row.iter().enumerate() {
         let mut unique = name.to_owned();
@@ -374,6 +432,136 @@ fn project(record: Record, select: &[Arc<str>]) -> Record {
     }
 }
 
+/// What a conversion does between reading records and writing them: the checks for the
+/// output, `--where`, `--select` and `--limit`. `vortex convert` and the job workers share it.
+pub(crate) struct Steps {
+    pub(crate) to: Format,
+    pub(crate) select: Vec<Arc<str>>,
+    pub(crate) filters: Vec<Filter>,
+    pub(crate) limit: u64,
+}
+
+/// Records filtered out and written by [`convert_records`] (those read and rejected are in the
+/// error policy's report).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) filtered: AtomicU64,
+    pub(crate) written: AtomicU64,
+}
+
+/// Runs `records` through `steps`, under `policy`, into `output` in the format `steps.to`.
+pub(crate) async fn convert_records(
+    records: Pipeline<BoxStream<'static, vortex_stream::Result<Item>>>,
+    steps: Steps,
+    policy: &ErrorPolicy,
+    output: Output,
+    tally: &Arc<Tally>,
+) -> vortex_stream::Result<Written> {
+    let to = steps.to;
+    let (kept, columns) = transformed(records, steps, policy, tally);
+    write_records(kept, to, columns, output).await
+}
+
+/// The columns of a CSV output: `--select`, or else the first record's fields.
+pub(crate) type Columns = Arc<OnceLock<Vec<Arc<str>>>>;
+
+/// `records` through `steps` (checks, `--where`, `--select`, `--limit`) under `policy`, and
+/// the columns a CSV output of them has.
+pub(crate) fn transformed(
+    records: Pipeline<BoxStream<'static, vortex_stream::Result<Item>>>,
+    steps: Steps,
+    policy: &ErrorPolicy,
+    tally: &Arc<Tally>,
+) -> (
+    Pipeline<BoxStream<'static, vortex_stream::Result<Record>>>,
+    Columns,
+) {
+    let Steps {
+        to,
+        select,
+        filters,
+        limit,
+    } = steps;
+    let columns = Arc::new(OnceLock::new());
+    if !select.is_empty() {
+        let _ = columns.set(select.clone());
+    }
+    let shape = Shape {
+        to,
+        select: select.clone(),
+        filters: !filters.is_empty(),
+        columns: Arc::clone(&columns),
+    };
+    let dropped = Arc::clone(tally);
+    let out = Arc::clone(tally);
+    let kept = records
+        .try_map(move |item| shape.check(item))
+        .on_error(policy.clone())
+        .filter(move |item| {
+            let keep = filters.iter().all(|f| f.keeps(item.value()));
+            if !keep {
+                dropped.filtered.fetch_add(1, Ordering::Relaxed);
+            }
+            keep
+        })
+        .map(move |item| project(item.into_value(), &select))
+        .take(limit)
+        .inspect(move |_| {
+            out.written.fetch_add(1, Ordering::Relaxed);
+        })
+        .boxed();
+    (kept, columns)
+}
+
+/// Writes records as `to` (a CSV output's header from `columns`).
+pub(crate) async fn write_records(
+    kept: Pipeline<BoxStream<'static, vortex_stream::Result<Record>>>,
+    to: Format,
+    columns: Columns,
+    output: Output,
+) -> vortex_stream::Result<Written> {
+    match to {
+        Format::Jsonl => kept.write(JsonlSink, output).await,
+        Format::Lines => {
+            kept.map(|record| match record {
+                Record::Fields(fields) => fields
+                    .iter()
+                    .map(|(_, value)| value.text())
+                    .collect::<Vec<_>>()
+                    .join("\t"),
+                Record::Other(raw) => raw.get().to_owned(),
+            })
+            .write(LinesSink, output)
+            .await
+        }
+        Format::Csv => {
+            let names = Arc::clone(&columns);
+            crate::rows::with_header_by(
+                kept,
+                move |_: &Record| {
+                    names
+                        .get()
+                        .map_or_else(Vec::new, |c| c.iter().map(ToString::to_string).collect())
+                },
+                move |record: &Record| {
+                    columns.get().map_or_else(Vec::new, |c| {
+                        c.iter()
+                            .map(|name| {
+                                record
+                                    .get(name)
+                                    .map(|f| f.text().into_owned())
+                                    .unwrap_or_default()
+                            })
+                            .collect()
+                    })
+                },
+            )
+            .write(CsvRecords::new(), output)
+            .await
+        }
+    }
+}
+
 pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
     let endpoint = |path: &Path| path.to_str().map_or(Ok(None), broker::Endpoint::parse);
     let (from, to) = (endpoint(&args.input)?, endpoint(&args.output)?);
@@ -395,79 +583,20 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
     let runtime = crate::runtime()?;
     let output = crate::output_of(&args.output);
     let bar = crate::progress::rows("vortex convert");
-    let (filtered, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let tally = Arc::new(Tally::default());
     let run = runtime.block_on(crate::until_stopped(async {
         let policy = policy(args).await?;
-        let select: Vec<Arc<str>> = args.select.iter().map(|s| Arc::from(s.as_str())).collect();
-        let columns = Arc::new(OnceLock::new());
-        if !select.is_empty() {
-            let _ = columns.set(select.clone());
-        }
-        let shape = Shape {
-            to,
-            select: select.clone(),
-            filters: !filters.is_empty(),
-            columns: Arc::clone(&columns),
-        };
         let counter = bar.clone();
-        let dropped = Arc::clone(&filtered);
-        let out = Arc::clone(&written);
-        let kept = records(&args.input, from, args.flexible)
-            .inspect(move |_| counter.inc(1))
-            .try_map(move |item| shape.check(item))
-            .on_error(policy.clone())
-            .filter(move |item| {
-                let keep = filters.iter().all(|f| f.keeps(item.value()));
-                if !keep {
-                    dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                keep
-            })
-            .map(move |item| project(item.into_value(), &select))
-            .take(args.limit.unwrap_or(u64::MAX))
-            .inspect(move |_| {
-                out.fetch_add(1, Ordering::Relaxed);
-            });
-        let written = match to {
-            Format::Jsonl => kept.write(JsonlSink, output).await,
-            Format::Lines => {
-                kept.map(|record| match record {
-                    Record::Fields(fields) => fields
-                        .iter()
-                        .map(|(_, value)| value.text())
-                        .collect::<Vec<_>>()
-                        .join("\t"),
-                    Record::Other(raw) => raw.get().to_owned(),
-                })
-                .write(LinesSink, output)
-                .await
-            }
-            Format::Csv => {
-                let names = Arc::clone(&columns);
-                crate::rows::with_header_by(
-                    kept,
-                    move |_: &Record| {
-                        names
-                            .get()
-                            .map_or_else(Vec::new, |c| c.iter().map(ToString::to_string).collect())
-                    },
-                    move |record: &Record| {
-                        columns.get().map_or_else(Vec::new, |c| {
-                            c.iter()
-                                .map(|name| {
-                                    record
-                                        .get(name)
-                                        .map(|f| f.text().into_owned())
-                                        .unwrap_or_default()
-                                })
-                                .collect()
-                        })
-                    },
-                )
-                .write(CsvRecords::new(), output)
-                .await
-            }
+        let steps = Steps {
+            to,
+            select: args.select.iter().map(|s| Arc::from(s.as_str())).collect(),
+            filters,
+            limit: args.limit.unwrap_or(u64::MAX),
         };
+        let records = records(&args.input, from, args.flexible, &Offset::default())
+            .inspect(move |_| counter.inc(1))
+            .boxed();
+        let written = convert_records(records, steps, &policy, output, &tally).await;
         Ok((policy, written))
     }));
     crate::shut_down(runtime);
@@ -478,8 +607,8 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
     let summary = format!(
         "vortex convert: {} records in: {} written, {} filtered out, {} rejected{} in {:.2} s",
         report.items_in(),
-        written.load(Ordering::Relaxed),
-        filtered.load(Ordering::Relaxed),
+        tally.written.load(Ordering::Relaxed),
+        tally.filtered.load(Ordering::Relaxed),
         rejected,
         if rejected > 0 {
             format!(

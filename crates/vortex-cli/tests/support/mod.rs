@@ -29,3 +29,26 @@ pub(crate) fn vortex(args: &[&str]) -> std::process::Output {
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A CSV file of `n` orders (`id,customer,status,amount`, a third active), some with quoted
+/// fields (commas, doubled quotes, a line end, accents) and CRLF line ends on some rows.
+#[allow(dead_code, clippy::unwrap_used)]
+pub(crate) fn orders_csv(path: &std::path::Path, n: u64) {
+    let mut csv = String::from("id,customer,status,amount\n");
+    for id in 1..=n {
+        let customer = match id % 20 {
+            0 => "\"Smith, Jr.\"".to_owned(),
+            7 => "\"the \"\"big\"\" one\"".to_owned(),
+            13 => "\"two\nlines\"".to_owned(),
+            _ => format!("Zoë {id}"),
+        };
+        let status = if id % 3 == 0 { "active" } else { "shipped" };
+        let end = if id % 11 == 0 { "\r\n" } else { "\n" };
+        csv.push_str(&format!(
+            "{id},{customer},{status},{}.{:02}{end}",
+            id * 3,
+            id % 100
+        ));
+    }
+    std::fs::write(path, csv).unwrap();
+}

@@ -25,6 +25,7 @@ pub struct Keyset {
     key: String,
     page: NonZeroUsize,
     after: Option<Value>,
+    until: Option<Value>,
 }
 
 impl Keyset {
@@ -38,6 +39,7 @@ impl Keyset {
             key: key.into(),
             page: NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN),
             after: None,
+            until: None,
         }
     }
 
@@ -53,6 +55,15 @@ impl Keyset {
     #[must_use]
     pub fn after(mut self, token: Value) -> Self {
         self.after = Some(token);
+        self
+    }
+
+    /// Ends the scan with the row whose key is `token` (or the last key below it): with
+    /// [`after`](Keyset::after), one range of keys `(after, until]` of a scan cut into pieces
+    /// by [`Database::cuts`].
+    #[must_use]
+    pub fn until(mut self, token: Value) -> Self {
+        self.until = Some(token);
         self
     }
 }
@@ -146,36 +157,121 @@ impl Database {
         self.pages(keyset).flat_map(|page| page.rows).boxed()
     }
 
+    /// The keys that cut a [`Keyset`] scan into ranges of `rows` rows: the key of every
+    /// `rows`-th row, in order. The ranges `(previous cut, cut]`, and after the last cut the
+    /// rest, read with [`Keyset::after`] and [`Keyset::until`], hold every row of the scan
+    /// once: pieces of one scan that separate processes (or machines) can read.
+    ///
+    /// Reads only the key column, one short query per range (`ORDER BY key LIMIT 1 OFFSET
+    /// rows - 1`, an index range scan where the key is indexed). Memory: one key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use vortex_stream::db::{Database, Keyset, Value};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let url = format!("sqlite://{}", dir.path().join("shop.db").display());
+    /// let db = Database::open(&url)?;
+    /// db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)", vec![]).await?;
+    /// db.execute(
+    ///     "INSERT INTO orders WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 25) SELECT v FROM n",
+    ///     vec![],
+    /// )
+    /// .await?;
+    /// let scan = Keyset::new("SELECT id FROM orders", vec![], "id");
+    /// let cuts = db.cuts(scan.clone(), NonZeroUsize::new(10).unwrap()).collect::<Vec<_>>().await?;
+    /// assert_eq!(cuts, [Value::Int(10), Value::Int(20)]);
+    ///
+    /// // The second of three pieces: keys 11 to 20.
+    /// let piece = scan.after(Value::Int(10)).until(Value::Int(20));
+    /// assert_eq!(db.scan(piece).count().await?, 10);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cuts(
+        &self,
+        keyset: Keyset,
+        rows: NonZeroUsize,
+    ) -> Pipeline<BoxStream<'static, Result<Value>>> {
+        let db = self.clone();
+        Pipeline::generate(move |mut y| async move {
+            let mut after = keyset.after.clone();
+            loop {
+                let (sql, params) = db.range_query(
+                    &keyset,
+                    after.as_ref(),
+                    true,
+                    &format!("LIMIT 1 OFFSET {}", rows.get() - 1),
+                );
+                let found: Vec<Row> = db.query(sql, params).collect().await?;
+                let Some(key) = found
+                    .into_iter()
+                    .next()
+                    .and_then(|row| row.into_values().pop())
+                else {
+                    break;
+                };
+                if key == Value::Null {
+                    return Err(
+                        Error::new(ErrorKind::Database, "database: cuts").with_message(format!(
+                            "the key `{}` is NULL: keyset keys must be unique and never NULL",
+                            keyset.key
+                        )),
+                    );
+                }
+                after = Some(key.clone());
+                y.emit(key).await;
+            }
+            Ok(())
+        })
+        .boxed()
+    }
+
     /// One page's query and parameters, in the database's dialect.
     fn page_query(&self, keyset: &Keyset, after: Option<&Value>) -> (String, Vec<Value>) {
+        self.range_query(keyset, after, false, &format!("LIMIT {}", keyset.page))
+    }
+
+    /// The rows of the scan after `after` (up to its end, if it has one), ordered by the key,
+    /// limited by `limit`; only the key column when `key_only`.
+    fn range_query(
+        &self,
+        keyset: &Keyset,
+        after: Option<&Value>,
+        key_only: bool,
+        limit: &str,
+    ) -> (String, Vec<Value>) {
         let mut params = keyset.params.clone();
-        let (key, placeholder) = match &self.backend {
+        let (key, placeholder): (String, fn(usize) -> String) = match &self.backend {
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite(_) => (
-                super::Table::quote(&keyset.key),
-                format!("?{}", params.len() + 1),
-            ),
+            Backend::Sqlite(_) => (super::Table::quote(&keyset.key), |n| format!("?{n}")),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(_) => (
-                super::Table::quote(&keyset.key),
-                format!("${}", params.len() + 1),
-            ),
+            Backend::Postgres(_) => (super::Table::quote(&keyset.key), |n| format!("${n}")),
             #[cfg(feature = "mysql")]
-            Backend::Mysql(_) => (
-                format!("`{}`", keyset.key.replace('`', "``")),
-                "?".to_owned(),
-            ),
+            Backend::Mysql(_) => (format!("`{}`", keyset.key.replace('`', "``")), |_| {
+                "?".to_owned()
+            }),
         };
-        let filter = match after {
-            Some(value) => {
+        let mut filters = Vec::new();
+        for (bound, op) in [(after, ">"), (keyset.until.as_ref(), "<=")] {
+            if let Some(value) = bound {
                 params.push(value.clone());
-                format!(" WHERE {key} > {placeholder}")
+                filters.push(format!("{key} {op} {}", placeholder(params.len())));
             }
-            None => String::new(),
+        }
+        let filter = if filters.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", filters.join(" AND "))
         };
+        let columns = if key_only { key.as_str() } else { "*" };
         let sql = format!(
-            "SELECT * FROM ({}) AS vortex_keyset{filter} ORDER BY {key} LIMIT {}",
-            keyset.sql, keyset.page
+            "SELECT {columns} FROM ({}) AS vortex_keyset{filter} ORDER BY {key} {limit}",
+            keyset.sql
         );
         (sql, params)
     }

@@ -42,6 +42,36 @@ pub(crate) async fn pages_cover_the_scan_and_resume(
     assert_eq!(rest.len() as i64, active - 200);
     assert_eq!(rest[0].get("id"), Some(&Value::Int(603)));
 
+    // Cut into ranges of 250 rows and read piece by piece, as separate processes would:
+    // every row once, in order, each piece full but the last.
+    let cuts = db
+        .cuts(scan.clone(), NonZeroUsize::new(250).unwrap())
+        .collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(cuts.len() as i64, active / 250);
+    let mut bounds: Vec<Option<Value>> = vec![None];
+    bounds.extend(cuts.into_iter().map(Some));
+    bounds.push(None);
+    let (mut pieces, mut ids) = (Vec::new(), Vec::new());
+    for pair in bounds.windows(2) {
+        let mut piece = scan.clone();
+        if let Some(after) = &pair[0] {
+            piece = piece.after(after.clone());
+        }
+        if let Some(until) = &pair[1] {
+            piece = piece.until(until.clone());
+        }
+        let rows = db.scan(piece).collect::<Vec<_>>().await.unwrap();
+        pieces.push(rows.len());
+        ids.extend(rows.iter().map(|r| r.get("id").unwrap().clone()));
+    }
+    assert_eq!(ids, expected, "every row once, in key order");
+    assert!(
+        pieces[..pieces.len() - 1].iter().all(|n| *n == 250),
+        "{pieces:?}"
+    );
+
     // A key that is not in the result, or that is NULL, is an error naming it.
     let bad = Keyset::new(sql.as_str(), params!["active"], "nope");
     let err = db.pages(bad).count().await.unwrap_err();

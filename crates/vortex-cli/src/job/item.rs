@@ -1,0 +1,241 @@
+//! Running one work item: its piece of the input, through the job's transform, committed to
+//! the job's sink (a part file renamed into place, or one transaction of a table).
+
+use std::io::{Seek as _, SeekFrom};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use futures_core::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use vortex_stream::db::{Database, Keyset, LoadMethod, Table, Value};
+use vortex_stream::io::{Compression, Input, Output};
+use vortex_stream::{ErrorPolicy, Located, Pipeline, Position};
+
+use super::spec::{JobSpec, OnError, Piece, Sink, Source, WorkItem};
+use super::split::key_value;
+use crate::convert::{
+    format_of, header_names, records_of, row, transformed, write_records, Format, Offset, Steps,
+    Tally,
+};
+use crate::record::{Field, Record};
+
+/// What an item did with its records: each one read was written, filtered out or rejected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ItemStats {
+    pub(crate) read: u64,
+    pub(crate) written: u64,
+    pub(crate) filtered: u64,
+    pub(crate) rejected: u64,
+}
+
+impl ItemStats {
+    pub(crate) fn add(&mut self, other: &ItemStats) {
+        self.read += other.read;
+        self.written += other.written;
+        self.filtered += other.filtered;
+        self.rejected += other.rejected;
+    }
+}
+
+/// The part file of item `n`.
+pub(crate) fn part_name(n: u64, format: Format) -> String {
+    let ext = if format == Format::Jsonl {
+        "jsonl"
+    } else {
+        "csv"
+    };
+    format!("part-{n:06}.{ext}")
+}
+
+/// Runs one item to its commit: its part file is in place, or its rows are committed. Run
+/// again, it writes the same part (or the same rows, replacing their keys): a redelivered
+/// item changes nothing.
+pub(crate) async fn run_item(spec: &JobSpec, item: &WorkItem) -> Result<ItemStats> {
+    let source = spec.source()?;
+    let records = records(&source, spec.source.flexible, &item.piece)?;
+    let policy = match spec.transform.on_error {
+        OnError::Fail => ErrorPolicy::fail_fast(),
+        OnError::Skip => ErrorPolicy::skip(),
+    };
+    let policy = match spec.transform.max_errors {
+        Some(max) => policy.max_errors(max),
+        None => policy,
+    };
+    let sink = spec.sink()?;
+    let steps = Steps {
+        to: match &sink {
+            Sink::Dir { format, .. } => *format,
+            Sink::Table { .. } => Format::Jsonl,
+        },
+        select: spec
+            .transform
+            .select
+            .iter()
+            .map(|s| Arc::from(s.as_str()))
+            .collect(),
+        filters: spec.filters()?,
+        limit: u64::MAX,
+    };
+    let tally = Arc::new(Tally::default());
+    let to = steps.to;
+    let (kept, columns) = transformed(records, steps, &policy, &tally);
+    match sink {
+        Sink::Dir { dir, format } => {
+            let output = Output::path(dir.join(part_name(item.n, format)));
+            write_records(kept, to, columns, output).await?;
+        }
+        Sink::Table { db, table, key } => {
+            let database = Database::open(&db)?;
+            let names = spec.transform.select.clone();
+            let target = Table::new(table.as_str(), names.clone())
+                .method(LoadMethod::Inserts)
+                .upsert(key)
+                .all_or_nothing();
+            kept.map(move |record| row(&record, &names))
+                .load(&database, target)
+                .await?;
+        }
+    }
+    let report = policy.report();
+    Ok(ItemStats {
+        read: report.items_in(),
+        written: tally.written.load(Ordering::Relaxed),
+        filtered: tally.filtered.load(Ordering::Relaxed),
+        rejected: report.errors_total(),
+    })
+}
+
+/// Rows per keyset page of a table item: a page is held while the next is fetched.
+const PAGE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(2000) {
+    Some(n) => n,
+    None => std::num::NonZeroUsize::MIN,
+};
+
+type Records = Pipeline<BoxStream<'static, vortex_stream::Result<Located<Record>>>>;
+
+/// The records of an item's piece of the input, positioned from the start of the input.
+fn records(source: &Source, flexible: bool, piece: &Piece) -> Result<Records> {
+    match (source, piece) {
+        (Source::Table { db, query, key, .. }, Piece::Keys { after, until }) => {
+            let database = Database::open(db)?;
+            let mut keyset = Keyset::new(query.as_str(), Vec::new(), key.as_str()).page_size(PAGE);
+            if let Some(after) = after {
+                keyset = keyset.after(key_value(after)?);
+            }
+            if let Some(until) = until {
+                keyset = keyset.until(key_value(until)?);
+            }
+            let name: Arc<str> = Arc::from(database.name());
+            let mut columns = Columns::default();
+            Ok(database
+                .scan(keyset)
+                .try_map(move |row| {
+                    let position = Position::new()
+                        .with_source(Arc::clone(&name))
+                        .with_record(row.index());
+                    let record = row_record(row, &mut columns)?;
+                    Ok::<_, vortex_stream::BoxError>(Located::new(record, position))
+                })
+                .boxed())
+        }
+        (
+            Source::File { format, .. },
+            Piece::Bytes {
+                path,
+                start,
+                end,
+                records,
+                lines,
+            },
+        ) => {
+            let header = if *start > 0 && *format == Format::Csv {
+                Some(csv_header(path)?)
+            } else {
+                None
+            };
+            let mut file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            file.seek(SeekFrom::Start(*start))?;
+            let piece = std::io::Read::take(file, end - start);
+            let input = Input::reader(piece)
+                .name(path.display().to_string())
+                .compression(Compression::None);
+            let offset = Offset {
+                records: *records,
+                lines: *lines,
+                bytes: *start,
+                header,
+            };
+            Ok(records_of(input, *format, flexible, &offset))
+        }
+        (source, Piece::File { path }) => {
+            let told = match source {
+                Source::File { format, .. } => Some(*format),
+                Source::Files { format, .. } => *format,
+                Source::Table { .. } => None,
+            };
+            let format = told
+                .or_else(|| format_of(path))
+                .with_context(|| format!("cannot tell the format of {}", path.display()))?;
+            Ok(records_of(
+                Input::path(path),
+                format,
+                flexible,
+                &Offset::default(),
+            ))
+        }
+        (_, piece) => anyhow::bail!(
+            "the work item ({}) is not a piece of this job's source",
+            piece.describe()
+        ),
+    }
+}
+
+/// The header row's names of a CSV file, for a piece that does not start with it.
+fn csv_header(path: &PathBuf) -> Result<Arc<[Arc<str>]>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut record = csv::StringRecord::new();
+    reader
+        .read_record(&mut record)
+        .with_context(|| format!("reading the header row of {}", path.display()))?;
+    Ok(header_names(&record))
+}
+
+/// The column names of the rows read so far, shared by their records.
+#[derive(Default)]
+struct Columns(Vec<Arc<str>>);
+
+/// A database row as a record: text stays text, other values are their JSON.
+fn row_record(
+    row: vortex_stream::db::Row,
+    columns: &mut Columns,
+) -> Result<Record, vortex_stream::BoxError> {
+    let same = columns.0.len() == row.columns().len()
+        && columns.0.iter().zip(row.columns()).all(|(a, b)| **a == **b);
+    if !same {
+        columns.0 = row
+            .columns()
+            .iter()
+            .map(|c| Arc::from(c.as_str()))
+            .collect();
+    }
+    let fields = columns
+        .0
+        .iter()
+        .zip(row.into_values())
+        .map(|(name, value)| {
+            let field = match value {
+                Value::Text(text) => Field::Text(text),
+                other => Field::Json(serde_json::value::to_raw_value(&other)?),
+            };
+            Ok((Arc::clone(name), field))
+        })
+        .collect::<Result<Vec<_>, vortex_stream::BoxError>>()?;
+    Ok(Record::Fields(fields))
+}
