@@ -119,3 +119,70 @@ fn cpu_rayon_par_iter() -> u64 {
         .map(work)
         .reduce(|| 0, u64::wrapping_add)
 }
+
+/// Fine grain: `par_map(2)` against the sequential pipeline and rayon's `par_iter` at 0.2, 1,
+/// 5 and 50 µs of CPU per value (rounds of [`grain`]), about 100 ms of work in all.
+const GRAINS: [u32; 4] = [160, 800, 4_000, 40_000];
+
+/// `rounds` multiply-adds, about 1.25 ns each here.
+fn grain(seed: u64, rounds: u32) -> u64 {
+    let mut x = seed;
+    for _ in 0..rounds {
+        x = black_box(x.wrapping_mul(6_364_136_223_846_793_005)).wrapping_add(1);
+    }
+    x
+}
+
+/// Values at `rounds` a value that make about 100 ms of work.
+fn values(rounds: u32) -> u64 {
+    80_000_000 / u64::from(rounds)
+}
+
+fn two() -> NonZeroUsize {
+    NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN)
+}
+
+#[divan::bench(args = GRAINS, sample_count = 5)]
+fn grain_sequential(bencher: Bencher<'_, '_>, rounds: u32) {
+    let rt = runtime();
+    bencher.bench(|| {
+        rt.block_on(
+            Pipeline::from_iter(0..values(rounds))
+                .map(move |v| grain(v, rounds))
+                .fold(0u64, u64::wrapping_add),
+        )
+    });
+}
+
+#[divan::bench(args = GRAINS, sample_count = 5)]
+fn grain_par_map_2(bencher: Bencher<'_, '_>, rounds: u32) {
+    let rt = runtime();
+    bencher.bench(|| {
+        rt.block_on(
+            Pipeline::from_iter(0..values(rounds))
+                .par_map(two(), move |v| grain(v, rounds))
+                .fold(0u64, u64::wrapping_add),
+        )
+    });
+}
+
+#[divan::bench(args = GRAINS, sample_count = 5)]
+fn grain_par_map_unordered_2(bencher: Bencher<'_, '_>, rounds: u32) {
+    let rt = runtime();
+    bencher.bench(|| {
+        rt.block_on(
+            Pipeline::from_iter(0..values(rounds))
+                .par_map_unordered(two(), move |v| grain(v, rounds))
+                .fold(0u64, u64::wrapping_add),
+        )
+    });
+}
+
+#[divan::bench(args = GRAINS, sample_count = 5)]
+fn grain_rayon_par_iter(rounds: u32) -> u64 {
+    use rayon::prelude::*;
+    (0..values(rounds))
+        .into_par_iter()
+        .map(|v| grain(v, rounds))
+        .reduce(|| 0, u64::wrapping_add)
+}

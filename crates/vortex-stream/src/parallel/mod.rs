@@ -6,13 +6,14 @@
 //! finished and waiting for an older one), so a slow value at the head makes the stage stop
 //! pulling instead of buffering its input. [`Parallel`] polls up to `n` futures at once;
 //! [`ParMap`] queues values for up to `n` rayon jobs, which wake the pipeline's task only
-//! when the queue runs low rather than once per value.
+//! when it waits for what they finished, not once per value.
 //!
 //! `par_map` runs on rayon's pool rather than tokio's blocking pool: measured with 15 µs of
 //! work per value on 2 cores, a `spawn_blocking` per value made the stage 2.3 times slower than
 //! no parallelism at all, while rayon's persistent workers made it faster (see
-//! BENCHMARKS.md). Work of a few microseconds per value is better batched with
-//! [`chunk`](crate::Pipeline::chunk), so the hand-off is paid once per batch.
+//! BENCHMARKS.md). Cheap values go in batches sized from the time they take (about 50 µs a
+//! batch), and while the stage waits for cheap values its own task runs a batch too, as a
+//! caller of rayon's parallel iterators does.
 
 use core::num::NonZeroUsize;
 
@@ -26,6 +27,12 @@ pub use stage::{Parallel, Start, StartAsync};
 
 /// How much a parallel stage may do at once: `limit` values in flight, and at most `window`
 /// values held between pulling and yielding (at least `limit`; twice it by default).
+///
+/// Left unset, the window of a [`par_map`](crate::Pipeline::par_map) grows with the batches
+/// its workers take (two batches a worker), up to 1,024 values: for work of a fraction of a
+/// microsecond a value, a window of a few values would keep the workers waiting for the
+/// stage. Values of 50 µs and more go one at a time and the window stays at twice the limit.
+/// Setting the window fixes it: do so for large values that take little time each.
 ///
 /// ```
 /// use std::num::NonZeroUsize;
@@ -41,6 +48,7 @@ pub use stage::{Parallel, Start, StartAsync};
 pub struct Parallelism {
     limit: NonZeroUsize,
     window: NonZeroUsize,
+    grows: bool,
 }
 
 impl Parallelism {
@@ -50,6 +58,7 @@ impl Parallelism {
         Parallelism {
             limit,
             window: limit.saturating_mul(NonZeroUsize::MIN.saturating_add(1)),
+            grows: true,
         }
     }
 
@@ -57,7 +66,13 @@ impl Parallelism {
     #[must_use]
     pub fn window(mut self, window: NonZeroUsize) -> Self {
         self.window = window.max(self.limit);
+        self.grows = false;
         self
+    }
+
+    /// Whether the window may grow with the batch size (it was not set).
+    pub(crate) fn window_grows(&self) -> bool {
+        self.grows
     }
 
     /// Values in flight at most.

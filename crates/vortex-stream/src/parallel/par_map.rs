@@ -4,7 +4,9 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures_core::{FusedStream, Stream};
 use futures_util::task::AtomicWaker;
@@ -13,14 +15,27 @@ use pin_project_lite::pin_project;
 use super::stage::panic_error;
 use crate::Result;
 
-/// Values a worker takes from the queue before it hands its thread back to rayon, so that
-/// other stages sharing the pool get their turn.
+/// Values a worker runs before it hands its thread back to rayon, so that other stages
+/// sharing the pool get their turn.
 const RUN: usize = 64;
+
+/// The time a worker aims to spend on one batch of values: long enough that taking the batch
+/// and handing its results over (a lock each, and now and then a wake-up of the stage) cost
+/// little beside it, short enough that a finished value is not held back long.
+const BATCH_TIME: Duration = Duration::from_micros(50);
+
+/// The most values in one batch.
+const MAX_BATCH: usize = 512;
+
+/// The most values the window grows to when it is left to grow (see `Parallelism::window`).
+pub(crate) const MAX_WINDOW: usize = 1024;
 
 /// What the stage and its workers share.
 struct Shared<T, U> {
     state: Mutex<State<T, U>>,
     waker: AtomicWaker,
+    // Values a worker takes at a time, from the time the last batch took.
+    batch: AtomicUsize,
 }
 
 struct State<T, U> {
@@ -28,10 +43,14 @@ struct State<T, U> {
     queue: VecDeque<(u64, T)>,
     // Finished values not yet taken by the stage.
     done: Vec<(u64, std::thread::Result<U>)>,
-    // Rayon jobs alive: running a value or about to take one.
+    // Rayon jobs alive: running values or about to take some.
     jobs: usize,
     // The stage was dropped: workers stop taking values.
     closed: bool,
+    // The stage is waiting for the workers; for an ordered stage, for the value with this
+    // sequence number (any value for an unordered one), or for the queue to run low.
+    parked: Option<u64>,
+    ordered: bool,
 }
 
 impl<T, U> Shared<T, U> {
@@ -41,38 +60,55 @@ impl<T, U> Shared<T, U> {
     }
 }
 
-/// One rayon job: takes values from the queue and runs `f` on them until the queue is empty
-/// (or it has run [`RUN`] of them, and hands over to a fresh job).
+/// One rayon job: takes batches of values from the queue and runs `f` on them until the queue
+/// is empty (or it has run [`RUN`] values, and hands over to a fresh job).
 ///
-/// It wakes the stage only when the queue is about to run dry (no more values waiting than
-/// workers to take them), not for every value: the stage then takes every finished value and
-/// refills the queue in one go. Waking the stage's task once per value costs a thread switch
-/// per value, which on two cores was most of what kept `par_map` from scaling.
+/// Values go in batches sized from the time they take (about [`BATCH_TIME`] a batch): at a
+/// fraction of a microsecond a value, taking and handing over each one alone cost more than
+/// the work. The stage's task is woken only when it waits, and then only when what it waits
+/// for is there: a value it can yield (the oldest, when ordered), or a queue running low. A
+/// wake-up is a thread switch, which on two cores took a core away from the workers.
 fn work<T, U, F>(shared: &Arc<Shared<T, U>>, f: &Arc<F>)
 where
     T: Send + 'static,
     U: Send + 'static,
     F: Fn(T) -> U + Send + Sync + 'static,
 {
-    let mut next = take(&mut shared.lock());
+    let mut batch = take(&mut shared.lock(), shared.batch.load(Ordering::Relaxed));
     let mut ran = 0;
-    while let Some((seq, value)) = next {
-        let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(value)));
-        ran += 1;
+    while !batch.is_empty() {
+        let started = Instant::now();
+        let count = batch.len();
+        let outs: Vec<(u64, std::thread::Result<U>)> = batch
+            .drain(..)
+            .map(|(seq, value)| (seq, std::panic::catch_unwind(AssertUnwindSafe(|| f(value)))))
+            .collect();
+        let size = batch_size(started.elapsed(), count);
+        shared.batch.store(size, Ordering::Relaxed);
+        ran += count;
         let mut hand_over = false;
         let wake = {
             let mut state = shared.lock();
             if state.closed {
-                // The stage is gone: the result is dropped (after the lock is released).
+                // The stage is gone: the results are dropped (after the lock is released).
                 state.jobs -= 1;
+                drop(state);
                 return;
             }
-            state.done.push((seq, out));
-            let wake = state.queue.len() <= state.jobs;
+            let yieldable = match state.parked {
+                Some(head) if state.ordered => outs.iter().any(|(seq, _)| *seq == head),
+                Some(_) => true,
+                None => false,
+            };
+            state.done.extend(outs);
+            let low = state.queue.len() <= state.jobs.saturating_mul(size);
+            let wake = state.parked.is_some() && (yieldable || low);
+            if wake {
+                state.parked = None;
+            }
             if ran < RUN {
-                next = take(&mut state);
+                batch = take(&mut state, size);
             } else {
-                next = None;
                 hand_over = !state.queue.is_empty();
                 if !hand_over {
                     state.jobs -= 1;
@@ -91,17 +127,25 @@ where
     }
 }
 
-/// The next value for a worker; ends the job (and counts it gone) when there is none.
-fn take<T, U>(state: &mut State<T, U>) -> Option<(u64, T)> {
-    if state.closed {
+/// The batch size for values that took `elapsed` for `count` of them.
+fn batch_size(elapsed: Duration, count: usize) -> usize {
+    let per_value = elapsed.as_nanos() / count.max(1) as u128;
+    let fits = BATCH_TIME.as_nanos() / per_value.max(1);
+    usize::try_from(fits)
+        .unwrap_or(MAX_BATCH)
+        .clamp(1, MAX_BATCH)
+}
+
+/// The next batch for a worker: up to `size` values, and no more than its share of the queue
+/// (so that the other jobs get some); ends the job (and counts it gone) when there are none.
+fn take<T, U>(state: &mut State<T, U>, size: usize) -> Vec<(u64, T)> {
+    if state.closed || state.queue.is_empty() {
         state.jobs -= 1;
-        return None;
+        return Vec::new();
     }
-    let next = state.queue.pop_front();
-    if next.is_none() {
-        state.jobs -= 1;
-    }
-    next
+    let share = state.queue.len().div_ceil(state.jobs.max(1));
+    let n = size.min(share).max(1);
+    state.queue.drain(..n).collect()
 }
 
 pin_project! {
@@ -126,6 +170,8 @@ pin_project! {
         held: usize,
         limit: usize,
         window: usize,
+        // The window may grow with the batch size, up to `MAX_WINDOW`.
+        grows: bool,
         ordered: bool,
         upstream_done: bool,
     }
@@ -154,6 +200,7 @@ impl<S, F, T, U> ParMap<S, F, T, U> {
         stage: &'static str,
         limit: NonZeroUsize,
         window: NonZeroUsize,
+        grows: bool,
         ordered: bool,
     ) -> Self {
         ParMap {
@@ -165,8 +212,11 @@ impl<S, F, T, U> ParMap<S, F, T, U> {
                     done: Vec::new(),
                     jobs: 0,
                     closed: false,
+                    parked: None,
+                    ordered,
                 }),
                 waker: AtomicWaker::new(),
+                batch: AtomicUsize::new(1),
             })),
             stage,
             ready: VecDeque::new(),
@@ -175,6 +225,7 @@ impl<S, F, T, U> ParMap<S, F, T, U> {
             held: 0,
             limit: limit.get(),
             window: window.get().max(limit.get()),
+            grows,
             ordered,
             upstream_done: false,
         }
@@ -215,7 +266,27 @@ where
         let mut this = self.project();
         let shared = &this.shared.0;
         shared.waker.register(cx.waker());
+        // More jobs than the pool has threads would only wait in its queue.
+        let jobs = (*this.limit).min(rayon::current_num_threads().max(1));
         loop {
+            // Left to grow, the window holds two batches for each job, so that none waits.
+            let batch = shared.batch.load(Ordering::Relaxed);
+            let window = if *this.grows {
+                (*this.window).max(jobs.saturating_mul(batch).saturating_mul(2).min(MAX_WINDOW))
+            } else {
+                *this.window
+            };
+            // A value ready to go leaves without taking the lock, unless there is room to
+            // pull a batch's worth (pulled values are queued under the lock in one go).
+            let room = window.saturating_sub(*this.held);
+            let fill = room >= batch.max(2);
+            if matches!(this.ready.front(), Some(Some(_))) && (*this.upstream_done || !fill) {
+                if let Some(Some(result)) = this.ready.pop_front() {
+                    *this.held -= 1;
+                    *this.next_out += 1;
+                    return Poll::Ready(Some(result));
+                }
+            }
             // Take what the workers finished.
             let finished = std::mem::take(&mut shared.lock().done);
             for (seq, out) in finished {
@@ -243,7 +314,7 @@ where
             // Pull while the window has room, and queue what came in one go.
             let mut pulled = Vec::new();
             let mut failed = None;
-            while !*this.upstream_done && *this.held + pulled.len() < *this.window {
+            while !*this.upstream_done && *this.held + pulled.len() < window {
                 match this.stream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(Ok(value))) => {
                         pulled.push((*this.next_seq, value));
@@ -266,8 +337,6 @@ where
                 let spawn = {
                     let mut state = shared.lock();
                     state.queue.extend(pulled);
-                    // More jobs than the pool has threads would only wait in its queue.
-                    let jobs = (*this.limit).min(rayon::current_num_threads().max(1));
                     let spawn = jobs.saturating_sub(state.jobs).min(state.queue.len());
                     state.jobs += spawn;
                     spawn
@@ -291,10 +360,34 @@ where
                 if *this.upstream_done && *this.held == 0 {
                     return Poll::Ready(None);
                 }
-                // Workers wake the task when the queue runs low or a value is all that is left.
-                let idle = shared.lock().done.is_empty();
-                if idle {
-                    return Poll::Pending;
+                // Workers wake the task when a value it can yield is done or the queue runs
+                // low; told so under the lock that they hand results over under. Cheap values
+                // (batches of several) are not waited for: the task runs a batch itself, as
+                // a worker would, for no longer than a batch takes.
+                let helping = {
+                    let mut state = shared.lock();
+                    if !state.done.is_empty() {
+                        continue;
+                    }
+                    let share = state.queue.len().div_ceil(state.jobs + 1);
+                    if batch >= 2 && share > 0 {
+                        state.queue.drain(..batch.min(share)).collect::<Vec<_>>()
+                    } else {
+                        state.parked = Some(*this.next_out);
+                        return Poll::Pending;
+                    }
+                };
+                for (seq, value) in helping {
+                    let out = std::panic::catch_unwind(AssertUnwindSafe(|| (this.f)(value)))
+                        .map_err(|payload| panic_error(this.stage, &*payload));
+                    if *this.ordered {
+                        let at = usize::try_from(seq - *this.next_out).unwrap_or(usize::MAX);
+                        if let Some(slot) = this.ready.get_mut(at) {
+                            *slot = Some(out);
+                        }
+                    } else {
+                        this.ready.push_back(Some(out));
+                    }
                 }
             }
         }

@@ -18,19 +18,20 @@ where
     /// Runs a CPU-bound `f` on rayon's thread pool for up to `parallelism` values at once,
     /// and yields the results in input order.
     ///
-    /// The stage holds at most the window of values (twice the limit by default) between
-    /// pulling and yielding: when the oldest value is slow, the stage stops pulling instead of
-    /// buffering what comes after it. A panic in `f` becomes an
-    /// [`Internal`](crate::ErrorKind::Internal) error item naming the stage, in the value's
-    /// place; the stage goes on. Error items keep their place in the order. Work for a few
-    /// microseconds per value is better batched with [`chunk`](Pipeline::chunk), so the
-    /// hand-off is paid once per batch.
+    /// The stage holds at most the window of values between pulling and yielding (see
+    /// [`Parallelism`]: twice the limit, growing for cheap work): when the oldest value is
+    /// slow, the stage stops pulling instead of buffering what comes after it. A panic in `f`
+    /// becomes an [`Internal`](crate::ErrorKind::Internal) error item naming the stage, in the
+    /// value's place; the stage goes on. Error items keep their place in the order.
     ///
-    /// Values wait in a queue that up to `limit` rayon jobs take from, and the workers wake
-    /// the pipeline's task only when the queue runs low (or nothing else is left), not once per
-    /// value: a wake-up is a thread switch, and on two cores one per value cost a third of the
-    /// speed-up. A limit of the cores and a window of a few values per core keep every worker
-    /// busy.
+    /// Values wait in a queue that up to `limit` rayon jobs take from, in batches sized from
+    /// the time values take (about 50 µs a batch), so that work of a fraction of a microsecond
+    /// a value still gains from the threads. The workers wake the pipeline's task only when it
+    /// waits, and only for what it waits for: the oldest value done (a finished head result
+    /// leaves at once) or the queue running low. A wake-up is a thread switch, and on two cores
+    /// one per value cost a third of the speed-up. While it waits for cheap values (several to
+    /// a batch), the stage's own task runs a batch too, as a caller of rayon's parallel
+    /// iterators does: for no longer than a batch takes, never for values of 25 µs or more.
     ///
     /// Memory: the window of values (waiting, running, or finished and waiting their turn).
     ///
@@ -73,13 +74,14 @@ where
             "par_map",
             p.limit(),
             p.window_len(),
+            p.window_grows(),
             true,
         ))
     }
 
     /// Like [`par_map`](Pipeline::par_map), yielding each result as soon as it is ready.
     ///
-    /// Memory: the window of values (twice the limit by default; finished ones leave at once).
+    /// Memory: the window of values (see [`Parallelism`]; finished ones leave at once).
     ///
     /// # Examples
     ///
@@ -115,6 +117,7 @@ where
             "par_map_unordered",
             p.limit(),
             p.window_len(),
+            p.window_grows(),
             false,
         ))
     }
