@@ -29,11 +29,19 @@ pub use keyset::{Keyset, Page};
 
 use crate::{Error, ErrorKind, Pipeline, Result};
 
-/// The first batch a query fetches; each next batch is twice as large, up to
-/// [`MAX_FETCH`]. A consumer that stops early (`take(10)`) so costs only a few rows more than
-/// it used, and a full scan soon fetches in large batches.
+/// The first two batches a query fetches; each batch after them is twice as large as the one
+/// before (up to [`MAX_FETCH`] for SQLite). A consumer that stops early (`take(10)`) so costs
+/// at most 16 rows, and a full scan soon fetches in large batches.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) const FIRST_FETCH: usize = 8;
+
+/// The sizes of a query's batches: [`FIRST_FETCH`] twice, then doubling up to `max`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn fetch_sizes(max: usize) -> impl Iterator<Item = usize> {
+    std::iter::once(FIRST_FETCH).chain(std::iter::successors(Some(FIRST_FETCH), move |size| {
+        Some((size * 2).min(max))
+    }))
+}
 /// The largest batch a SQLite query hands over at once (measured: 256-row batches export as
 /// fast as 1024-row ones, and 16 exports at once peaked 30 MiB lower).
 #[cfg(feature = "sqlite")]
@@ -235,12 +243,15 @@ impl Database {
     /// also ask the server to cancel a statement still running). Every error names the
     /// database (without its password).
     ///
-    /// Memory: at most three batches of rows: the one being consumed, one waiting and one
-    /// being fetched (MariaDB and MySQL: one row, and the driver's read buffer). So `take(10)`
-    /// reads at most 120 rows from SQLite (8 + 16 taken, 32 waiting, 64 being stepped on its
-    /// thread), 24 from PostgreSQL (8 + 16: it fetches only when asked) and 10 from MariaDB
-    /// or MySQL (the server may have sent more into the socket's buffer), whatever the
-    /// table's size.
+    /// Batches are 8 rows, 8 again, then twice the one before. PostgreSQL fetches a batch when
+    /// the one before is used up. SQLite's thread steps each of its first four batches (8, 8,
+    /// 16, 32 rows) once the one before was taken, and later ones while the one before waits,
+    /// so that a full scan overlaps reading and consuming. Memory: at most three batches of
+    /// rows (SQLite: the one consumed, one waiting, one being stepped; PostgreSQL: two;
+    /// MariaDB and MySQL: one row, and the driver's read buffer). So `take(10)` reads 16 rows
+    /// from PostgreSQL, at most 32 from SQLite (8 + 8, and the 16 stepped meanwhile) and 10
+    /// from MariaDB or MySQL (the server may have sent more into the socket's buffer),
+    /// whatever the table's size.
     pub fn query(
         &self,
         sql: impl Into<String>,

@@ -17,8 +17,8 @@ use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{CancelToken, Client, NoTls};
 
 use super::{
-    db_error, load_in_batches, upsert_clause, BatchTarget, CopyFormat, IntoValues, LoadMethod,
-    Loaded, OnCommit, Query, Row, Table, Value, FIRST_FETCH,
+    db_error, fetch_sizes, load_in_batches, upsert_clause, BatchTarget, CopyFormat, IntoValues,
+    LoadMethod, Loaded, OnCommit, Query, Row, Table, Value, FIRST_FETCH,
 };
 use crate::sources::FlattenBatches;
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
@@ -145,7 +145,8 @@ pub(super) fn query(url: String, query: Query) -> Pipeline<BoxStream<'static, Re
             .bind(&statement, &params)
             .await
             .map_err(failed("postgres: query"))?;
-        let mut size = FIRST_FETCH;
+        let mut sizes = fetch_sizes(usize::MAX);
+        let mut size = sizes.next().unwrap_or(FIRST_FETCH);
         let mut index = 0u64;
         let fetch_error = |index: u64| {
             move |e| failed("postgres: fetch")(e).or_position(|| Position::new().with_record(index))
@@ -205,7 +206,7 @@ pub(super) fn query(url: String, query: Query) -> Pipeline<BoxStream<'static, Re
             if fetched < size {
                 break;
             }
-            size *= 2;
+            size = sizes.next().unwrap_or(size);
             cancel.armed = true;
         }
         cancel.armed = false;

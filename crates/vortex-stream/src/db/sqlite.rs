@@ -14,8 +14,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::mpsc;
 
 use super::{
-    batch_error, db_error, insert_sql, upstream_failed, IntoValues, Loaded, Query, Row, Table,
-    Value, FIRST_FETCH, MAX_FETCH,
+    batch_error, db_error, fetch_sizes, insert_sql, upstream_failed, IntoValues, Loaded, Query,
+    Row, Table, Value, MAX_FETCH,
 };
 use crate::sinks::feed;
 use crate::sources::Held;
@@ -101,8 +101,12 @@ pub(super) fn query(
     Pipeline::new(rows).boxed()
 }
 
-/// Steps the statement, sending rows in batches that double from `FIRST_FETCH`; stops when
-/// the consumer is gone (a send fails), which drops the statement and the connection.
+/// Steps the statement, sending rows in batches sized by `fetch_sizes`; stops when the
+/// consumer is gone (a send fails), which drops the statement and the connection.
+///
+/// The first four batches are stepped only once the channel has room for them, that is once
+/// the batch before was taken, so that a consumer that stops early costs at most the batch it
+/// stopped in and the next.
 fn run_query(path: &PathBuf, query: &Query, tx: &mpsc::Sender<Vec<Result<Row>>>) {
     let fail = |err: Error| {
         let _ = tx.blocking_send(vec![Err(err)]);
@@ -126,9 +130,22 @@ fn run_query(path: &PathBuf, query: &Query, tx: &mpsc::Sender<Vec<Result<Row>>>)
         Ok(rows) => rows,
         Err(e) => return fail(db_error("sqlite: query", name, e)),
     };
-    let mut size = FIRST_FETCH;
+    // On tokio's blocking pool: waiting here for room in the channel blocks no task.
+    let runtime = tokio::runtime::Handle::current();
     let mut index = 0u64;
-    loop {
+    for (n, size) in fetch_sizes(MAX_FETCH).enumerate() {
+        // The first four batches wait for room before they are stepped, so that a consumer
+        // that stops early costs few rows; after them the thread steps a batch while the one
+        // before waits in the channel (measured 13% faster on a 1M-row export than waiting).
+        let slot = if n < 4 {
+            let Ok(slot) = runtime.block_on(tx.reserve()) else {
+                // The consumer is gone.
+                return;
+            };
+            Some(slot)
+        } else {
+            None
+        };
         let mut batch = Vec::with_capacity(size);
         let mut done = false;
         while batch.len() < size {
@@ -182,10 +199,16 @@ fn run_query(path: &PathBuf, query: &Query, tx: &mpsc::Sender<Vec<Result<Row>>>)
                 }
             }
         }
-        if (!batch.is_empty() && tx.blocking_send(batch).is_err()) || done {
+        if !batch.is_empty() {
+            match slot {
+                Some(slot) => slot.send(batch),
+                None if tx.blocking_send(batch).is_err() => return,
+                None => {}
+            }
+        }
+        if done {
             return;
         }
-        size = (size * 2).min(MAX_FETCH);
     }
 }
 
