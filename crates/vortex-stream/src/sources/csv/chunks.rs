@@ -36,7 +36,7 @@ const READ: usize = 64 * 1024;
 struct Shared {
     source: Arc<str>,
     options: Options,
-    headers: Option<super::HeaderRow>,
+    headers: Option<super::reading::HeaderRow>,
     // The field count every record must have (not checked when flexible).
     expected: Option<usize>,
     most_records: AtomicUsize,
@@ -311,7 +311,7 @@ impl Splitter {
     /// `buf[..end]`. `None` if there is no whole record there yet and more input may come.
     fn first_record(&mut self, end: usize) -> Option<Arc<Shared>> {
         let options = self.options;
-        let mut reader = super::reader_builder(&options)
+        let mut reader = super::reading::reader_builder(&options)
             .has_headers(false)
             .flexible(true)
             .from_reader(&self.buf[..end]);
@@ -324,7 +324,8 @@ impl Splitter {
             source: Arc::clone(&self.source),
             options,
             expected: (!options.flexible && found).then_some(record.len()),
-            headers: (options.headers == Headers::Use).then(|| super::HeaderRow::new(record)),
+            headers: (options.headers == Headers::Use)
+                .then(|| super::reading::HeaderRow::new(record)),
             most_records: AtomicUsize::new(0),
         });
         self.shared = Some(Arc::clone(&shared));

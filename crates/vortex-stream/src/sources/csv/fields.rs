@@ -363,7 +363,7 @@ mod tests {
     ) -> Result<(), TestCaseError> {
         let line = fields.join(",");
         let mut ends = Vec::new();
-        super::super::split_fields(line.as_bytes(), b',', |end| ends.push(end));
+        super::super::decoder::split_fields(line.as_bytes(), b',', |end| ends.push(end));
         let got = T::deserialize(&mut LineFields::new(&line, &ends, headers));
         let expected = StringRecord::from(fields.to_vec()).deserialize::<T>(headers);
         prop_assert_eq!(
