@@ -384,3 +384,53 @@ fn a_worker_killed_mid_item_loses_nothing_and_a_table_load_twice_holds_each_row_
     assert_eq!(differ, 0);
     pg.run(&format!("DROP TABLE {table}; DROP TABLE {target};"));
 }
+
+#[test]
+fn a_file_changed_after_submission_fails_its_items_and_a_file_matched_twice_is_read_once() {
+    let Some(queue) = TestQueue::new("chg") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    orders_csv(&dir.path().join("orders.csv"), 2_000);
+    let job = write(
+        &dir.path().join("job.toml"),
+        "[source]\nfile = \"orders.csv\"\nbytes_per_item = 20000\n\n[sink]\ndir = \"out\"\n\n\
+         [retry]\nmax_attempts = 1\n",
+    );
+    let id = queue.submit(&job, "5");
+    // Rows added at the front: every byte range now falls elsewhere.
+    let text = std::fs::read_to_string(dir.path().join("orders.csv")).unwrap();
+    let (header, rest) = text.split_once('\n').unwrap();
+    std::fs::write(
+        dir.path().join("orders.csv"),
+        format!("{header}\n0,new,active,1.00\n{rest}"),
+    )
+    .unwrap();
+    let mut worker = queue.worker("w1", &dir.path().join("w1.log"));
+    let out = queue.wait(&id);
+    let said = text_of(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("changed since the job was cut"), "{said}");
+    assert!(worker.wait().unwrap().success());
+    assert!(
+        files(&dir.path().join("out")).is_empty(),
+        "a part was written"
+    );
+
+    // Two patterns matching one file make one item, not two.
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    orders_csv(&dir.path().join("in/a.csv"), 10);
+    let job = write(
+        &dir.path().join("twice.toml"),
+        "[source]\nfiles = [\"in/*.csv\", \"in/a.csv\"]\n\n[sink]\ndir = \"twice\"\n",
+    );
+    let id = queue.submit(&job, "5");
+    assert_eq!(queue.status(&id)["items"], 1);
+    let mut worker = queue.worker("w2", &dir.path().join("w2.log"));
+    queue.wait_done(&id);
+    assert!(worker.wait().unwrap().success());
+}
+
+fn text_of(out: &std::process::Output) -> String {
+    text(&out.stdout) + &text(&out.stderr)
+}

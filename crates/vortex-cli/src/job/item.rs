@@ -13,7 +13,7 @@ use vortex_stream::db::{Database, Keyset, LoadMethod, Table, Value};
 use vortex_stream::io::{Compression, Input, Output};
 use vortex_stream::{ErrorPolicy, Located, Pipeline, Position};
 
-use super::spec::{JobSpec, OnError, Piece, Sink, Source, WorkItem};
+use super::spec::{FileStamp, JobSpec, OnError, Piece, Sink, Source, WorkItem};
 use super::split::key_value;
 use crate::convert::{
     format_of, header_names, records_of, row, transformed, write_records, Format, Offset, Steps,
@@ -148,8 +148,15 @@ fn records(source: &Source, flexible: bool, piece: &Piece) -> Result<Records> {
                 end,
                 records,
                 lines,
+                stamp,
             },
         ) => {
+            if FileStamp::of(path)? != *stamp {
+                anyhow::bail!(
+                    "{} changed since the job was cut into items: its byte ranges no longer fall between records (submit the job again)",
+                    path.display()
+                );
+            }
             let header = if *start > 0 && *format == Format::Csv {
                 Some(csv_header(path)?)
             } else {

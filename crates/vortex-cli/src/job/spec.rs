@@ -243,17 +243,22 @@ impl JobSpec {
         }
         let patterns = s.files.clone().unwrap_or_default();
         let mut paths = Vec::new();
+        // A file two patterns match is one item: read twice, its records would be written twice.
+        let mut seen = std::collections::HashSet::new();
         for pattern in &patterns {
             let matched = glob::glob(pattern)
                 .with_context(|| format!("[source] files: bad pattern {pattern:?}"))?;
-            let before = paths.len();
+            let mut any = false;
             for path in matched {
                 let path = path.with_context(|| format!("[source] files: {pattern}"))?;
                 if path.is_file() {
-                    paths.push(path);
+                    any = true;
+                    if seen.insert(path.clone()) {
+                        paths.push(path);
+                    }
                 }
             }
-            if paths.len() == before {
+            if !any {
                 bail!("[source] files: {pattern:?} matches no file");
             }
         }
@@ -345,13 +350,15 @@ pub(crate) enum Piece {
         until: Option<serde_json::Value>,
     },
     /// The bytes `start..end` of a file, whole records; `records` and `lines` came before
-    /// `start` (for positions counted from the file's start).
+    /// `start` (for positions counted from the file's start). `stamp` is the file as it was
+    /// cut: a file changed since would be cut elsewhere, and its item is refused.
     Bytes {
         path: PathBuf,
         start: u64,
         end: u64,
         records: u64,
         lines: u64,
+        stamp: FileStamp,
     },
     /// A whole file.
     File { path: PathBuf },
@@ -369,5 +376,28 @@ impl Piece {
             } => format!("{} bytes {start}..{end}", path.display()),
             Piece::File { path } => path.display().to_string(),
         }
+    }
+}
+
+/// A file's length and modification time, to tell that it has not changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileStamp {
+    pub(crate) len: u64,
+    pub(crate) modified_ns: u64,
+}
+
+impl FileStamp {
+    pub(crate) fn of(path: &Path) -> Result<FileStamp> {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        let modified_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        Ok(FileStamp {
+            len: meta.len(),
+            modified_ns,
+        })
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use vortex_stream::db::{Database, Keyset, Value};
 
-use super::spec::{JobSpec, Piece, Source, WorkItem};
+use super::spec::{FileStamp, JobSpec, Piece, Source, WorkItem};
 use crate::convert::Format;
 
 /// The job's work items, in the order of its input.
@@ -117,6 +117,7 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// the file once, with one record in memory.
 fn csv_ranges(path: &Path, target: u64) -> Result<Vec<Piece>> {
     let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
+    let stamp = FileStamp::of(path)?;
     let len = open()?.metadata()?.len();
     let mut peek = open()?;
     let mut reader = csv::ReaderBuilder::new()
@@ -141,6 +142,7 @@ fn csv_ranges(path: &Path, target: u64) -> Result<Vec<Piece>> {
                     end: at.byte(),
                     records: records_before,
                     lines: lines_before,
+                    stamp,
                 });
                 (start, records_before, lines_before) = (at.byte(), records, at.line() - 1);
             }
@@ -163,6 +165,7 @@ fn csv_ranges(path: &Path, target: u64) -> Result<Vec<Piece>> {
         end: len,
         records: records_before,
         lines: lines_before,
+        stamp,
     });
     Ok(pieces)
 }
@@ -171,6 +174,7 @@ fn csv_ranges(path: &Path, target: u64) -> Result<Vec<Piece>> {
 /// after a line end. Records are counted as the sources count them: every line, or (JSON
 /// Lines, `skip_blank`) every line that is not blank.
 fn line_ranges(path: &Path, target: u64, skip_blank: bool) -> Result<Vec<Piece>> {
+    let stamp = FileStamp::of(path)?;
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut pieces = Vec::new();
@@ -203,6 +207,7 @@ fn line_ranges(path: &Path, target: u64, skip_blank: bool) -> Result<Vec<Piece>>
                     end: next,
                     records: records_before,
                     lines: lines_before,
+                    stamp,
                 });
                 (start, records_before, lines_before) = (next, records, lines);
             }
@@ -217,6 +222,7 @@ fn line_ranges(path: &Path, target: u64, skip_blank: bool) -> Result<Vec<Piece>>
             end: offset,
             records: records_before,
             lines: lines_before,
+            stamp,
         });
     }
     Ok(pieces)
