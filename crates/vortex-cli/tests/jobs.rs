@@ -434,3 +434,57 @@ fn a_file_changed_after_submission_fails_its_items_and_a_file_matched_twice_is_r
 fn text_of(out: &std::process::Output) -> String {
     text(&out.stdout) + &text(&out.stderr)
 }
+
+#[test]
+fn records_a_job_skips_are_kept_with_their_positions_beside_the_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    orders_csv(&dir.path().join("orders.csv"), 3_000);
+    // Line 2,002 is one field short: in the second or a later item, not the first.
+    let path = dir.path().join("orders.csv");
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .split('\n')
+        .map(str::to_owned)
+        .collect();
+    lines[2_001] = "9999,short".to_owned();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let job = write(
+        &dir.path().join("job.toml"),
+        "[source]\nfile = \"orders.csv\"\nbytes_per_item = 20000\n\n\
+         [transform]\non_error = \"skip\"\n\n[sink]\ndir = \"out\"\n",
+    );
+    run_locally(&job);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/manifest.json")).unwrap())
+            .unwrap();
+    let parts = manifest["parts"].as_array().unwrap();
+    let with: Vec<&serde_json::Value> = parts.iter().filter(|p| p["rejected"] == 1).collect();
+    assert_eq!(with.len(), 1, "{manifest}");
+    assert_eq!(
+        parts
+            .iter()
+            .map(|p| p["records"].as_u64().unwrap())
+            .sum::<u64>()
+            + 1,
+        3_000
+    );
+    let rejects = dir
+        .path()
+        .join("out")
+        .join(with[0]["rejects"].as_str().unwrap());
+    let rejected = std::fs::read_to_string(rejects).unwrap();
+    assert_eq!(rejected.lines().count(), 1);
+    assert!(rejected.contains("\"line\":2002"), "{rejected}");
+    assert!(rejected.contains("9999,short"), "{rejected}");
+    // No other rejects file, and no temporary one left.
+    let names: Vec<String> = files(&dir.path().join("out"))
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.contains("rejected")).count(),
+        1,
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+}

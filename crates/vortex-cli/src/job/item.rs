@@ -11,6 +11,7 @@ use futures_core::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use vortex_stream::db::{Database, Keyset, LoadMethod, Table, Value};
 use vortex_stream::io::{Compression, Input, Output};
+use vortex_stream::sinks::DeadLetters;
 use vortex_stream::{ErrorPolicy, Located, Pipeline, Position};
 
 use super::spec::{FileStamp, JobSpec, OnError, Piece, Sink, Source, WorkItem};
@@ -55,15 +56,90 @@ pub(crate) fn part_name(n: u64, format: Format) -> String {
 pub(crate) async fn run_item(spec: &JobSpec, item: &WorkItem) -> Result<ItemStats> {
     let source = spec.source()?;
     let records = records(&source, spec.source.flexible, &item.piece)?;
-    let policy = match spec.transform.on_error {
-        OnError::Fail => ErrorPolicy::fail_fast(),
-        OnError::Skip => ErrorPolicy::skip(),
+    let sink = spec.sink()?;
+    // Skipped records of a part-file job go to the item's rejects file, each with its
+    // position: written under a temporary name, put in place with the part.
+    let rejects = match (&sink, spec.transform.on_error) {
+        (Sink::Dir { dir, .. }, OnError::Skip) => Some(Rejects::new(dir, item.n)),
+        _ => None,
+    };
+    let policy = match (&rejects, spec.transform.on_error) {
+        (_, OnError::Fail) => ErrorPolicy::fail_fast(),
+        (Some(rejects), OnError::Skip) => {
+            ErrorPolicy::dead_letter(DeadLetters::create(&rejects.temporary).await?)
+        }
+        (None, OnError::Skip) => ErrorPolicy::skip(),
     };
     let policy = match spec.transform.max_errors {
         Some(max) => policy.max_errors(max),
         None => policy,
     };
-    let sink = spec.sink()?;
+    let outcome = run_through(spec, item, sink, records, &policy).await;
+    let report = policy.report();
+    // The policy holds the rejects file open: it is closed before it is moved.
+    drop(policy);
+    if let Some(rejects) = rejects {
+        rejects.settle(outcome.is_ok(), report.errors_total() > 0)?;
+    }
+    let tally = outcome?;
+    Ok(ItemStats {
+        read: report.items_in(),
+        written: tally.written.load(Ordering::Relaxed),
+        filtered: tally.filtered.load(Ordering::Relaxed),
+        rejected: report.errors_total(),
+    })
+}
+
+/// The rejects file of item `n` (`rejected-NNNNNN.jsonl`) and where it is written first.
+struct Rejects {
+    temporary: PathBuf,
+    path: PathBuf,
+}
+
+impl Rejects {
+    fn new(dir: &std::path::Path, n: u64) -> Self {
+        let name = rejects_name(n);
+        Rejects {
+            temporary: dir.join(format!(".{name}.{}.tmp", std::process::id())),
+            path: dir.join(name),
+        }
+    }
+
+    /// After an item committed: puts the file in place if it holds rejects, or else removes
+    /// it and any left by an earlier attempt. After a failure only the temporary file goes: a
+    /// rejects file in place belongs to an attempt that committed.
+    fn settle(self, committed: bool, rejected: bool) -> Result<()> {
+        if committed && rejected {
+            return std::fs::rename(&self.temporary, &self.path)
+                .with_context(|| format!("writing {}", self.path.display()));
+        }
+        let stale = if committed { Some(&self.path) } else { None };
+        for path in std::iter::once(&self.temporary).chain(stale) {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", path.display()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rejects file of item `n`.
+pub(crate) fn rejects_name(n: u64) -> String {
+    format!("rejected-{n:06}.jsonl")
+}
+
+/// Runs an item's records through the job's transform into its sink; the counts of what was
+/// filtered out and written.
+async fn run_through(
+    spec: &JobSpec,
+    item: &WorkItem,
+    sink: Sink,
+    records: Records,
+    policy: &ErrorPolicy,
+) -> Result<Arc<Tally>> {
     let steps = Steps {
         to: match &sink {
             Sink::Dir { format, .. } => *format,
@@ -80,7 +156,7 @@ pub(crate) async fn run_item(spec: &JobSpec, item: &WorkItem) -> Result<ItemStat
     };
     let tally = Arc::new(Tally::default());
     let to = steps.to;
-    let (kept, columns) = transformed(records, steps, &policy, &tally);
+    let (kept, columns) = transformed(records, steps, policy, &tally);
     match sink {
         Sink::Dir { dir, format } => {
             let output = Output::path(dir.join(part_name(item.n, format)));
@@ -98,13 +174,7 @@ pub(crate) async fn run_item(spec: &JobSpec, item: &WorkItem) -> Result<ItemStat
                 .await?;
         }
     }
-    let report = policy.report();
-    Ok(ItemStats {
-        read: report.items_in(),
-        written: tally.written.load(Ordering::Relaxed),
-        filtered: tally.filtered.load(Ordering::Relaxed),
-        rejected: report.errors_total(),
-    })
+    Ok(tally)
 }
 
 /// Rows per keyset page of a table item: a page is held while the next is fetched.

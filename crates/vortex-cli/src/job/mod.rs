@@ -20,7 +20,7 @@ use clap::{Args, Subcommand};
 use futures_util::StreamExt as _;
 use serde::Serialize;
 
-use item::{part_name, run_item, ItemStats};
+use item::{part_name, rejects_name, run_item, ItemStats};
 use queue::{ItemState, JobRecord, Queue, State, Verdict};
 use spec::{JobSpec, Sink, WorkItem};
 
@@ -214,12 +214,16 @@ struct Manifest {
 struct ManifestPart {
     file: String,
     records: u64,
+    /// The records of the item's piece the job skipped, each with its position in `rejects`.
+    rejected: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejects: Option<String>,
 }
 
 /// Writes `manifest.json` beside the part files (none for a table), replaced atomically.
 ///
-/// Every item is done by then: a temporary part file still there was left by a worker that
-/// was killed while writing it, and is removed.
+/// Every item is done by then: a temporary part (or rejects) file still there was left by a
+/// worker that was killed while writing it, and is removed.
 fn write_manifest(spec: &JobSpec, items: &[ItemStats]) -> Result<()> {
     let Sink::Dir { dir, format } = spec.sink()? else {
         return Ok(());
@@ -228,7 +232,8 @@ fn write_manifest(spec: &JobSpec, items: &[ItemStats]) -> Result<()> {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(".part-") && name.ends_with(".tmp") {
+        if (name.starts_with(".part-") || name.starts_with(".rejected-")) && name.ends_with(".tmp")
+        {
             std::fs::remove_file(entry.path())
                 .with_context(|| format!("removing {}", entry.path().display()))?;
         }
@@ -238,6 +243,8 @@ fn write_manifest(spec: &JobSpec, items: &[ItemStats]) -> Result<()> {
         .map(|(n, stats)| ManifestPart {
             file: part_name(n, format),
             records: stats.written,
+            rejected: stats.rejected,
+            rejects: (stats.rejected > 0).then(|| rejects_name(n)),
         })
         .collect();
     let manifest = Manifest {

@@ -118,7 +118,7 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 fn csv_ranges(path: &Path, target: u64) -> Result<Vec<Piece>> {
     let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
     let stamp = FileStamp::of(path)?;
-    let len = open()?.metadata()?.len();
+    let len = stamp.len;
     let mut peek = open()?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)

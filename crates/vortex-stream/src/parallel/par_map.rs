@@ -28,7 +28,7 @@ const BATCH_TIME: Duration = Duration::from_micros(50);
 const MAX_BATCH: usize = 512;
 
 /// The most values the window grows to when it is left to grow (see `Parallelism::window`).
-pub(crate) const MAX_WINDOW: usize = 1024;
+const MAX_WINDOW: usize = 1024;
 
 /// What the stage and its workers share.
 struct Shared<T, U> {
