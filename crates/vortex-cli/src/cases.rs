@@ -310,7 +310,12 @@ fn w2_stream(args: &CaseArgs, stop_after: Option<u64>) -> Result<String> {
         .deserialize_filter_map(|log: Log| (log.level == Level::Error).then_some(log));
     let (count, latency) = runtime()?.block_on(async {
         match stop_after {
-            Some(n) => errors.take(n).fold((0u64, 0u64), add_error).await,
+            Some(n) => {
+                errors
+                    .take(usize::try_from(n).unwrap_or(usize::MAX))
+                    .fold((0u64, 0u64), add_error)
+                    .await
+            }
             None => errors.fold((0u64, 0u64), add_error).await,
         }
     })?;

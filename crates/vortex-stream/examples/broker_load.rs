@@ -15,7 +15,7 @@
 // A benchmark driver fails loudly on what it cannot do.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::num::{NonZeroU16, NonZeroUsize};
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -112,7 +112,7 @@ async fn with_vortex(url: &str, pg: &str, table: &str) -> u64 {
                 .unwrap()
         }
         Broker::Amqp(base, queue) => AmqpSource::new(base, queue)
-            .prefetch(NonZeroU16::new(4 * BATCH as u16).unwrap())
+            .prefetch(4 * BATCH)
             .stop_when_idle(IDLE)
             .json()
             .await

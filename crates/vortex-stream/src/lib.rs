@@ -9,7 +9,6 @@
 //! # A short tour
 //!
 //! ```
-//! use std::num::NonZeroUsize;
 //! use vortex_stream::{ErrorPolicy, Pipeline};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -25,7 +24,7 @@
 //!     })
 //!     .on_error(policy.clone())                             // ...which a policy handles
 //!     .filter(|(_, amount)| *amount > 10.0)
-//!     .chunk(NonZeroUsize::new(2).unwrap())                 // bounded batches
+//!     .chunk(2)                 // bounded batches
 //!     .collect::<Vec<_>>()
 //!     .await?;
 //!
@@ -40,7 +39,8 @@
 //!   where it arose. Terminals stop at the first error; an [`ErrorPolicy`] skips errors,
 //!   sends them to a dead-letter sink or enforces an error budget, and keeps a [`Report`].
 //! - **Every buffer is bounded.** Each operator's docs state what it holds; sizes are
-//!   `NonZeroUsize` arguments, never defaults. Only [`Pipeline::collect`] holds everything.
+//!   arguments ([`Size`]: a literal, a `usize` or a `NonZeroUsize`; a zero panics where it
+//!   is given), never defaults. Only [`Pipeline::collect`] holds everything.
 //! - **Dropping stops work.** A pipeline owns its stages and sources; dropping it drops them.
 //!   [`Pipeline::cancel_on`] and [`Pipeline::deadline`] end a pipeline from outside.
 //! - **It is a [`Stream`](futures_core::Stream).** Operators are inherent methods, so they win
@@ -63,9 +63,29 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
-/// Accessors to the stream an adapter wraps, as `futures`' adapters have them.
+/// Accessors to the stream an adapter wraps, as `futures`' adapters have them. An adapter
+/// that holds items between polls names them (`holds: "…"`), and `into_inner` says they are
+/// dropped.
 macro_rules! delegate_access_inner {
+    ($field:ident, $inner:ty, holds: $held:literal) => {
+        delegate_access_inner!(@refs $field, $inner);
+
+        /// Consumes this adapter, returning the underlying stream.
+        ///
+        #[doc = concat!("The adapter's ", $held, " are dropped with it, not yielded: pull them first if they matter.")]
+        pub fn into_inner(self) -> $inner {
+            self.$field
+        }
+    };
     ($field:ident, $inner:ty) => {
+        delegate_access_inner!(@refs $field, $inner);
+
+        /// Consumes this adapter, returning the underlying stream.
+        pub fn into_inner(self) -> $inner {
+            self.$field
+        }
+    };
+    (@refs $field:ident, $inner:ty) => {
         /// Acquires a reference to the underlying stream.
         pub fn get_ref(&self) -> &$inner {
             &self.$field
@@ -81,11 +101,6 @@ macro_rules! delegate_access_inner {
         /// Acquires a pinned mutable reference to the underlying stream.
         pub fn get_pin_mut(self: core::pin::Pin<&mut Self>) -> core::pin::Pin<&mut $inner> {
             self.project().$field
-        }
-
-        /// Consumes this adapter, returning the underlying stream.
-        pub fn into_inner(self) -> $inner {
-            self.$field
         }
     };
 }
@@ -107,7 +122,7 @@ pub mod sources;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod value;
 
-pub use crate::core::{ErrorPolicy, Located, Report};
+pub use crate::core::{ErrorPolicy, Located, Report, Size};
 pub use crate::error::{BoxError, Error, ErrorKind, Position, Result};
 pub use crate::ops::adapters;
 pub use crate::pipeline::{AckPipeline, BlockingIter, Pipeline};

@@ -360,7 +360,7 @@ async fn source(
                 .as_deref()
                 .context("an amqp:// input names its queue: amqp://…/VHOST?queue=NAME")?;
             Ok(AmqpSource::new(url.as_str(), queue)
-                .prefetch(window)
+                .prefetch(usize::from(window.get()))
                 .stop_when_idle(idle)
                 .bytes()
                 .await?)

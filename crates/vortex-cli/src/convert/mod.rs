@@ -505,7 +505,7 @@ pub(crate) fn transformed(
             keep
         })
         .map(move |item| project(item.into_value(), &select))
-        .take(limit)
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
         .inspect(move |_| {
             out.written.fetch_add(1, Ordering::Relaxed);
         })

@@ -23,7 +23,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::num::{NonZeroU16, NonZeroUsize};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,7 @@ use tokio::sync::mpsc;
 
 use super::{BrokerSink, Received};
 use crate::ack::{AckLedger, AckReport, Verdict};
+use crate::core::Size;
 use crate::error::{BoxError, Error, ErrorKind, Position};
 use crate::AckPipeline;
 
@@ -91,10 +92,24 @@ impl AmqpSource {
         }
     }
 
-    /// Sets the prefetch window (1024 by default).
+    /// Sets the prefetch window (1024 by default): unacknowledged messages the broker sends
+    /// ahead, at most 65,535 (AMQP's limit).
+    ///
+    /// # Panics
+    ///
+    /// If `prefetch` is zero or above 65,535.
     #[must_use]
-    pub fn prefetch(mut self, prefetch: NonZeroU16) -> Self {
-        self.prefetch = prefetch.get();
+    pub fn prefetch(mut self, prefetch: impl Size) -> Self {
+        let prefetch = prefetch.non_zero("prefetch").get();
+        self.prefetch = u16::try_from(prefetch).unwrap_or_else(|_| {
+            #[allow(
+                clippy::panic,
+                reason = "a size out of range is refused where it is given"
+            )]
+            {
+                panic!("prefetch: AMQP allows at most 65535 messages ahead, not {prefetch}")
+            }
+        });
         self
     }
 
@@ -392,7 +407,8 @@ impl AmqpSink {
 
     /// Sets how many publishes may await their confirmation at once (256 by default).
     #[must_use]
-    pub fn window(mut self, window: NonZeroUsize) -> Self {
+    pub fn window(mut self, window: impl Size) -> Self {
+        let window = window.non_zero("window");
         self.window = window;
         self
     }

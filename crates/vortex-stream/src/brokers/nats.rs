@@ -3,7 +3,6 @@
 //!
 //! ```no_run
 //! # #![allow(dead_code)]
-//! use std::num::NonZeroUsize;
 //! use std::time::Duration;
 //! use vortex_stream::brokers::nats::JetStreamSource;
 //!
@@ -16,7 +15,7 @@
 //!     .json::<Order>()
 //!     .await?
 //!     .filter(|order| order.amount > 0.0)
-//!     .commit_batches(NonZeroUsize::new(500).unwrap(), Duration::from_millis(100), |orders| {
+//!     .commit_batches(500, Duration::from_millis(100), |orders| {
 //!         // One transaction for the batch: the messages are acknowledged once it committed.
 //!         let ids: Vec<u64> = orders.iter().map(|order| order.id).collect();
 //!         async move { write_in_one_transaction(ids).await }
@@ -45,6 +44,7 @@ use tokio::time::Instant;
 
 use super::{BrokerSink, Received};
 use crate::ack::{AckLedger, AckReport, Verdict};
+use crate::core::Size;
 use crate::error::{BoxError, Error, ErrorKind, Position};
 use crate::AckPipeline;
 
@@ -100,7 +100,8 @@ impl JetStreamSource {
     /// Sets the window of unacknowledged messages (1024 by default): the most the pipeline
     /// holds, and the `max_ack_pending` of a consumer the source creates.
     #[must_use]
-    pub fn window(mut self, window: NonZeroUsize) -> Self {
+    pub fn window(mut self, window: impl Size) -> Self {
+        let window = window.non_zero("window");
         self.window = window;
         self
     }
@@ -401,7 +402,8 @@ impl JetStreamSink {
 
     /// Sets how many publishes may await their acknowledgement at once (256 by default).
     #[must_use]
-    pub fn window(mut self, window: NonZeroUsize) -> Self {
+    pub fn window(mut self, window: impl Size) -> Self {
+        let window = window.non_zero("window");
         self.window = window;
         self
     }

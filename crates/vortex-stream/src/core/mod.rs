@@ -1,8 +1,10 @@
-//! The pieces every stage shares that do no I/O: error policies, the run report, and values
-//! located in their input.
+//! The pieces every stage shares that do no I/O: error policies, the run report, values
+//! located in their input, and sizes given as literals.
 
 mod located;
 pub(crate) mod policy;
+mod size;
 
 pub use located::Located;
 pub use policy::{ErrorPolicy, Report};
+pub use size::Size;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures_core::stream::BoxStream;
 
 use super::{Backend, Database, Row, Value};
+use crate::core::Size;
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
 /// A scan of a query's rows in pages ordered by a unique key: see [`Database::pages`].
@@ -45,7 +46,8 @@ impl Keyset {
 
     /// Rows per page.
     #[must_use]
-    pub fn page_size(mut self, rows: NonZeroUsize) -> Self {
+    pub fn page_size(mut self, rows: impl Size) -> Self {
+        let rows = rows.non_zero("page_size");
         self.page = rows;
         self
     }
@@ -87,7 +89,6 @@ impl Database {
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::db::{Database, Keyset, Value};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -102,7 +103,7 @@ impl Database {
     /// )
     /// .await?;
     /// let scan = Keyset::new("SELECT id, status FROM orders", vec![], "id")
-    ///     .page_size(NonZeroUsize::new(10).unwrap());
+    ///     .page_size(10);
     /// let pages = db.pages(scan.clone()).collect::<Vec<_>>().await?;
     /// assert_eq!(pages.iter().map(|p| p.rows.len()).collect::<Vec<_>>(), [10, 10, 5]);
     /// assert_eq!(pages[0].resume, Value::Int(10));
@@ -168,7 +169,6 @@ impl Database {
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::db::{Database, Keyset, Value};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -183,7 +183,7 @@ impl Database {
     /// )
     /// .await?;
     /// let scan = Keyset::new("SELECT id FROM orders", vec![], "id");
-    /// let cuts = db.cuts(scan.clone(), NonZeroUsize::new(10).unwrap()).collect::<Vec<_>>().await?;
+    /// let cuts = db.cuts(scan.clone(), 10).collect::<Vec<_>>().await?;
     /// assert_eq!(cuts, [Value::Int(10), Value::Int(20)]);
     ///
     /// // The second of three pieces: keys 11 to 20.
@@ -195,8 +195,9 @@ impl Database {
     pub fn cuts(
         &self,
         keyset: Keyset,
-        rows: NonZeroUsize,
+        rows: impl Size,
     ) -> Pipeline<BoxStream<'static, Result<Value>>> {
+        let rows = rows.non_zero("cuts");
         let db = self.clone();
         Pipeline::generate(move |mut y| async move {
             let mut after = keyset.after.clone();

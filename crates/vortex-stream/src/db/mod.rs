@@ -7,6 +7,7 @@
 
 mod keyset;
 mod pipeline;
+mod transaction;
 
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -26,7 +27,9 @@ use serde::de::DeserializeOwned;
 
 pub use crate::value::{Row, Value};
 pub use keyset::{Keyset, Page};
+pub use transaction::Transaction;
 
+use crate::core::Size;
 use crate::{Error, ErrorKind, Pipeline, Result};
 
 /// The first two batches a query fetches; each batch after them is twice as large as the one
@@ -94,7 +97,7 @@ pub const DEFAULT_OPEN_QUERY_WAIT: std::time::Duration = std::time::Duration::fr
 #[derive(Clone)]
 enum Backend {
     #[cfg(feature = "sqlite")]
-    Sqlite(std::path::PathBuf),
+    Sqlite(sqlite::File),
     #[cfg(feature = "postgres")]
     Postgres(String),
     #[cfg(feature = "mysql")]
@@ -132,7 +135,10 @@ impl Database {
         {
             #[cfg(feature = "sqlite")]
             {
-                Backend::Sqlite(path.into())
+                Backend::Sqlite(sqlite::File {
+                    path: path.into(),
+                    wal: true,
+                })
             }
             #[cfg(not(feature = "sqlite"))]
             {
@@ -215,6 +221,29 @@ impl Database {
     #[must_use]
     pub fn statement_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.statement_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether vortex may switch a SQLite file in SQLite's default journal mode (`delete`) to
+    /// WAL when it first opens it (yes unless set): in WAL mode a query reads while a write
+    /// commits, so a pipeline that updates the rows of a query as they come works instead of
+    /// failing with "database is locked". WAL persists in the file (it adds the `-wal` and
+    /// `-shm` files beside it) and needs memory the processes share, which a network file
+    /// system does not give: say `false` for a database on one. A file in another journal mode
+    /// is left alone. No effect on the servers.
+    #[must_use]
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_mut))]
+    pub fn sqlite_wal(mut self, wal: bool) -> Self {
+        #[cfg(feature = "sqlite")]
+        #[allow(
+            irrefutable_let_patterns,
+            reason = "with SQLite alone compiled in, every database is one"
+        )]
+        if let Backend::Sqlite(file) = &mut self.backend {
+            file.wal = wal;
+        }
+        #[cfg(not(feature = "sqlite"))]
+        let _ = wal;
         self
     }
 
@@ -523,11 +552,10 @@ pub enum LoadMethod {
 /// A table to load rows into, and how: see [`Pipeline::load`].
 ///
 /// ```
-/// use std::num::NonZeroUsize;
 /// use vortex_stream::db::Table;
 ///
 /// let table = Table::new("orders", ["id", "email", "amount"])
-///     .batch(NonZeroUsize::new(5000).unwrap())
+///     .batch(5000)
 ///     .upsert(["id"]);
 /// # let _ = table;
 /// ```
@@ -594,7 +622,8 @@ impl Table {
 
     /// Rows per batch (each batch is one transaction).
     #[must_use]
-    pub fn batch(mut self, rows: NonZeroUsize) -> Self {
+    pub fn batch(mut self, rows: impl Size) -> Self {
+        let rows = rows.non_zero("batch");
         self.batch = rows;
         self
     }

@@ -279,6 +279,13 @@ pub(super) async fn execute(
     name: &Arc<str>,
 ) -> Result<u64> {
     let mut conn = connect(opts, name).await?;
+    let changed = run(&mut conn, sql, values, name).await?;
+    let _ = conn.disconnect().await;
+    Ok(changed)
+}
+
+/// Runs a statement on `conn`; returns the rows it changed.
+async fn run(conn: &mut Conn, sql: &str, values: &[Value], name: &Arc<str>) -> Result<u64> {
     let fail = |e| my_error("mysql: execute", name, e);
     if values.is_empty() {
         // The text protocol: several statements at once, and statements that cannot be
@@ -287,9 +294,74 @@ pub(super) async fn execute(
     } else {
         conn.exec_drop(sql, params(values)).await.map_err(fail)?;
     }
-    let changed = conn.affected_rows();
-    let _ = conn.disconnect().await;
-    Ok(changed)
+    Ok(conn.affected_rows())
+}
+
+/// A transaction's connection: `START TRANSACTION` sent, statements run on it one at a time.
+/// Dropped without a commit, the connection closes and the server rolls the transaction back.
+pub(super) struct Tx {
+    conn: Conn,
+    name: Arc<str>,
+}
+
+impl Tx {
+    pub(super) async fn begin(opts: &Opts, name: Arc<str>) -> Result<Tx> {
+        let mut conn = connect(opts, &name).await?;
+        conn.query_drop("START TRANSACTION")
+            .await
+            .map_err(|e| my_error("mysql: begin", &name, e))?;
+        Ok(Tx { conn, name })
+    }
+
+    pub(super) async fn execute(&mut self, sql: &str, values: &[Value]) -> Result<u64> {
+        run(&mut self.conn, sql, values, &self.name).await
+    }
+
+    /// The first `limit` rows of `sql`; the driver reads and drops the rest of the result.
+    pub(super) async fn fetch(
+        &mut self,
+        sql: &str,
+        values: &[Value],
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        let name = &self.name;
+        let mut result = self
+            .conn
+            .exec_iter(sql, params(values))
+            .await
+            .map_err(|e| my_error("mysql: query", name, e))?;
+        let described = result.columns_ref();
+        let columns: Arc<[String]> = described.iter().map(|c| c.name_str().into()).collect();
+        let kinds: Vec<Kind> = described.iter().map(kind).collect();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let index = out.len() as u64;
+            let row = result.next().await.map_err(|e| {
+                my_error("mysql: fetch", name, e).or_position(|| {
+                    Position::new()
+                        .with_source(Arc::clone(name))
+                        .with_record(index)
+                })
+            })?;
+            let Some(row) = row else { break };
+            out.push(convert(row, &columns, &kinds, index, name)?);
+        }
+        result
+            .drop_result()
+            .await
+            .map_err(|e| my_error("mysql: fetch", name, e))?;
+        Ok(out)
+    }
+
+    /// `COMMIT` or `ROLLBACK`, then the connection closes.
+    pub(super) async fn end(mut self, statement: &'static str) -> Result<()> {
+        self.conn
+            .query_drop(statement)
+            .await
+            .map_err(|e| my_error("mysql: commit", &self.name, e))?;
+        let _ = self.conn.disconnect().await;
+        Ok(())
+    }
 }
 
 /// A quoted identifier.

@@ -11,7 +11,7 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     batch_error, db_error, fetch_sizes, insert_sql, upstream_failed, IntoValues, Loaded, Query,
@@ -21,16 +21,49 @@ use crate::sinks::feed;
 use crate::sources::Held;
 use crate::{Error, ErrorKind, Pipeline, Position, Result};
 
-fn open(path: &PathBuf, write: bool, name: &Arc<str>) -> Result<Connection> {
+/// A SQLite database file, and whether vortex may put it in WAL mode.
+#[derive(Clone, Debug)]
+pub(super) struct File {
+    pub(super) path: PathBuf,
+    pub(super) wal: bool,
+}
+
+/// Puts the database in WAL mode if it is in SQLite's default (`delete`) journal mode: then
+/// queries read while a write commits, instead of the writer failing with "database is locked"
+/// after its busy timeout (a read-modify-write pipeline: rows of a query updated as they
+/// come). WAL persists in the file, so this happens once. Other journal modes were chosen
+/// by someone and are left alone; a file that cannot be written or switched (read-only, busy)
+/// keeps its mode, and the query goes on.
+fn use_wal(conn: &Connection, file: &File, write: bool) {
+    if !file.wal {
+        return;
+    }
+    let mode: rusqlite::Result<String> =
+        conn.pragma_query_value(None, "journal_mode", |row| row.get(0));
+    if !mode.is_ok_and(|mode| mode.eq_ignore_ascii_case("delete")) {
+        return;
+    }
+    if write {
+        let _ = conn.pragma_update(None, "journal_mode", "WAL");
+    } else if let Ok(writer) = Connection::open_with_flags(
+        &file.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        let _ = writer.pragma_update(None, "journal_mode", "WAL");
+    }
+}
+
+fn open(file: &File, write: bool, name: &Arc<str>) -> Result<Connection> {
     let flags = if write {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
     } else {
         OpenFlags::SQLITE_OPEN_READ_ONLY
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn =
-        Connection::open_with_flags(path, flags).map_err(|e| db_error("sqlite: open", name, e))?;
+    let conn = Connection::open_with_flags(&file.path, flags)
+        .map_err(|e| db_error("sqlite: open", name, e))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| db_error("sqlite: open", name, e))?;
+    use_wal(&conn, file, write);
     if !write {
         // A query's connection keeps a small page cache (SQLite's default is 2 MB a
         // connection): a scan reads each page once, and many queries at once (a service's
@@ -66,7 +99,7 @@ fn from_sql(value: ValueRef<'_>) -> std::result::Result<Value, std::str::Utf8Err
 /// (see [`Database::max_open_queries`](super::Database::max_open_queries)); the permit goes
 /// back when the stream ends or is dropped.
 pub(super) fn query(
-    path: PathBuf,
+    path: File,
     query: Query,
     gate: Arc<tokio::sync::Semaphore>,
     wait: Duration,
@@ -107,7 +140,7 @@ pub(super) fn query(
 /// The first four batches are stepped only once the channel has room for them, that is once
 /// the batch before was taken, so that a consumer that stops early costs at most the batch it
 /// stopped in and the next.
-fn run_query(path: &PathBuf, query: &Query, tx: &mpsc::Sender<Vec<Result<Row>>>) {
+fn run_query(path: &File, query: &Query, tx: &mpsc::Sender<Vec<Result<Row>>>) {
     let fail = |err: Error| {
         let _ = tx.blocking_send(vec![Err(err)]);
     };
@@ -151,37 +184,8 @@ fn run_query(path: &PathBuf, query: &Query, tx: &mpsc::Sender<Vec<Result<Row>>>)
         while batch.len() < size {
             match rows.next() {
                 Ok(Some(row)) => {
-                    let mut values = Vec::with_capacity(columns.len());
-                    let mut bad = None;
-                    for i in 0..columns.len() {
-                        match row
-                            .get_ref(i)
-                            .map_err(|e| e.to_string())
-                            .and_then(|v| from_sql(v).map_err(|e| e.to_string()))
-                        {
-                            Ok(value) => values.push(value),
-                            Err(message) => {
-                                bad = Some(
-                                    Error::new(ErrorKind::Decode, "sqlite: read")
-                                        .with_position(
-                                            Position::new()
-                                                .with_source(Arc::clone(name))
-                                                .with_record(index),
-                                        )
-                                        .with_message(format!(
-                                            "column `{}`: {message}",
-                                            columns[i]
-                                        )),
-                                );
-                                break;
-                            }
-                        }
-                    }
                     query.fetched.fetch_add(1, Ordering::Relaxed);
-                    batch.push(match bad {
-                        Some(err) => Err(err),
-                        None => Ok(Row::new(Arc::clone(&columns), values, index)),
-                    });
+                    batch.push(convert(row, &columns, index, name));
                     index += 1;
                 }
                 Ok(None) => {
@@ -212,8 +216,37 @@ fn run_query(path: &PathBuf, query: &Query, tx: &mpsc::Sender<Vec<Result<Row>>>)
     }
 }
 
+/// A row as a [`Row`], or a decode error naming the column.
+fn convert(
+    row: &rusqlite::Row<'_>,
+    columns: &Arc<[String]>,
+    index: u64,
+    name: &Arc<str>,
+) -> Result<Row> {
+    let mut values = Vec::with_capacity(columns.len());
+    for (i, column) in columns.iter().enumerate() {
+        match row
+            .get_ref(i)
+            .map_err(|e| e.to_string())
+            .and_then(|v| from_sql(v).map_err(|e| e.to_string()))
+        {
+            Ok(value) => values.push(value),
+            Err(message) => {
+                return Err(Error::new(ErrorKind::Decode, "sqlite: read")
+                    .with_position(
+                        Position::new()
+                            .with_source(Arc::clone(name))
+                            .with_record(index),
+                    )
+                    .with_message(format!("column `{column}`: {message}")))
+            }
+        }
+    }
+    Ok(Row::new(Arc::clone(columns), values, index))
+}
+
 pub(super) async fn execute(
-    path: PathBuf,
+    path: File,
     sql: String,
     params: Vec<Value>,
     name: Arc<str>,
@@ -240,7 +273,7 @@ pub(super) async fn execute(
 /// Values cross to the pool one table batch (one transaction) at a time, each written by a
 /// job of its own: between batches the connection waits without a thread.
 pub(super) async fn load<S, T>(
-    path: PathBuf,
+    path: File,
     name: Arc<str>,
     stream: S,
     table: &Table,
@@ -363,4 +396,165 @@ impl crate::sinks::BatchWrite<Vec<Value>> for Loader {
         // and an open all-or-nothing transaction is rolled back as the connection closes.
         Ok(self.table.committed(self.loaded))
     }
+}
+
+/// What a transaction's thread is asked to do.
+enum Command {
+    Execute(String, Vec<Value>, oneshot::Sender<Result<u64>>),
+    /// At most `limit` rows.
+    Fetch(String, Vec<Value>, usize, oneshot::Sender<Result<Vec<Row>>>),
+    End(&'static str, oneshot::Sender<Result<()>>),
+}
+
+/// A transaction's connection, on a thread of its own (a rusqlite connection cannot be shared
+/// between threads, and a transaction must keep its one connection): statements come over a
+/// channel one at a time. When the handle is dropped the channel closes, and the thread rolls
+/// back what was not committed and ends.
+pub(super) struct Tx {
+    commands: std::sync::mpsc::Sender<Command>,
+    name: Arc<str>,
+}
+
+impl Tx {
+    /// Opens a write connection on a new thread and begins an `IMMEDIATE` transaction: it takes
+    /// the write lock now, so a read-then-write inside it never has to upgrade a read lock
+    /// (the upgrade is what fails with "database is locked" when two do it at once).
+    pub(super) async fn begin(file: File, name: Arc<str>) -> Result<Tx> {
+        let (commands, inbox) = std::sync::mpsc::channel();
+        let (begun, began) = oneshot::channel();
+        let thread_name = Arc::clone(&name);
+        let spawned = std::thread::Builder::new()
+            .name("vortex-sqlite-tx".into())
+            .spawn(move || {
+                let name = thread_name;
+                let conn = match open(&file, true, &name).and_then(|conn| {
+                    conn.execute_batch("BEGIN IMMEDIATE")
+                        .map_err(|e| db_error("sqlite: begin", &name, e))?;
+                    Ok(conn)
+                }) {
+                    Ok(conn) => {
+                        let _ = begun.send(Ok(()));
+                        conn
+                    }
+                    Err(err) => {
+                        let _ = begun.send(Err(err));
+                        return;
+                    }
+                };
+                serve(&conn, &name, &inbox);
+            });
+        if let Err(e) = spawned {
+            return Err(Error::io("sqlite: begin", e));
+        }
+        match began.await {
+            Ok(begun) => begun.map(|()| Tx { commands, name }),
+            Err(_) => Err(Error::internal(
+                "sqlite: begin",
+                "the transaction's thread ended",
+            )),
+        }
+    }
+
+    async fn ask<R>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<R>>) -> Command,
+    ) -> Result<R> {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(command(reply)).is_err() {
+            return Err(self.gone());
+        }
+        answer.await.unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    fn gone(&self) -> Error {
+        Error::new(ErrorKind::Database, "sqlite: transaction")
+            .with_position(Position::new().with_source(Arc::clone(&self.name)))
+            .with_message("the transaction's connection is gone (its thread ended)")
+    }
+
+    pub(super) async fn execute(&self, sql: String, params: Vec<Value>) -> Result<u64> {
+        self.ask(|reply| Command::Execute(sql, params, reply)).await
+    }
+
+    pub(super) async fn fetch(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        self.ask(|reply| Command::Fetch(sql, params, limit, reply))
+            .await
+    }
+
+    /// `COMMIT` or `ROLLBACK`; the thread ends after it.
+    pub(super) async fn end(self, statement: &'static str) -> Result<()> {
+        self.ask(|reply| Command::End(statement, reply)).await
+    }
+}
+
+/// Runs a transaction's statements until it ends or its handle is dropped (then rolls back).
+fn serve(conn: &Connection, name: &Arc<str>, inbox: &std::sync::mpsc::Receiver<Command>) {
+    while let Ok(command) = inbox.recv() {
+        match command {
+            Command::Execute(sql, params, reply) => {
+                let result = if params.is_empty() {
+                    conn.execute_batch(&sql).map(|()| conn.changes())
+                } else {
+                    let params: Vec<SqlValue> = params.iter().map(to_sql).collect();
+                    conn.execute(&sql, rusqlite::params_from_iter(params))
+                        .map(|n| n as u64)
+                };
+                let _ = reply.send(result.map_err(|e| db_error("sqlite: execute", name, e)));
+            }
+            Command::Fetch(sql, params, limit, reply) => {
+                let _ = reply.send(fetch(conn, name, &sql, &params, limit));
+            }
+            Command::End(statement, reply) => {
+                let ended = conn
+                    .execute_batch(statement)
+                    .map_err(|e| db_error("sqlite: commit", name, e));
+                let _ = reply.send(ended);
+                return;
+            }
+        }
+    }
+    // The handle was dropped without a commit.
+    let _ = conn.execute_batch("ROLLBACK");
+}
+
+/// The first `limit` rows of `sql`.
+fn fetch(
+    conn: &Connection,
+    name: &Arc<str>,
+    sql: &str,
+    params: &[Value],
+    limit: usize,
+) -> Result<Vec<Row>> {
+    let mut statement = conn
+        .prepare(sql)
+        .map_err(|e| db_error("sqlite: prepare", name, e))?;
+    let columns: Arc<[String]> = statement
+        .column_names()
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect();
+    let params: Vec<SqlValue> = params.iter().map(to_sql).collect();
+    let mut rows = statement
+        .query(rusqlite::params_from_iter(params))
+        .map_err(|e| db_error("sqlite: query", name, e))?;
+    let mut out = Vec::new();
+    let mut index = 0u64;
+    while out.len() < limit {
+        let read = rows.next().map_err(|e| {
+            db_error("sqlite: read", name, e).with_position(
+                Position::new()
+                    .with_source(Arc::clone(name))
+                    .with_record(index),
+            )
+        })?;
+        let Some(row) = read else { break };
+        out.push(convert(row, &columns, index, name)?);
+        index += 1;
+    }
+    Ok(out)
 }

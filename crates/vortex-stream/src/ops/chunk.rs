@@ -34,7 +34,7 @@ impl<S, T> Chunk<S, T> {
         }
     }
 
-    delegate_access_inner!(stream, S);
+    delegate_access_inner!(stream, S, holds: "values gathered into a chunk not yet full");
 }
 
 impl<S, T> Stream for Chunk<S, T>

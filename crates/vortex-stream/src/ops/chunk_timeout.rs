@@ -40,7 +40,7 @@ impl<S, T> ChunkTimeout<S, T> {
         }
     }
 
-    delegate_access_inner!(stream, S);
+    delegate_access_inner!(stream, S, holds: "values gathered into a chunk not yet full");
 }
 
 impl<S, T> Stream for ChunkTimeout<S, T>

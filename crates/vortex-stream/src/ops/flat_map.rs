@@ -30,7 +30,7 @@ impl<S, I, F> FlatMap<S, I, F> {
         }
     }
 
-    delegate_access_inner!(stream, S);
+    delegate_access_inner!(stream, S, holds: "values left of the current inner iterator");
 }
 
 impl<S: fmt::Debug, I, F> fmt::Debug for FlatMap<S, I, F> {

@@ -32,7 +32,7 @@ impl<S, K, T, F> GroupByKey<S, K, T, F> {
         }
     }
 
-    delegate_access_inner!(stream, S);
+    delegate_access_inner!(stream, S, holds: "values of the group being gathered");
 }
 
 impl<S: fmt::Debug, K: fmt::Debug, T: fmt::Debug, F> fmt::Debug for GroupByKey<S, K, T, F> {

@@ -28,7 +28,7 @@ impl<S, T> Reverse<S, T> {
         }
     }
 
-    delegate_access_inner!(stream, S);
+    delegate_access_inner!(stream, S, holds: "values held until upstream ends");
 }
 
 impl<S, T> Stream for Reverse<S, T>

@@ -29,7 +29,7 @@ impl<S, Fut, F> Then<S, Fut, F> {
         }
     }
 
-    delegate_access_inner!(stream, S);
+    delegate_access_inner!(stream, S, holds: "call in progress and its value");
 }
 
 impl<S: fmt::Debug, Fut, F> fmt::Debug for Then<S, Fut, F> {

@@ -1,5 +1,5 @@
 use core::future::Future;
-use core::num::NonZeroU32;
+use core::num::NonZeroUsize;
 use core::pin::Pin;
 use core::task::{ready, Context, Poll};
 use core::time::Duration;
@@ -32,13 +32,19 @@ pin_project! {
 const FOREVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
 impl<S> Throttle<S> {
-    pub(crate) fn new(stream: S, rate: NonZeroU32, per: Duration, burst: NonZeroU32) -> Self {
+    pub(crate) fn new(stream: S, rate: NonZeroUsize, per: Duration, burst: NonZeroUsize) -> Self {
+        // Sizes above 2^53 lose precision as floats; a bucket that large is no limit anyway.
+        #[allow(clippy::cast_precision_loss, reason = "see above")]
+        let burst = burst.get() as f64;
+        // One token per `per / rate`, to the nanosecond (a rate above u32::MAX is allowed).
+        let rate = u128::try_from(rate.get()).unwrap_or(u128::MAX);
+        let interval = u64::try_from(per.as_nanos() / rate).map_or(FOREVER, Duration::from_nanos);
         Throttle {
             stream,
             timer: None,
-            tokens: f64::from(burst.get()),
-            burst: f64::from(burst.get()),
-            interval: per / rate.get(),
+            tokens: burst,
+            burst,
+            interval,
             refilled: None,
         }
     }

@@ -29,7 +29,7 @@ impl<S, T> Window<S, T> {
         }
     }
 
-    delegate_access_inner!(stream, S);
+    delegate_access_inner!(stream, S, holds: "values of the window");
 }
 
 impl<S, T> Stream for Window<S, T>

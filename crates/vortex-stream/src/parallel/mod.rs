@@ -15,6 +15,7 @@
 //! batch), and while the stage waits for cheap values its own task runs a batch too, as a
 //! caller of rayon's parallel iterators does.
 
+use crate::core::Size;
 use core::num::NonZeroUsize;
 
 mod par_map;
@@ -35,13 +36,12 @@ pub use stage::{Parallel, Start, StartAsync};
 /// Setting the window fixes it: do so for large values that take little time each.
 ///
 /// ```
-/// use std::num::NonZeroUsize;
 /// use vortex_stream::parallel::Parallelism;
 ///
-/// let four = NonZeroUsize::new(4).unwrap();
+/// let four = 4;
 /// let p = Parallelism::new(four);
 /// assert_eq!((p.limit().get(), p.window_len().get()), (4, 8));
-/// let p = Parallelism::from(four).window(NonZeroUsize::new(16).unwrap());
+/// let p = Parallelism::from(four).window(16);
 /// assert_eq!(p.window_len().get(), 16);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +54,8 @@ pub struct Parallelism {
 impl Parallelism {
     /// At most `limit` values in flight, and a window of twice that.
     #[must_use]
-    pub fn new(limit: NonZeroUsize) -> Self {
+    pub fn new(limit: impl Size) -> Self {
+        let limit = limit.non_zero("Parallelism::new");
         Parallelism {
             limit,
             window: limit.saturating_mul(NonZeroUsize::MIN.saturating_add(1)),
@@ -64,7 +65,8 @@ impl Parallelism {
 
     /// Sets the window: values held between pulling and yielding. Raised to `limit` if lower.
     #[must_use]
-    pub fn window(mut self, window: NonZeroUsize) -> Self {
+    pub fn window(mut self, window: impl Size) -> Self {
+        let window = window.non_zero("Parallelism::window");
         self.window = window.max(self.limit);
         self.grows = false;
         self
@@ -104,8 +106,9 @@ fn size_hint<S: futures_core::Stream>(
     )
 }
 
-impl From<NonZeroUsize> for Parallelism {
-    fn from(limit: NonZeroUsize) -> Self {
+/// A limit of values in flight given as a literal, a `usize` or a `NonZeroUsize` (a zero panics).
+impl<N: Size> From<N> for Parallelism {
+    fn from(limit: N) -> Self {
         Parallelism::new(limit)
     }
 }

@@ -237,7 +237,7 @@ impl<S, F, T, U> ParMap<S, F, T, U> {
         self.held
     }
 
-    delegate_access_inner!(stream, S);
+    delegate_access_inner!(stream, S, holds: "values in flight and finished values not yet yielded");
 }
 
 impl<S: fmt::Debug, F, T, U> fmt::Debug for ParMap<S, F, T, U> {

@@ -134,7 +134,7 @@ impl<S, St, U> Parallel<S, St, U> {
         self.slots.len()
     }
 
-    delegate_access_inner!(stream, S);
+    delegate_access_inner!(stream, S, holds: "values in flight and finished values not yet yielded");
 }
 
 impl<S: fmt::Debug, St, U> fmt::Debug for Parallel<S, St, U> {

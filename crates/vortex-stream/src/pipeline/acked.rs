@@ -2,7 +2,6 @@
 //! they came from, and whose every operator keeps it (see [`crate::ack`]).
 
 use core::future::Future;
-use core::num::NonZeroUsize;
 use core::time::Duration;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -12,6 +11,7 @@ use futures_util::StreamExt;
 
 use super::Pipeline;
 use crate::ack::{Ack, AckLedger, AckReport, Acked, DEFAULT_NAK_DELAY};
+use crate::core::Size;
 use crate::error::{BoxError, Error, Position};
 use crate::parallel::Parallelism;
 use crate::{ErrorPolicy, Result};
@@ -50,7 +50,6 @@ use crate::{ErrorPolicy, Result};
 /// Any stream of [`Acked`] values is one; here the "broker" is a ledger and a list:
 ///
 /// ```
-/// use std::num::NonZeroUsize;
 /// use std::time::Duration;
 /// use vortex_stream::ack::{AckLedger, Acked};
 /// use vortex_stream::AckPipeline;
@@ -67,7 +66,7 @@ use crate::{ErrorPolicy, Result};
 /// let report = AckPipeline::from_stream(futures_util::stream::iter(messages), ledger)
 ///     .filter(|n| n % 2 == 1)
 ///     .flat_map(|n| vec![n; n as usize])
-///     .commit_batches(NonZeroUsize::new(4).unwrap(), Duration::from_millis(10), |batch| {
+///     .commit_batches(4, Duration::from_millis(10), |batch| {
 ///         // Write `batch` and commit it: the messages are acknowledged once this returns Ok.
 ///         assert!(batch.len() <= 4);
 ///         async { Ok::<_, std::io::Error>(()) }
@@ -273,7 +272,8 @@ impl<T: Send + 'static> AckPipeline<T> {
     /// decides every message in it.
     ///
     /// Memory: one batch.
-    pub fn chunk(self, size: NonZeroUsize) -> AckPipeline<Vec<T>> {
+    pub fn chunk(self, size: impl Size) -> AckPipeline<Vec<T>> {
+        let size = size.non_zero("chunk");
         let (inner, me) = self.parts();
         me.with(inner.chunk(size).map(merge))
     }
@@ -281,7 +281,8 @@ impl<T: Send + 'static> AckPipeline<T> {
     /// Like [`chunk`](AckPipeline::chunk), also ending a batch once its first value is
     /// `max_wait` old, so that a slow trickle of messages is committed (and acknowledged)
     /// without waiting for a full batch.
-    pub fn chunk_timeout(self, size: NonZeroUsize, max_wait: Duration) -> AckPipeline<Vec<T>> {
+    pub fn chunk_timeout(self, size: impl Size, max_wait: Duration) -> AckPipeline<Vec<T>> {
+        let size = size.non_zero("chunk_timeout");
         let (inner, me) = self.parts();
         me.with(inner.chunk_timeout(size, max_wait).map(merge))
     }
@@ -387,10 +388,12 @@ impl<T: Send + 'static> AckPipeline<T> {
     /// acknowledged only once every consumer has committed what it derived from it.
     ///
     /// Memory: up to `buffer` items between the fastest and the slowest consumer.
-    pub fn tee(self, consumers: NonZeroUsize, buffer: NonZeroUsize) -> Vec<AckPipeline<T>>
+    pub fn tee(self, consumers: impl Size, buffer: impl Size) -> Vec<AckPipeline<T>>
     where
         T: Clone + Sync,
     {
+        let consumers = consumers.non_zero("tee");
+        let buffer = buffer.non_zero("tee");
         let n = consumers.get();
         let (inner, me) = self.parts();
         // Each item is split into one share per consumer before the tee, and each consumer
@@ -468,7 +471,7 @@ impl<T: Send + 'static> AckPipeline<T> {
     /// As [`commit_each`](AckPipeline::commit_each).
     pub async fn commit_batches<E, F, Fut>(
         self,
-        size: NonZeroUsize,
+        size: impl Size,
         max_wait: Duration,
         commit: F,
     ) -> Result<AckReport>

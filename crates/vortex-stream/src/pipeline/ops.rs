@@ -2,7 +2,6 @@
 
 use core::future::Future;
 use core::hash::Hash;
-use core::num::{NonZeroU32, NonZeroUsize};
 use core::time::Duration;
 
 use futures_core::stream::BoxStream;
@@ -11,6 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Pipeline;
+use crate::core::Size;
 use crate::error::{BoxError, Error};
 use crate::ops::adapters::{
     CancelOn, Chain, Chunk, ChunkTimeout, Deadline, Dedup, Distinct, DistinctBy, Enumerate, Filter,
@@ -296,8 +296,8 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn take(self, n: u64) -> Pipeline<Take<S>> {
-        Pipeline::new(Take::new(self.inner, n))
+    pub fn take(self, n: usize) -> Pipeline<Take<S>> {
+        Pipeline::new(Take::new(self.inner, u64::try_from(n).unwrap_or(u64::MAX)))
     }
 
     /// Yields values while `predicate` holds; ends at the first value for which it does not
@@ -340,8 +340,8 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn skip(self, n: u64) -> Pipeline<Skip<S>> {
-        Pipeline::new(Skip::new(self.inner, n))
+    pub fn skip(self, n: usize) -> Pipeline<Skip<S>> {
+        Pipeline::new(Skip::new(self.inner, u64::try_from(n).unwrap_or(u64::MAX)))
     }
 
     /// Yields every item, error items in their places, last first.
@@ -398,18 +398,18 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let size = NonZeroUsize::new(2).unwrap();
+    /// let size = 2;
     /// let chunks = Pipeline::from_iter(1..=5).chunk(size).collect::<Vec<_>>().await?;
     /// assert_eq!(chunks, [vec![1, 2], vec![3, 4], vec![5]]);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn chunk(self, size: NonZeroUsize) -> Pipeline<Chunk<S, T>> {
+    pub fn chunk(self, size: impl Size) -> Pipeline<Chunk<S, T>> {
+        let size = size.non_zero("chunk");
         Pipeline::new(Chunk::new(self.inner, size))
     }
 
@@ -425,13 +425,12 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use std::time::Duration;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let size = NonZeroUsize::new(100).unwrap();
+    /// let size = 100;
     /// let batches = Pipeline::from_iter(1..=5)
     ///     .chunk_timeout(size, Duration::from_millis(10))
     ///     .collect::<Vec<_>>()
@@ -440,11 +439,8 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn chunk_timeout(
-        self,
-        size: NonZeroUsize,
-        timeout: Duration,
-    ) -> Pipeline<ChunkTimeout<S, T>> {
+    pub fn chunk_timeout(self, size: impl Size, timeout: Duration) -> Pipeline<ChunkTimeout<S, T>> {
+        let size = size.non_zero("chunk_timeout");
         Pipeline::new(ChunkTimeout::new(self.inner, size, timeout))
     }
 
@@ -456,12 +452,11 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let size = NonZeroUsize::new(3).unwrap();
+    /// let size = 3;
     /// let sums = Pipeline::from_iter(1..=5)
     ///     .window(size)
     ///     .map(|w| w.iter().sum::<i32>())
@@ -471,10 +466,11 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn window(self, size: NonZeroUsize) -> Pipeline<Window<S, T>>
+    pub fn window(self, size: impl Size) -> Pipeline<Window<S, T>>
     where
         T: Clone,
     {
+        let size = size.non_zero("window");
         Pipeline::new(Window::new(self.inner, size))
     }
 
@@ -666,12 +662,11 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let max = NonZeroUsize::new(1000).unwrap();
+    /// let max = 1000;
     /// let runs = Pipeline::from_iter(["ant", "ape", "bee", "ant"])
     ///     .group_by_key(max, |word| word.as_bytes()[0])
     ///     .map(|(key, words)| (key as char, words.len()))
@@ -681,15 +676,12 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn group_by_key<K, F>(
-        self,
-        max_len: NonZeroUsize,
-        key: F,
-    ) -> Pipeline<GroupByKey<S, K, T, F>>
+    pub fn group_by_key<K, F>(self, max_len: impl Size, key: F) -> Pipeline<GroupByKey<S, K, T, F>>
     where
         F: FnMut(&T) -> K,
         K: PartialEq,
     {
+        let max_len = max_len.non_zero("group_by_key");
         Pipeline::new(GroupByKey::new(self.inner, max_len, key))
     }
 
@@ -705,12 +697,11 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let capacity = NonZeroUsize::new(10_000).unwrap();
+    /// let capacity = 10_000;
     /// let users = Pipeline::from_iter([("ann", 1), ("bob", 2), ("ann", 3)])
     ///     .distinct_by(capacity, |(name, _)| *name)
     ///     .collect::<Vec<_>>()
@@ -719,11 +710,12 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn distinct_by<K, F>(self, capacity: NonZeroUsize, key: F) -> Pipeline<DistinctBy<S, K, F>>
+    pub fn distinct_by<K, F>(self, capacity: impl Size, key: F) -> Pipeline<DistinctBy<S, K, F>>
     where
         F: FnMut(&T) -> K,
         K: Hash + Eq,
     {
+        let capacity = capacity.non_zero("distinct_by");
         Pipeline::new(DistinctBy::new(self.inner, capacity, key))
     }
 
@@ -735,12 +727,11 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::{ErrorKind, Pipeline};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let capacity = NonZeroUsize::new(2).unwrap();
+    /// let capacity = 2;
     /// let out = Pipeline::from_iter([1, 2, 1, 2]).distinct(capacity).collect::<Vec<_>>().await?;
     /// assert_eq!(out, [1, 2]);
     /// let err = Pipeline::from_iter([1, 2, 3]).distinct(capacity).count().await.unwrap_err();
@@ -748,10 +739,11 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn distinct(self, capacity: NonZeroUsize) -> Pipeline<Distinct<S, T>>
+    pub fn distinct(self, capacity: impl Size) -> Pipeline<Distinct<S, T>>
     where
         T: Hash + Eq + Clone,
     {
+        let capacity = capacity.non_zero("distinct");
         Pipeline::new(DistinctBy::new(
             self.inner,
             capacity,
@@ -954,16 +946,14 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroU32;
     /// use std::time::Duration;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let ten = NonZeroU32::new(10).unwrap();
     /// let started = tokio::time::Instant::now();
     /// Pipeline::from_iter(0..30)
-    ///     .throttle(ten, Duration::from_secs(1), NonZeroU32::MIN)
+    ///     .throttle(10, Duration::from_secs(1), 1)
     ///     .drain()
     ///     .await?;
     /// assert!(started.elapsed() >= Duration::from_millis(2900));
@@ -972,10 +962,11 @@ where
     /// ```
     pub fn throttle(
         self,
-        rate: NonZeroU32,
+        rate: impl Size,
         per: Duration,
-        burst: NonZeroU32,
+        burst: impl Size,
     ) -> Pipeline<Throttle<S>> {
+        let (rate, burst) = (rate.non_zero("throttle"), burst.non_zero("throttle"));
         Pipeline::new(Throttle::new(self.inner, rate, per, burst))
     }
 
@@ -1026,23 +1017,24 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let two = NonZeroUsize::new(2).unwrap();
-    /// let mut outs = Pipeline::from_iter(1..=100u64).tee(two, NonZeroUsize::new(16).unwrap());
+    /// let two = 2;
+    /// let mut outs = Pipeline::from_iter(1..=100u64).tee(two, 16);
     /// let (sums, counts) = (outs.remove(0), outs.remove(0));
     /// let (sum, count) = tokio::join!(sums.fold(0, |a, b| a + b), counts.count());
     /// assert_eq!((sum?, count?), (5050, 100));
     /// # Ok(())
     /// # }
     /// ```
-    pub fn tee(self, consumers: NonZeroUsize, buffer: NonZeroUsize) -> Vec<Pipeline<Tee<S, T>>>
+    pub fn tee(self, consumers: impl Size, buffer: impl Size) -> Vec<Pipeline<Tee<S, T>>>
     where
         T: Clone,
     {
+        let consumers = consumers.non_zero("tee");
+        let buffer = buffer.non_zero("tee");
         Tee::split(self.inner, consumers.get(), buffer.get())
             .into_iter()
             .map(Pipeline::new)

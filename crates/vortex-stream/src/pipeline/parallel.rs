@@ -1,11 +1,11 @@
 //! The parallel operators.
 
 use core::future::Future;
-use core::num::NonZeroUsize;
 
 use futures_core::Stream;
 
 use super::Pipeline;
+use crate::core::Size;
 use crate::ops::adapters::BatchMap;
 use crate::parallel::{ParMap, Parallel, Parallelism, PartitionBy, StartAsync};
 use crate::{BoxError, Result};
@@ -43,12 +43,11 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let two = NonZeroUsize::new(2).unwrap();
+    /// let two = 2;
     /// let squares = Pipeline::from_iter(1..=5u64)
     ///     .par_map(two, |n| n * n)
     ///     .collect::<Vec<_>>()
@@ -86,13 +85,12 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
     /// let mut out = Pipeline::from_iter(1..=5u64)
-    ///     .par_map_unordered(NonZeroUsize::new(2).unwrap(), |n| n * n)
+    ///     .par_map_unordered(2, |n| n * n)
     ///     .collect::<Vec<_>>()
     ///     .await?;
     /// out.sort_unstable();
@@ -136,14 +134,13 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use std::time::Duration;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
     /// let replies = Pipeline::from_iter([30u64, 10, 20])
-    ///     .par_then(NonZeroUsize::new(3).unwrap(), |ms| async move {
+    ///     .par_then(3, |ms| async move {
     ///         tokio::time::sleep(Duration::from_millis(ms)).await; // a call to a service
     ///         Ok::<_, std::io::Error>(ms)
     ///     })
@@ -180,14 +177,13 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use std::time::Duration;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
     /// let replies = Pipeline::from_iter([30u64, 10, 20])
-    ///     .par_then_unordered(NonZeroUsize::new(3).unwrap(), |ms| async move {
+    ///     .par_then_unordered(3, |ms| async move {
     ///         tokio::time::sleep(Duration::from_millis(ms)).await;
     ///         Ok::<_, std::io::Error>(ms)
     ///     })
@@ -233,14 +229,13 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
     /// let events = [("ann", 1), ("bob", 1), ("ann", 2), ("bob", 2), ("ann", 3)];
     /// let applied = Pipeline::from_iter(events)
-    ///     .partition_by(NonZeroUsize::new(4).unwrap(), |(account, _)| *account, |event| async move {
+    ///     .partition_by(4, |(account, _)| *account, |event| async move {
     ///         Ok::<_, std::io::Error>(event) // apply it to the account
     ///     })
     ///     .collect::<Vec<_>>()
@@ -289,12 +284,11 @@ where
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let hundred = NonZeroUsize::new(100).unwrap();
+    /// let hundred = 100;
     /// let names = Pipeline::from_iter(1..=250u32)
     ///     .batch_map(hundred, |ids: Vec<u32>| async move {
     ///         // One call to a service for a hundred ids.
@@ -309,7 +303,7 @@ where
     /// ```
     pub fn batch_map<U, E, F, Fut>(
         self,
-        size: NonZeroUsize,
+        size: impl Size,
         f: F,
     ) -> Pipeline<BatchMap<S, T, Fut, F, U>>
     where
@@ -317,6 +311,7 @@ where
         Fut: Future<Output = Result<Vec<U>, E>>,
         E: Into<BoxError>,
     {
+        let size = size.non_zero("batch_map");
         self.chunk(size).try_then(f).flatten()
     }
 }

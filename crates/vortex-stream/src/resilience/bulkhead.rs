@@ -1,9 +1,9 @@
 use std::future::Future;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use crate::core::Size;
 use crate::{Error, ErrorKind, Result};
 
 /// A concurrency limit shared by every pipeline and stage holding a clone: at most `n` calls
@@ -17,14 +17,13 @@ use crate::{Error, ErrorKind, Result};
 /// # Examples
 ///
 /// ```
-/// use std::num::NonZeroUsize;
 /// use vortex_stream::resilience::Bulkhead;
 /// use vortex_stream::Pipeline;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> vortex_stream::Result<()> {
-/// let database = Bulkhead::new(NonZeroUsize::new(4).unwrap());
-/// let eight = NonZeroUsize::new(8).unwrap();
+/// let database = Bulkhead::new(4);
+/// let eight = 8;
 /// let bulkhead = database.clone();
 /// let n = Pipeline::from_iter(0..20)
 ///     .par_then(eight, move |id| {
@@ -46,7 +45,8 @@ pub struct Bulkhead {
 impl Bulkhead {
     /// At most `n` calls at once.
     #[must_use]
-    pub fn new(n: NonZeroUsize) -> Self {
+    pub fn new(n: impl Size) -> Self {
+        let n = n.non_zero("Bulkhead::new");
         Bulkhead {
             permits: Arc::new(Semaphore::new(n.get())),
             size: n.get(),

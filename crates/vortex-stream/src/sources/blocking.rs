@@ -15,6 +15,7 @@ use futures_core::{FusedStream, Stream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::core::Size;
 use crate::error::panic_message;
 use crate::Pipeline;
 use crate::{Error, Result};
@@ -478,22 +479,22 @@ impl<T: Send + 'static> Pipeline<Blocking<T>> {
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let batch = NonZeroUsize::new(256).unwrap();
+    /// let batch = 256;
     /// let rows = (0..1000u32).map(Ok);
     /// assert_eq!(Pipeline::from_blocking_iter(rows, batch).count().await?, 1000);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn from_blocking_iter<I>(iter: I, batch: NonZeroUsize) -> Self
+    pub fn from_blocking_iter<I>(iter: I, batch: impl Size) -> Self
     where
         I: IntoIterator<Item = Result<T>>,
         I::IntoIter: Send + 'static,
     {
+        let batch = batch.non_zero("from_blocking_iter");
         Pipeline::new(Blocking::new(iter, batch))
     }
 }

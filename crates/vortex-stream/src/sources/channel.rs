@@ -4,9 +4,9 @@ use core::task::{Context, Poll};
 use futures_core::{FusedStream, Stream};
 use tokio::sync::mpsc;
 
+use crate::core::Size;
 use crate::Pipeline;
 use crate::Result;
-use core::num::NonZeroUsize;
 
 /// Stream for the [`channel`](crate::Pipeline::channel) and
 /// [`from_receiver`](crate::Pipeline::from_receiver) constructors.
@@ -67,12 +67,11 @@ impl<T> Pipeline<Receiver<T>> {
     /// # Examples
     ///
     /// ```
-    /// use std::num::NonZeroUsize;
     /// use vortex_stream::Pipeline;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> vortex_stream::Result<()> {
-    /// let (tx, pipeline) = Pipeline::channel(NonZeroUsize::new(8).unwrap());
+    /// let (tx, pipeline) = Pipeline::channel(8);
     /// let producer = async move {
     ///     for n in 0..100 {
     ///         if tx.send(Ok(n)).await.is_err() {
@@ -85,7 +84,8 @@ impl<T> Pipeline<Receiver<T>> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn channel(capacity: NonZeroUsize) -> (mpsc::Sender<Result<T>>, Self) {
+    pub fn channel(capacity: impl Size) -> (mpsc::Sender<Result<T>>, Self) {
+        let capacity = capacity.non_zero("channel");
         let (tx, rx) = mpsc::channel(capacity.get());
         (tx, Pipeline::from_receiver(rx))
     }

@@ -4,6 +4,7 @@ use std::num::NonZeroUsize;
 
 use super::blocking::{from_input, DEFAULT_BATCH};
 use super::Blocking;
+use crate::core::Size;
 use crate::io::lines::{LineReader, RAW_PREFIX};
 use crate::io::Input;
 use crate::{Error, ErrorKind, Pipeline};
@@ -73,7 +74,8 @@ impl LinesSource {
 
     /// Lines handed from the reading thread at once.
     #[must_use]
-    pub fn batch(mut self, batch: NonZeroUsize) -> Self {
+    pub fn batch(mut self, batch: impl Size) -> Self {
+        let batch = batch.non_zero("batch");
         self.batch = batch;
         self
     }

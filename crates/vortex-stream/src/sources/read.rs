@@ -9,6 +9,7 @@ use tokio::io::AsyncRead;
 use tokio_util::io::ReaderStream;
 
 use super::blocking::{read_chunks, Blocking};
+use crate::core::Size;
 use crate::Pipeline;
 use crate::{Error, Position, Result};
 use std::io::Read;
@@ -91,10 +92,11 @@ impl Pipeline<Blocking<Bytes>> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn from_read<R>(reader: R, chunk: NonZeroUsize) -> Self
+    pub fn from_read<R>(reader: R, chunk: impl Size) -> Self
     where
         R: Read + Send + 'static,
     {
+        let chunk = chunk.non_zero("from_read");
         Pipeline::new(Blocking::new(
             read_chunks(reader, chunk, "read"),
             NonZeroUsize::MIN,
@@ -122,7 +124,8 @@ impl<R: AsyncRead> Pipeline<ReadChunks<R>> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn from_async_read(reader: R, chunk: NonZeroUsize) -> Self {
+    pub fn from_async_read(reader: R, chunk: impl Size) -> Self {
+        let chunk = chunk.non_zero("from_async_read");
         Pipeline::new(ReadChunks::new(reader, chunk))
     }
 }

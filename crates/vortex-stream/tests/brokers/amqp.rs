@@ -2,7 +2,7 @@
 //! the last delivery of a quorum queue, publisher confirms and dropped pipelines.
 
 use std::collections::BTreeSet;
-use std::num::{NonZeroU16, NonZeroUsize};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -136,7 +136,7 @@ impl Fixture {
     fn source(&self, queue: &str) -> AmqpSource {
         AmqpSource::new(self.url.clone(), queue)
             .stop_when_idle(Duration::from_millis(700))
-            .prefetch(NonZeroU16::new(64).unwrap())
+            .prefetch(64)
     }
 
     async fn remove(self) {
@@ -312,7 +312,7 @@ async fn published_values_are_confirmed_before_their_messages_are_acknowledged()
     fx.orders(&input, 150).await;
     let run = fx
         .source(&input)
-        .prefetch(NonZeroU16::new(4).unwrap())
+        .prefetch(4)
         .json::<Order>()
         .await
         .unwrap()

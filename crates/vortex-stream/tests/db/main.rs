@@ -15,6 +15,7 @@ mod mysql;
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod transaction;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -57,11 +57,7 @@ fn every_adapter_is_lazy() {
     let _ = src().batch_map(nz(2), |b: Vec<i32>| async move {
         Ok::<_, vortex_stream::Error>(b)
     });
-    let _ = src().throttle(
-        std::num::NonZeroU32::MIN,
-        Duration::from_secs(1),
-        std::num::NonZeroU32::MIN,
-    );
+    let _ = src().throttle(1, Duration::from_secs(1), 1);
     let _ = src().timeout(Duration::from_secs(1));
     let _ = src().par_map(nz(2), |n| n);
     let _ = src().par_map_unordered(nz(2), |n| n);

@@ -345,8 +345,7 @@ async fn batch_map_hands_over_owned_batches_and_keeps_order() {
 #[tokio::test(start_paused = true)]
 async fn throttle_with_a_zero_or_endless_period() {
     use futures_util::StreamExt as _;
-    use std::num::NonZeroU32;
-    let one = NonZeroU32::MIN;
+    let one = 1usize;
     let started = tokio::time::Instant::now();
     let all = Pipeline::from_iter(0..1000)
         .throttle(one, Duration::ZERO, one)
@@ -355,7 +354,7 @@ async fn throttle_with_a_zero_or_endless_period() {
     assert_eq!(counted.expect("a zero period held values").unwrap(), 1000);
     assert!(started.elapsed() < Duration::from_millis(1));
 
-    let two = NonZeroU32::new(2).unwrap();
+    let two = 2usize;
     let mut endless = Box::pin(Pipeline::from_iter(0..10).throttle(one, Duration::MAX, two));
     assert_eq!(endless.next().await.unwrap().unwrap(), 0);
     assert_eq!(endless.next().await.unwrap().unwrap(), 1);
@@ -373,4 +372,43 @@ async fn reverse_yields_last_first_with_errors_in_their_places() {
         .await
         .unwrap();
     assert!(none.is_empty());
+}
+
+#[test]
+fn sizes_take_literals_and_lengths_and_refuse_zero_naming_the_method() {
+    let rows = vec![1, 2, 3, 4, 5];
+    let batches = outcome(Pipeline::from_iter(rows.clone()).chunk(rows.len() - 3));
+    assert_eq!(batches.len(), 3);
+    let first = outcome(Pipeline::from_iter(rows.clone()).take(rows.len() - 1));
+    assert_eq!(first, [Ok(1), Ok(2), Ok(3), Ok(4)]);
+
+    let refused = |what: &str, build: Box<dyn FnOnce() + std::panic::UnwindSafe>| {
+        let message = std::panic::catch_unwind(build).expect_err(what);
+        let message = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            message,
+            format!("{what}: the size must be at least 1, not 0")
+        );
+    };
+    let empty = || Pipeline::from_iter(Vec::<u8>::new());
+    refused("chunk", Box::new(move || drop(empty().chunk(0))));
+    refused("tee", Box::new(move || drop(empty().tee(2, 0))));
+    refused("tee", Box::new(move || drop(empty().tee(0, 8))));
+    refused("window", Box::new(move || drop(empty().window(0))));
+    refused("distinct", Box::new(move || drop(empty().distinct(0))));
+    refused(
+        "throttle",
+        Box::new(move || drop(empty().throttle(0, Duration::from_secs(1), 1))),
+    );
+    refused(
+        "Parallelism::new",
+        Box::new(move || drop(empty().par_map(0, |n| n))),
+    );
+    refused(
+        "channel",
+        Box::new(|| drop(Pipeline::<vortex_stream::sources::Receiver<u8>>::channel(0))),
+    );
 }

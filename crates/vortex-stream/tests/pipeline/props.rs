@@ -75,7 +75,7 @@ proptest! {
     }
 
     #[test]
-    fn take_and_skip(input in input(), n in 0u64..45) {
+    fn take_and_skip(input in input(), n in 0usize..45) {
         let mut want = Vec::new();
         let mut taken = 0;
         if n > 0 {

@@ -1,6 +1,6 @@
 //! Retry, breaker, rate limit and timeouts against the fault server, through reqwest.
 
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use vortex_stream::resilience::circuit_breaker::CircuitState;
@@ -165,11 +165,7 @@ async fn the_limiter_holds_the_rate() {
     let url = server.url("/ok?key=rate");
     let started = Instant::now();
     let n = Pipeline::from_iter(0..25)
-        .throttle(
-            NonZeroU32::new(50).unwrap(),
-            Duration::from_secs(1),
-            NonZeroU32::MIN,
-        )
+        .throttle(50, Duration::from_secs(1), 1)
         .par_then(nz(8), move |_| {
             let (client, url) = (client.clone(), url.clone());
             async move { get(&client, url).await }

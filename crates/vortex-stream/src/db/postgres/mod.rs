@@ -297,6 +297,11 @@ pub(super) async fn execute(
     name: &Arc<str>,
 ) -> Result<u64> {
     let (client, _connection) = connect(url, name).await?;
+    run(&client, sql, params, name).await
+}
+
+/// Runs a statement on `client`: several at once if there are no parameters.
+async fn run(client: &Client, sql: &str, params: &[Value], name: &Arc<str>) -> Result<u64> {
     if params.is_empty() && sql.trim_end().trim_end_matches(';').contains(';') {
         client
             .batch_execute(sql)
@@ -310,4 +315,76 @@ pub(super) async fn execute(
         .execute(sql, &params)
         .await
         .map_err(|e| pg_error("postgres: execute", name, e))
+}
+
+/// A transaction's connection: `BEGIN` sent, statements run on it one at a time. Dropped
+/// without a commit, the connection closes and the server rolls the transaction back.
+pub(super) struct Tx {
+    client: Client,
+    _connection: JoinSet<()>,
+    name: Arc<str>,
+}
+
+impl Tx {
+    pub(super) async fn begin(url: &str, name: Arc<str>) -> Result<Tx> {
+        let (client, connection) = connect(url, &name).await?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| pg_error("postgres: begin", &name, e))?;
+        Ok(Tx {
+            client,
+            _connection: connection,
+            name,
+        })
+    }
+
+    pub(super) async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
+        run(&self.client, sql, params, &self.name).await
+    }
+
+    /// The first `limit` rows of `sql`; the rest are not read.
+    pub(super) async fn fetch(
+        &self,
+        sql: &str,
+        params: &[Value],
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        let name = &self.name;
+        let statement = self
+            .client
+            .prepare(sql)
+            .await
+            .map_err(|e| pg_error("postgres: prepare", name, e))?;
+        let columns: Arc<[String]> = statement
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        let params = params.iter().map(|p| p as &(dyn ToSql + Sync));
+        let rows = self
+            .client
+            .query_raw(&statement, params)
+            .await
+            .map_err(|e| pg_error("postgres: query", name, e))?;
+        let mut rows = pin!(rows.take(limit));
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await {
+            let index = out.len() as u64;
+            let row = row.map_err(|e| {
+                pg_error("postgres: fetch", name, e)
+                    .or_position(|| Position::new().with_record(index))
+            })?;
+            out.push(convert(&row, &columns, index, name)?);
+        }
+        Ok(out)
+    }
+
+    /// `COMMIT` or `ROLLBACK`.
+    pub(super) async fn end(self, statement: &'static str) -> Result<()> {
+        self.client
+            .batch_execute(statement)
+            .await
+            .map_err(|e| pg_error("postgres: commit", &self.name, e))
+    }
 }

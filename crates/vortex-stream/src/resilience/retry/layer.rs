@@ -14,7 +14,6 @@ use crate::Result;
 /// # Examples
 ///
 /// ```
-/// use std::num::NonZeroUsize;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use std::sync::Arc;
 /// use vortex_stream::resilience::{retrying, ExponentialBackoff};
@@ -36,7 +35,7 @@ use crate::Result;
 ///     }
 /// };
 /// let out = Pipeline::from_iter([1, 2, 3])
-///     .par_then(NonZeroUsize::new(2).unwrap(), retrying(ExponentialBackoff::default(), call))
+///     .par_then(2, retrying(ExponentialBackoff::default(), call))
 ///     .collect::<Vec<_>>()
 ///     .await?;
 /// assert_eq!(out, [10, 20, 30]);

@@ -28,6 +28,7 @@ use futures_core::{FusedStream, Stream};
 
 use super::blocking::{default_decode_threads, from_input, DEFAULT_BATCH};
 use super::{Blocking, FlattenBatches};
+use crate::core::Size;
 use crate::io::Input;
 use crate::parallel::Parallelism;
 use crate::{Located, Pipeline, Result};
@@ -225,7 +226,8 @@ impl CsvSource {
     /// Records handed at once from a thread that parses alone: raw
     /// [`records`](CsvSource::records), and serde records when one thread decodes them.
     #[must_use]
-    pub fn batch(mut self, batch: NonZeroUsize) -> Self {
+    pub fn batch(mut self, batch: impl Size) -> Self {
+        let batch = batch.non_zero("batch");
         self.options.batch = batch;
         self
     }
@@ -233,7 +235,8 @@ impl CsvSource {
     /// Threads parsing and decoding serde records at once (the machine's cores, at most 4, by
     /// default). Raw [`records`](CsvSource::records) are parsed on one thread.
     #[must_use]
-    pub fn decode_threads(mut self, threads: NonZeroUsize) -> Self {
+    pub fn decode_threads(mut self, threads: impl Size) -> Self {
+        let threads = threads.non_zero("decode_threads");
         self.options.threads = threads;
         self
     }
@@ -241,7 +244,8 @@ impl CsvSource {
     /// About how many bytes of input a thread parses at a time for serde records: the input is
     /// cut at the first record end past this size (256 KiB by default).
     #[must_use]
-    pub fn chunk_size(mut self, bytes: NonZeroUsize) -> Self {
+    pub fn chunk_size(mut self, bytes: impl Size) -> Self {
+        let bytes = bytes.non_zero("chunk_size");
         self.options.chunk = bytes;
         self
     }

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::blocking::{default_decode_threads, from_input_parallel, ParallelDecode};
 use super::lines::DEFAULT_MAX_LINE_LEN;
+use crate::core::Size;
 use crate::io::lines::{LineAt, LineReader, RAW_PREFIX};
 use crate::io::Input;
 use crate::{Error, ErrorKind, Located, Pipeline, Position, Result};
@@ -95,7 +96,8 @@ impl JsonlSource {
 
     /// Lines decoded as one batch (2048 by default).
     #[must_use]
-    pub fn batch(mut self, batch: NonZeroUsize) -> Self {
+    pub fn batch(mut self, batch: impl Size) -> Self {
+        let batch = batch.non_zero("batch");
         self.batch = batch;
         self
     }
@@ -103,7 +105,8 @@ impl JsonlSource {
     /// Threads decoding JSON at once (the machine's cores, at most 4, by default). One more
     /// thread reads and splits the lines.
     #[must_use]
-    pub fn decode_threads(mut self, threads: NonZeroUsize) -> Self {
+    pub fn decode_threads(mut self, threads: impl Size) -> Self {
+        let threads = threads.non_zero("decode_threads");
         self.threads = threads;
         self
     }
