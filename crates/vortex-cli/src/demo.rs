@@ -17,7 +17,7 @@ use vortex_stream::io::Output;
 use vortex_stream::sinks::CsvSink;
 use vortex_stream::Pipeline;
 
-use crate::gen::Exported;
+use crate::workloads::{peak_rss_kib, Exported};
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -224,15 +224,4 @@ pub(crate) fn worker(args: &WorkerArgs) -> Result<()> {
         total.as_micros()
     );
     Ok(())
-}
-
-/// Peak resident set size of this process as the kernel counts it (`VmHWM`), in KiB.
-pub(crate) fn peak_rss_kib() -> Result<u64> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM line in /proc/self/status")
 }

@@ -33,6 +33,10 @@ pub(crate) struct ExportArgs {
     /// `amqp://USER:PASS@HOST:PORT/VHOST?routing_key=KEY[&exchange=NAME]`.
     #[arg(long, default_value = "-")]
     out: PathBuf,
+    /// Print, when done, the time the run waited on the query and on writing: which one is
+    /// the bottleneck.
+    #[arg(long)]
+    stats: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -58,11 +62,16 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
     let runtime = crate::runtime()?;
     let bar = crate::progress::rows("vortex export");
     let counter = bar.clone();
+    let stats = args.stats.then(vortex_stream::Stats::new);
     let written = runtime.block_on(crate::until_stopped(async {
         let rows = db
             .query(args.query.as_str(), params)
             .inspect(move |_| counter.inc(1))
             .boxed();
+        let rows = match &stats {
+            Some(stats) => rows.observe(stats, "query").boxed(),
+            None => rows,
+        };
         Ok(match args.format {
             ExportFormat::Jsonl => rows.write(JsonlSink, output).await,
             ExportFormat::Xlsx => rows.write(XlsxSink::new(), output).await,
@@ -78,6 +87,9 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
         written.bytes,
         start.elapsed().as_secs_f64()
     );
+    if let Some(stats) = stats {
+        eprintln!("{stats}");
+    }
     Ok(())
 }
 

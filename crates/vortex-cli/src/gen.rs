@@ -90,82 +90,6 @@ impl Order {
     }
 }
 
-/// An exported order: `id,email,amount*1.2`, the amount with two decimals. The output of the
-/// demo and of benchmark W1.
-#[derive(Debug, Serialize)]
-pub(crate) struct Exported {
-    id: i64,
-    email: String,
-    amount: Money,
-}
-
-impl Exported {
-    pub(crate) fn new(id: i64, email: String, amount: f64) -> Exported {
-        Exported {
-            id,
-            email,
-            amount: Money(amount * 1.2),
-        }
-    }
-}
-
-/// An amount written with two decimals.
-#[derive(Debug)]
-struct Money(f64);
-
-impl Serialize for Money {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use std::io::Write as _;
-        // Formatted on the stack, not into a new `String` per row; an amount too long for the
-        // buffer (past 10^60) is formatted the allocating way.
-        if let Some(cents) = whole_cents(self.0) {
-            let mut units = itoa::Buffer::new();
-            let units = units.format(cents / 100).as_bytes();
-            let mut buf = [0u8; 24];
-            buf[..units.len()].copy_from_slice(units);
-            let fraction = u8::try_from(cents % 100).unwrap_or(0);
-            buf[units.len()..units.len() + 3].copy_from_slice(&[
-                b'.',
-                b'0' + fraction / 10,
-                b'0' + fraction % 10,
-            ]);
-            if let Ok(text) = std::str::from_utf8(&buf[..units.len() + 3]) {
-                return serializer.serialize_str(text);
-            }
-        }
-        let mut buf = [0u8; 64];
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        if write!(cursor, "{:.2}", self.0).is_ok() {
-            let len = usize::try_from(cursor.position()).unwrap_or(0);
-            if let Ok(text) = std::str::from_utf8(&buf[..len]) {
-                return serializer.serialize_str(text);
-            }
-        }
-        serializer.collect_str(&format_args!("{:.2}", self.0))
-    }
-}
-
-/// `amount` in whole cents, rounded as `{:.2}` rounds it, when integer arithmetic gets that
-/// right: a positive amount below 10^9, not within a thousandth of a cent of a tie. `{:.2}`
-/// rounds the exact value of the float; `amount * 100.0` is off it by at most half a unit in
-/// its last place, under 2^-16 below 10^11, so away from a tie both round to the same cent.
-/// The integer way is about four times faster than the exact decimal expansion.
-fn whole_cents(amount: f64) -> Option<u64> {
-    if !(0.0..1e9).contains(&amount) || amount.is_sign_negative() {
-        return None;
-    }
-    let scaled = amount * 100.0;
-    // In range: below 10^11, and not negative, so truncating is rounding down.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let down = scaled as u64;
-    #[allow(clippy::cast_precision_loss)]
-    let fraction = scaled - down as f64;
-    if (fraction - 0.5).abs() < 1e-3 {
-        return None;
-    }
-    Some(if fraction > 0.5 { down + 1 } else { down })
-}
-
 const SERVICES: [&str; 8] = [
     "api", "auth", "billing", "search", "cart", "email", "media", "reports",
 ];
@@ -294,7 +218,8 @@ pub(crate) fn run(args: &GenArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::{mix, whole_cents, Money};
+    use super::mix;
+    use crate::workloads::{whole_cents, Money};
 
     /// Whole cents format every amount as `{:.2}` does: random amounts of every size, amounts
     /// on and next to ties (x.xx5), and the edges.

@@ -5,17 +5,18 @@
 //! one's peak memory is its own, and a table comparing them.
 
 mod bench;
-mod cases;
 mod convert;
 mod demo;
 mod export;
 mod gen;
 mod job;
+mod logging;
 mod paths;
 mod progress;
 mod record;
 mod rows;
 mod serve;
+mod workloads;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,13 +58,18 @@ enum Command {
     /// Run one side of the demo in this process and print its figures (used by `demo`).
     #[command(hide = true)]
     DemoWorker(demo::WorkerArgs),
-    /// Run one benchmark case in this process (used by the benchmark scripts).
+    /// Run one side of one case of `bench` in this process and print its figures.
     #[command(hide = true)]
-    BenchCase(cases::CaseArgs),
+    BenchWorker(bench::worker::WorkerArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let base = match cli.command {
+        Command::Serve(_) => tracing::Level::INFO,
+        _ => tracing::Level::WARN,
+    };
+    logging::init(&cli.log, base);
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::DemoWorker(args) => demo::worker(&args),
@@ -72,7 +80,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => job::worker(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args),
-        Command::BenchCase(args) => cases::run(&args),
+        Command::BenchWorker(args) => bench::worker::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

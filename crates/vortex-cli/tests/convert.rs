@@ -328,3 +328,86 @@ fn export_gives_up_on_a_database_that_never_answers() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     drop(held);
 }
+
+#[test]
+fn stats_and_logs_say_what_each_stage_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = path(dir.path(), "in.csv");
+    std::fs::write(&input, format!("{ORDERS}5,e@x,active\n")).unwrap();
+
+    let out = vortex(&[
+        "convert",
+        &input,
+        &path(dir.path(), "out.jsonl"),
+        "--where",
+        "status=active",
+        "--on-error",
+        "skip",
+        "--stats",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let row = |name: &str| {
+        stderr
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in:\n{stderr}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // Five records read, one of them too short: an error out of the reader; three kept.
+    assert_eq!(row("read+decode")[1..3], ["5", "1"], "{stderr}");
+    assert_eq!(row("check+filter")[1..3], ["3", "0"], "{stderr}");
+    assert!(stderr.contains("(consumer)"), "{stderr}");
+
+    // -vv: the skipped record, as an event with its position.
+    let out = vortex(&[
+        "convert",
+        &input,
+        &path(dir.path(), "out2.jsonl"),
+        "--on-error",
+        "skip",
+        "-vv",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let skipped = stderr
+        .lines()
+        .find(|l| l.contains("record skipped"))
+        .unwrap_or_else(|| panic!("no skipped record in:\n{stderr}"));
+    assert!(
+        skipped.contains("DEBUG") && skipped.contains("line 6"),
+        "{skipped}"
+    );
+
+    // --log-format json: one object a line.
+    let out = vortex(&[
+        "convert",
+        &input,
+        &path(dir.path(), "out3.jsonl"),
+        "--on-error",
+        "skip",
+        "-vv",
+        "--log-format",
+        "json",
+    ]);
+    let stderr = text(&out.stderr);
+    let event = stderr
+        .lines()
+        .find(|l| l.contains("record skipped"))
+        .unwrap_or_else(|| panic!("no skipped record in:\n{stderr}"));
+    let event: serde_json::Value = serde_json::from_str(event).unwrap();
+    assert_eq!(event["level"], "DEBUG", "{event}");
+    assert_eq!(event["message"], "record skipped", "{event}");
+
+    // Without -v, nothing of it.
+    let out = vortex(&[
+        "convert",
+        &input,
+        &path(dir.path(), "out4.jsonl"),
+        "--on-error",
+        "skip",
+    ]);
+    assert!(!text(&out.stderr).contains("record skipped"));
+}

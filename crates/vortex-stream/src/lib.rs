@@ -122,7 +122,7 @@ pub mod sources;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod value;
 
-pub use crate::core::{ErrorPolicy, Located, Report, Size};
+pub use crate::core::{ErrorPolicy, Located, Report, Size, StageStats, Stats};
 pub use crate::error::{BoxError, Error, ErrorKind, Position, Result};
 pub use crate::ops::adapters;
 pub use crate::pipeline::{AckPipeline, BlockingIter, Pipeline};

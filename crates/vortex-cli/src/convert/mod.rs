@@ -62,6 +62,10 @@ pub(crate) struct ConvertArgs {
     /// out, extra ones kept under the names `_4`, `_5`, ... (their column numbers).
     #[arg(long)]
     flexible: bool,
+    /// Print, when done, each stage's items and the time the run waited on it (reading and
+    /// decoding, checks and filters, writing): which stage is the bottleneck.
+    #[arg(long)]
+    stats: bool,
     #[command(flatten)]
     broker: broker::BrokerArgs,
 }
@@ -439,6 +443,8 @@ pub(crate) struct Steps {
     pub(crate) select: Vec<Arc<str>>,
     pub(crate) filters: Vec<Filter>,
     pub(crate) limit: u64,
+    /// Where to gather per-stage statistics (`--stats`), if anywhere.
+    pub(crate) stats: Option<vortex_stream::Stats>,
 }
 
 /// Records filtered out and written by [`convert_records`] (those read and rejected are in the
@@ -481,6 +487,7 @@ pub(crate) fn transformed(
         select,
         filters,
         limit,
+        stats,
     } = steps;
     let columns = Arc::new(OnceLock::new());
     if !select.is_empty() {
@@ -510,6 +517,10 @@ pub(crate) fn transformed(
             out.written.fetch_add(1, Ordering::Relaxed);
         })
         .boxed();
+    let kept = match &stats {
+        Some(stats) => kept.observe(stats, "check+filter").boxed(),
+        None => kept,
+    };
     (kept, columns)
 }
 
@@ -584,6 +595,7 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
     let output = crate::output_of(&args.output);
     let bar = crate::progress::rows("vortex convert");
     let tally = Arc::new(Tally::default());
+    let stats = args.stats.then(vortex_stream::Stats::new);
     let run = runtime.block_on(crate::until_stopped(async {
         let policy = policy(args).await?;
         let counter = bar.clone();
@@ -592,10 +604,15 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
             select: args.select.iter().map(|s| Arc::from(s.as_str())).collect(),
             filters,
             limit: args.limit.unwrap_or(u64::MAX),
+            stats: stats.clone(),
         };
         let records = records(&args.input, from, args.flexible, &Offset::default())
             .inspect(move |_| counter.inc(1))
             .boxed();
+        let records = match &stats {
+            Some(stats) => records.observe(stats, "read+decode").boxed(),
+            None => records,
+        };
         let written = convert_records(records, steps, &policy, output, &tally).await;
         Ok((policy, written))
     }));
@@ -625,6 +642,9 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     eprintln!("{summary}");
+    if let Some(stats) = stats {
+        eprintln!("{stats}");
+    }
     outcome.map(|_| ()).map_err(Into::into)
 }
 

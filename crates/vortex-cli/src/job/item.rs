@@ -153,6 +153,7 @@ async fn run_through(
             .collect(),
         filters: spec.filters()?,
         limit: u64::MAX,
+        stats: None,
     };
     let tally = Arc::new(Tally::default());
     let to = steps.to;

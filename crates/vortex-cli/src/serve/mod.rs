@@ -70,9 +70,6 @@ pub(crate) struct ServeArgs {
     /// Exports and imports one client address may run at once (429 past it).
     #[arg(long, default_value_t = 8, value_parser = parse_count)]
     max_per_client: usize,
-    /// How the request log on stderr is written: `text`, or `json` (one object a line).
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: LogFormat,
     /// The slowest an upload may arrive, in bytes a second on average, judged once the upload
     /// timeout has passed: slower is cut (408), so that a client sending a byte a second
     /// cannot hold an import's permit.
@@ -99,26 +96,6 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
             .then_some(d)
             .ok_or_else(|| format!("{text:?}: give more than 0 seconds"))
     })
-}
-
-/// The format of the request log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-/// Logs through `tracing` to stderr, one line an event (the library installs no subscriber;
-/// the binary does).
-fn init_logging(format: LogFormat) {
-    let logger = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    // Already set (a second server in one process): the first one's stays.
-    let _ = match format {
-        LogFormat::Text => logger.try_init(),
-        LogFormat::Json => logger.json().flatten_event(true).try_init(),
-    };
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -196,7 +173,6 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
         .on_thread_start(lower_bulk_priority)
         .build()
         .context("starting the runtime")?;
-    init_logging(args.log_format);
     // The configuration first: a mistake in it is said before the demo database is built.
     let config = match &args.config {
         Some(path) => Config::load(path)?,

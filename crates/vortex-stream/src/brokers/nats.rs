@@ -235,6 +235,7 @@ const PULL_EXPIRES: Duration = Duration::from_secs(2);
 
 impl Reading {
     fn failed(&self, cause: BoxError) -> Error {
+        tracing::warn!(source = %self.name, error = %cause, "reading from JetStream failed");
         Error::from_boxed(ErrorKind::Io, "nats source: read", cause)
             .with_position(Position::new().with_source(Arc::clone(&self.name)))
             .fatal()

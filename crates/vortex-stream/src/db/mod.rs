@@ -404,17 +404,34 @@ impl Database {
         S: Stream<Item = Result<T>> + Send,
         T: IntoValues + Send + 'static,
     {
-        match &self.backend {
-            #[cfg(feature = "sqlite")]
-            Backend::Sqlite(path) => {
-                sqlite::load(path.clone(), Arc::clone(&self.name), pipeline, table).await
+        let loading = async {
+            match &self.backend {
+                #[cfg(feature = "sqlite")]
+                Backend::Sqlite(path) => {
+                    sqlite::load(path.clone(), Arc::clone(&self.name), pipeline, table).await
+                }
+                #[cfg(any(feature = "postgres", feature = "mysql"))]
+                _ => {
+                    let batches = Pipeline::from_stream(pipeline).chunk(table.batch);
+                    self.load_on_server(batches, table, &mut |_| {}).await
+                }
             }
-            #[cfg(any(feature = "postgres", feature = "mysql"))]
-            _ => {
-                let batches = Pipeline::from_stream(pipeline).chunk(table.batch);
-                self.load_on_server(batches, table, &mut |_| {}).await
-            }
+        };
+        self.traced_load(table, loading).await
+    }
+
+    /// `loading` in a span of its own, and an event for what it committed.
+    async fn traced_load(
+        &self,
+        table: &Table,
+        loading: impl std::future::Future<Output = Result<Loaded>>,
+    ) -> Result<Loaded> {
+        let span = tracing::debug_span!("vortex.load", db = %self.name, table = table.name());
+        let loaded = tracing::Instrument::instrument(loading, span.clone()).await;
+        if let Ok(loaded) = &loaded {
+            tracing::debug!(parent: &span, rows = loaded.rows, batches = loaded.batches, "loaded");
         }
+        loaded
     }
 
     /// Loads each batch of `batches` into `table`, one transaction each (or one in all, for
@@ -430,25 +447,28 @@ impl Database {
         S: Stream<Item = Result<Vec<T>>> + Send,
         T: IntoValues + Send + 'static,
     {
-        match &self.backend {
-            #[cfg(feature = "sqlite")]
-            Backend::Sqlite(path) => {
-                use futures_util::StreamExt as _;
-                let mut batches = std::pin::pin!(batches);
-                let mut total = Loaded::default();
-                while let Some(batch) = batches.next().await {
-                    let rows = futures_util::stream::iter(batch?.into_iter().map(Ok));
-                    let name = Arc::clone(&self.name);
-                    let loaded = sqlite::load(path.clone(), name, rows, table).await?;
-                    total.rows += loaded.rows;
-                    total.batches += 1;
-                    on_commit(total);
+        let loading = async {
+            match &self.backend {
+                #[cfg(feature = "sqlite")]
+                Backend::Sqlite(path) => {
+                    use futures_util::StreamExt as _;
+                    let mut batches = std::pin::pin!(batches);
+                    let mut total = Loaded::default();
+                    while let Some(batch) = batches.next().await {
+                        let rows = futures_util::stream::iter(batch?.into_iter().map(Ok));
+                        let name = Arc::clone(&self.name);
+                        let loaded = sqlite::load(path.clone(), name, rows, table).await?;
+                        total.rows += loaded.rows;
+                        total.batches += 1;
+                        on_commit(total);
+                    }
+                    Ok(total)
                 }
-                Ok(total)
+                #[cfg(any(feature = "postgres", feature = "mysql"))]
+                _ => self.load_on_server(batches, table, on_commit).await,
             }
-            #[cfg(any(feature = "postgres", feature = "mysql"))]
-            _ => self.load_on_server(batches, table, on_commit).await,
-        }
+        };
+        self.traced_load(table, loading).await
     }
 
     /// [`load_batches`](Database::load_batches) on a server: one connection for every batch.

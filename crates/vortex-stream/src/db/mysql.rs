@@ -195,54 +195,62 @@ fn from_my(value: mysql_async::Value, kind: Kind) -> std::result::Result<Value, 
 }
 
 pub(super) fn query(opts: Opts, query: Query) -> Pipeline<BoxStream<'static, Result<Row>>> {
-    Pipeline::generate(move |mut y| async move {
-        let name = &query.name;
-        let mut conn = connect(&opts, name).await?;
-        if let Some(timeout) = query.statement_timeout {
-            // MariaDB's variable (seconds), else MySQL's (milliseconds, SELECTs only).
-            let seconds = timeout.as_secs_f64().max(0.001);
-            let millis = timeout.as_millis().max(1);
-            if conn
-                .query_drop(format!("SET SESSION max_statement_time = {seconds}"))
-                .await
-                .is_err()
-            {
-                conn.query_drop(format!("SET SESSION max_execution_time = {millis}"))
+    let span = tracing::debug_span!("vortex.query", db = %query.name);
+    Pipeline::generate(move |mut y| {
+        tracing::Instrument::instrument(
+            async move {
+                let name = &query.name;
+                let mut conn = connect(&opts, name).await?;
+                if let Some(timeout) = query.statement_timeout {
+                    // MariaDB's variable (seconds), else MySQL's (milliseconds, SELECTs only).
+                    let seconds = timeout.as_secs_f64().max(0.001);
+                    let millis = timeout.as_millis().max(1);
+                    if conn
+                        .query_drop(format!("SET SESSION max_statement_time = {seconds}"))
+                        .await
+                        .is_err()
+                    {
+                        conn.query_drop(format!("SET SESSION max_execution_time = {millis}"))
+                            .await
+                            .map_err(|e| my_error("mysql: statement timeout", name, e))?;
+                    }
+                }
+                let mut kill = KillOnDrop {
+                    opts: opts.clone(),
+                    id: conn.id(),
+                    armed: true,
+                };
+                let mut result = conn
+                    .exec_iter(query.sql.as_str(), params(&query.params))
                     .await
-                    .map_err(|e| my_error("mysql: statement timeout", name, e))?;
-            }
-        }
-        let mut kill = KillOnDrop {
-            opts: opts.clone(),
-            id: conn.id(),
-            armed: true,
-        };
-        let mut result = conn
-            .exec_iter(query.sql.as_str(), params(&query.params))
-            .await
-            .map_err(|e| my_error("mysql: query", name, e))?;
-        let described = result.columns_ref();
-        let columns: Arc<[String]> = described.iter().map(|c| c.name_str().into()).collect();
-        let kinds: Vec<Kind> = described.iter().map(kind).collect();
-        let mut index = 0u64;
-        loop {
-            let row = result.next().await.map_err(|e| {
-                my_error("mysql: fetch", name, e).or_position(|| {
-                    Position::new()
-                        .with_source(Arc::clone(name))
-                        .with_record(index)
-                })
-            })?;
-            let Some(row) = row else { break };
-            query.fetched.fetch_add(1, Ordering::Relaxed);
-            let item = convert(row, &columns, &kinds, index, name);
-            index += 1;
-            y.emit_item(item).await;
-        }
-        kill.armed = false;
-        drop(result);
-        let _ = conn.disconnect().await;
-        Ok(())
+                    .map_err(|e| my_error("mysql: query", name, e))?;
+                let described = result.columns_ref();
+                let columns: Arc<[String]> =
+                    described.iter().map(|c| c.name_str().into()).collect();
+                let kinds: Vec<Kind> = described.iter().map(kind).collect();
+                let mut index = 0u64;
+                loop {
+                    let row = result.next().await.map_err(|e| {
+                        my_error("mysql: fetch", name, e).or_position(|| {
+                            Position::new()
+                                .with_source(Arc::clone(name))
+                                .with_record(index)
+                        })
+                    })?;
+                    let Some(row) = row else { break };
+                    query.fetched.fetch_add(1, Ordering::Relaxed);
+                    let item = convert(row, &columns, &kinds, index, name);
+                    index += 1;
+                    y.emit_item(item).await;
+                }
+                kill.armed = false;
+                drop(result);
+                let _ = conn.disconnect().await;
+                tracing::debug!(rows = index, "query ended");
+                Ok(())
+            },
+            span,
+        )
     })
     .boxed()
 }

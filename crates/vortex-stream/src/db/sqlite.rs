@@ -121,12 +121,19 @@ pub(super) fn query(
     let mut work = Some((path, query));
     let rows = futures_util::stream::once(permit).flat_map(move |permit| {
         match (permit, work.take()) {
-            (Ok(permit), Some((path, query))) => Held::new(move |tx| {
-                run_query(&path, &query, &tx);
-                // Given back as the thread ends, not before.
-                drop(permit);
-            })
-            .left_stream(),
+            (Ok(permit), Some((path, query))) => {
+                let span = tracing::debug_span!("vortex.query", db = %query.name);
+                let carried = crate::core::Carried::here(span);
+                Held::new(move |tx| {
+                    carried.run(|| {
+                        run_query(&path, &query, &tx);
+                        tracing::debug!("query ended");
+                    });
+                    // Given back as the thread ends, not before.
+                    drop(permit);
+                })
+                .left_stream()
+            }
             (Err(err), _) => futures_util::stream::iter(Some(Err(err))).right_stream(),
             (Ok(_), None) => futures_util::stream::iter(None).right_stream(),
         }

@@ -99,6 +99,11 @@ impl Output {
         self
     }
 
+    /// The name errors and logs give for this output.
+    pub(crate) fn display_name(&self) -> &str {
+        &self.name
+    }
+
     /// Sets the compression instead of taking it from the extension.
     #[must_use]
     pub fn compression(mut self, compression: Compression) -> Self {

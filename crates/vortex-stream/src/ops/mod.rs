@@ -20,6 +20,7 @@ mod inspect;
 mod map;
 mod merge;
 mod merge_all;
+mod observe;
 mod on_error;
 mod reverse;
 mod scan;
@@ -56,6 +57,7 @@ pub mod adapters {
     pub use super::map::Map;
     pub use super::merge::Merge;
     pub use super::merge_all::MergeAll;
+    pub use super::observe::Observe;
     pub use super::on_error::OnError;
     pub use super::reverse::Reverse;
     pub use super::scan::Scan;

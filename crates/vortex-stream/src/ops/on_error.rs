@@ -124,6 +124,7 @@ where
                                 err = err.with_raw(payload.as_ref());
                             }
                         }
+                        tracing::debug!(kind = %err.kind(), error = %err, "record dead-lettered");
                         match sink.as_mut().start_send(err) {
                             Ok(()) => {
                                 stats.dead_lettered();
@@ -188,6 +189,7 @@ where
                             .ack()
                             .is_some_and(|ack| ack.messages() > 0 && !ack.is_last_attempt())
                         {
+                            tracing::debug!(kind = %err.kind(), error = %err, ?delay, "message to be delivered again");
                             err.take_ack().fail(Some(delay));
                             stats.redelivered();
                             continue;
@@ -199,6 +201,7 @@ where
                         return Poll::Ready(Some(Err(err)));
                     }
                     if let Some(message) = this.policy.budget.exceeded(failed, seen, false) {
+                        tracing::warn!(%message, error = %err, "error budget spent: the pipeline stops");
                         err.take_ack().fail(None);
                         this.stream.set(None);
                         *this.last = Some(budget_spent(message, err));
@@ -209,6 +212,7 @@ where
                         Mode::DeadLetter(_) => *this.dead = Some(err),
                         _ => {
                             // Skipped for good: its broker messages are not delivered again.
+                            tracing::debug!(kind = %err.kind(), error = %err, "record skipped");
                             err.take_ack().reject();
                             stats.skipped();
                         }

@@ -13,6 +13,7 @@ use futures_util::task::AtomicWaker;
 use pin_project_lite::pin_project;
 
 use super::stage::panic_error;
+use crate::core::Carried;
 use crate::Result;
 
 /// Values a worker runs before it hands its thread back to rayon, so that other stages
@@ -36,6 +37,8 @@ struct Shared<T, U> {
     waker: AtomicWaker,
     // Values a worker takes at a time, from the time the last batch took.
     batch: AtomicUsize,
+    // The stage's span and subscriber, for its workers.
+    carried: Carried,
 }
 
 struct State<T, U> {
@@ -69,6 +72,15 @@ impl<T, U> Shared<T, U> {
 /// for is there: a value it can yield (the oldest, when ordered), or a queue running low. A
 /// wake-up is a thread switch, which on two cores took a core away from the workers.
 fn work<T, U, F>(shared: &Arc<Shared<T, U>>, f: &Arc<F>)
+where
+    T: Send + 'static,
+    U: Send + 'static,
+    F: Fn(T) -> U + Send + Sync + 'static,
+{
+    shared.carried.clone().run(|| work_in_span(shared, f));
+}
+
+fn work_in_span<T, U, F>(shared: &Arc<Shared<T, U>>, f: &Arc<F>)
 where
     T: Send + 'static,
     U: Send + 'static,
@@ -217,6 +229,11 @@ impl<S, F, T, U> ParMap<S, F, T, U> {
                 }),
                 waker: AtomicWaker::new(),
                 batch: AtomicUsize::new(1),
+                carried: Carried::here(tracing::debug_span!(
+                    "vortex.parallel",
+                    stage,
+                    limit = limit.get()
+                )),
             })),
             stage,
             ready: VecDeque::new(),
@@ -309,6 +326,7 @@ where
                 }
             }
             if *this.upstream_done && *this.held == 0 {
+                tracing::debug!(parent: shared.carried.span(), values = *this.next_out, "stage ended");
                 return Poll::Ready(None);
             }
             // Pull while the window has room, and queue what came in one go.

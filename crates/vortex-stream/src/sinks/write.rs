@@ -91,13 +91,17 @@ where
     ) -> tokio::task::JoinHandle<Result<R>> {
         let writer = self.writer.take();
         let open = self.open.take();
+        // The writer's work belongs to the sink's span, and goes to the caller's subscriber.
+        let carried = crate::core::Carried::here(tracing::Span::current());
         self.runtime.spawn_blocking(move || {
-            let writer = match (writer, open) {
-                (Some(writer), _) => writer,
-                (None, Some(open)) => open()?,
-                (None, None) => return Err(writer_lost()),
-            };
-            Ok(job(writer))
+            carried.run(|| {
+                let writer = match (writer, open) {
+                    (Some(writer), _) => writer,
+                    (None, Some(open)) => open()?,
+                    (None, None) => return Err(writer_lost()),
+                };
+                Ok(job(writer))
+            })
         })
     }
 
@@ -318,7 +322,17 @@ fn flatten<R>(result: Joined<R>) -> Result<R> {
 }
 
 /// Drives `stream` into `format` on `output`; see [`Pipeline::write`](crate::Pipeline::write).
-pub(crate) async fn write<S, T, F>(stream: S, format: F, mut output: Output) -> Result<Written>
+pub(crate) async fn write<S, T, F>(stream: S, format: F, output: Output) -> Result<Written>
+where
+    S: Stream<Item = Result<T>>,
+    T: Send + 'static,
+    F: Format<T>,
+{
+    let span = tracing::debug_span!("vortex.write", output = output.display_name());
+    tracing::Instrument::instrument(write_in_span(stream, format, output), span).await
+}
+
+async fn write_in_span<S, T, F>(stream: S, format: F, mut output: Output) -> Result<Written>
 where
     S: Stream<Item = Result<T>>,
     T: Send + 'static,
@@ -338,7 +352,9 @@ where
     // Abandoned, the writer discards the output (a temporary file is removed).
     let (outcome, written) = feed(stream, BATCH, open, drain).await;
     outcome?;
-    written
+    let written = written?;
+    tracing::debug!(rows = written.rows, bytes = written.bytes, "written");
+    Ok(written)
 }
 
 /// A format's writer on an output, as a [`BatchWrite`].

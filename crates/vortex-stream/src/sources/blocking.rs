@@ -15,7 +15,7 @@ use futures_core::{FusedStream, Stream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::core::Size;
+use crate::core::{Carried, Size};
 use crate::error::panic_message;
 use crate::Pipeline;
 use crate::{Error, Result};
@@ -57,6 +57,8 @@ pub struct Blocking<T> {
     // an input read on the pool stops at its next read, even in the middle of an item (see
     // `from_input`).
     stop: Arc<AtomicBool>,
+    // The source's span and subscriber, for its jobs (none for a plain iterator).
+    carried: Carried,
 }
 
 impl<T> Drop for Blocking<T> {
@@ -88,6 +90,7 @@ impl<T: Send + 'static> Blocking<T> {
             batch: Vec::new().into_iter(),
             size: batch.get(),
             stop: Arc::new(AtomicBool::new(false)),
+            carried: Carried::none(),
         }
     }
 
@@ -109,26 +112,30 @@ impl<T: Send + 'static> Blocking<T> {
         };
         let size = self.size;
         let stop = Arc::clone(&self.stop);
+        let carried = self.carried.clone();
         self.job = Some(runtime.spawn_blocking(move || {
-            // A batch goes as soon as it holds an error: the consumer may stop there, and the
-            // iterator may take long to yield the next item (skipping the rest of an endless
-            // line, say), which must not hold the error back.
-            let mut batch: Batch<T> = Vec::new();
-            while batch.len() < size {
-                if stop.load(Ordering::Relaxed) {
-                    // Dropped: nobody takes the batch.
-                    return (None, batch);
+            carried.run(|| {
+                // A batch goes as soon as it holds an error: the consumer may stop there, and the
+                // iterator may take long to yield the next item (skipping the rest of an endless
+                // line, say), which must not hold the error back.
+                let mut batch: Batch<T> = Vec::new();
+                while batch.len() < size {
+                    if stop.load(Ordering::Relaxed) {
+                        // Dropped: nobody takes the batch.
+                        return (None, batch);
+                    }
+                    let Some(item) = items.next() else {
+                        tracing::debug!("read to the end");
+                        return (None, batch);
+                    };
+                    let failed = item.is_err();
+                    batch.push(item);
+                    if failed {
+                        break;
+                    }
                 }
-                let Some(item) = items.next() else {
-                    return (None, batch);
-                };
-                let failed = item.is_err();
-                batch.push(item);
-                if failed {
-                    break;
-                }
-            }
-            (Some(items), batch)
+                (Some(items), batch)
+            })
         }));
         Ok(())
     }
@@ -367,6 +374,11 @@ where
     I: Iterator<Item = Result<T>> + Send + 'static,
     F: FnOnce(crate::io::OpenedInput) -> I + Send + 'static,
 {
+    let span = tracing::debug_span!(
+        "vortex.source",
+        operation = open,
+        input = input.source_name()
+    );
     let mut decode = Some(decode);
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
@@ -387,6 +399,7 @@ where
     );
     let mut source = Blocking::new(items, batch);
     source.stop = stop;
+    source.carried = Carried::here(span);
     crate::Pipeline::new(source)
 }
 

@@ -10,6 +10,7 @@ mod blocking;
 mod cancel;
 mod early_stop;
 mod laziness;
+mod logs;
 mod operators;
 mod parallel;
 mod policy;

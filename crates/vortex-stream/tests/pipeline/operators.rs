@@ -412,3 +412,52 @@ fn sizes_take_literals_and_lengths_and_refuse_zero_naming_the_method() {
         Box::new(|| drop(Pipeline::<vortex_stream::sources::Receiver<u8>>::channel(0))),
     );
 }
+
+/// Spins for `d`: busy time, on this thread.
+fn spin(d: Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+#[tokio::test]
+async fn observe_finds_the_stage_the_time_goes_to() {
+    let stats = vortex_stream::Stats::new();
+    let slow = Duration::from_micros(300);
+    let consumer = Duration::from_micros(100);
+    let done = source(&[Ok(1), Err(2), Ok(3), Ok(4)])
+        .chain(Pipeline::from_iter(5..=200))
+        .observe(&stats, "read")
+        .map(|n| n + 1)
+        .observe(&stats, "cheap")
+        .inspect(move |_| spin(slow))
+        .observe(&stats, "slow")
+        .on_error(vortex_stream::ErrorPolicy::skip())
+        .for_each(|_| spin(consumer))
+        .await;
+    assert!(done.is_ok());
+    let stages = stats.stages();
+    let names: Vec<_> = stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["read", "cheap", "slow"]);
+    assert!(
+        stages.iter().all(|s| (s.items, s.errors) == (200, 1)),
+        "{stages:?}"
+    );
+    let (cheap, slow_stage) = (&stages[1], &stages[2]);
+    // 199 values spun for 300 µs each in the slow stage.
+    assert!(slow_stage.busy >= slow * 199, "{stats}");
+    assert!(slow_stage.busy > cheap.busy * 10, "{stats}");
+    assert!(slow_stage.upstream < slow_stage.busy, "{stats}");
+    // The consumer's time is downstream of every point.
+    assert!(slow_stage.downstream >= consumer * 199, "{stats}");
+    assert!(
+        stages[0].downstream >= slow * 199 + consumer * 199,
+        "{stats}"
+    );
+    let table = stats.to_string();
+    assert!(
+        table.lines().count() == 5 && table.contains("(consumer)"),
+        "{table}"
+    );
+}

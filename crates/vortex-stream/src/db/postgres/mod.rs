@@ -107,113 +107,123 @@ impl Drop for CancelOnDrop {
 const READY_CHUNK: usize = 256;
 
 pub(super) fn query(url: String, query: Query) -> Pipeline<BoxStream<'static, Result<Row>>> {
-    let batches = Pipeline::generate(move |mut y| async move {
-        let name = Arc::clone(&query.name);
-        let (mut client, _connection) = connect(&url, &name).await?;
-        let mut cancel = CancelOnDrop {
-            token: client.cancel_token(),
-            armed: false,
-        };
-        let name = &name;
-        let failed = |operation: &'static str| move |e| pg_error(operation, name, e);
-        if let Some(timeout) = query.statement_timeout {
-            let ms = timeout.as_millis().max(1);
-            client
-                .batch_execute(&format!("SET statement_timeout = {ms}"))
-                .await
-                .map_err(failed("postgres: statement timeout"))?;
-        }
-        let tx = client
-            .build_transaction()
-            .read_only(true)
-            .start()
-            .await
-            .map_err(failed("postgres: begin"))?;
-        let statement = tx
-            .prepare(&query.sql)
-            .await
-            .map_err(failed("postgres: prepare"))?;
-        let columns: Arc<[String]> = statement
-            .columns()
-            .iter()
-            .map(|c| c.name().to_owned())
-            .collect();
-        let params: Vec<&(dyn ToSql + Sync)> = query
-            .params
-            .iter()
-            .map(|p| p as &(dyn ToSql + Sync))
-            .collect();
-        cancel.armed = true;
-        let portal = tx
-            .bind(&statement, &params)
-            .await
-            .map_err(failed("postgres: query"))?;
-        let mut sizes = fetch_sizes(usize::MAX);
-        let mut size = sizes.next().unwrap_or(FIRST_FETCH);
-        let mut index = 0u64;
-        let fetch_error = |index: u64| {
-            move |e| failed("postgres: fetch")(e).or_position(|| Position::new().with_record(index))
-        };
-        loop {
-            if size > STREAM_AFTER {
-                // A consumer this far in reads the whole result, most likely: the rest of the
-                // portal streams, so the server produces rows while the pipeline processes
-                // them. The driver reads the socket only as rows are taken, and TCP holds the
-                // server back.
-                let rows = tx
-                    .query_portal_raw(&portal, 0)
+    let span = tracing::debug_span!("vortex.query", db = %query.name);
+    let batches = Pipeline::generate(move |mut y| {
+        tracing::Instrument::instrument(
+            async move {
+                let name = Arc::clone(&query.name);
+                let (mut client, _connection) = connect(&url, &name).await?;
+                let mut cancel = CancelOnDrop {
+                    token: client.cancel_token(),
+                    armed: false,
+                };
+                let name = &name;
+                let failed = |operation: &'static str| move |e| pg_error(operation, name, e);
+                if let Some(timeout) = query.statement_timeout {
+                    let ms = timeout.as_millis().max(1);
+                    client
+                        .batch_execute(&format!("SET statement_timeout = {ms}"))
+                        .await
+                        .map_err(failed("postgres: statement timeout"))?;
+                }
+                let tx = client
+                    .build_transaction()
+                    .read_only(true)
+                    .start()
                     .await
-                    .map_err(failed("postgres: fetch"))?;
-                let mut chunks = pin!(rows.ready_chunks(READY_CHUNK));
-                while let Some(chunk) = chunks.next().await {
-                    let mut batch = Vec::with_capacity(chunk.len());
-                    let mut failure = None;
-                    for row in chunk {
-                        match row {
-                            Ok(row) => {
-                                batch.push(convert(&row, &columns, index, &query.name));
-                                index += 1;
+                    .map_err(failed("postgres: begin"))?;
+                let statement = tx
+                    .prepare(&query.sql)
+                    .await
+                    .map_err(failed("postgres: prepare"))?;
+                let columns: Arc<[String]> = statement
+                    .columns()
+                    .iter()
+                    .map(|c| c.name().to_owned())
+                    .collect();
+                let params: Vec<&(dyn ToSql + Sync)> = query
+                    .params
+                    .iter()
+                    .map(|p| p as &(dyn ToSql + Sync))
+                    .collect();
+                cancel.armed = true;
+                let portal = tx
+                    .bind(&statement, &params)
+                    .await
+                    .map_err(failed("postgres: query"))?;
+                let mut sizes = fetch_sizes(usize::MAX);
+                let mut size = sizes.next().unwrap_or(FIRST_FETCH);
+                let mut index = 0u64;
+                let fetch_error = |index: u64| {
+                    move |e| {
+                        failed("postgres: fetch")(e)
+                            .or_position(|| Position::new().with_record(index))
+                    }
+                };
+                loop {
+                    if size > STREAM_AFTER {
+                        // A consumer this far in reads the whole result, most likely: the rest of the
+                        // portal streams, so the server produces rows while the pipeline processes
+                        // them. The driver reads the socket only as rows are taken, and TCP holds the
+                        // server back.
+                        let rows = tx
+                            .query_portal_raw(&portal, 0)
+                            .await
+                            .map_err(failed("postgres: fetch"))?;
+                        let mut chunks = pin!(rows.ready_chunks(READY_CHUNK));
+                        while let Some(chunk) = chunks.next().await {
+                            let mut batch = Vec::with_capacity(chunk.len());
+                            let mut failure = None;
+                            for row in chunk {
+                                match row {
+                                    Ok(row) => {
+                                        batch.push(convert(&row, &columns, index, &query.name));
+                                        index += 1;
+                                    }
+                                    Err(e) => {
+                                        failure = Some(fetch_error(index)(e));
+                                        break;
+                                    }
+                                }
                             }
-                            Err(e) => {
-                                failure = Some(fetch_error(index)(e));
-                                break;
+                            query
+                                .fetched
+                                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            y.emit(batch).await;
+                            if let Some(err) = failure {
+                                return Err(err);
                             }
                         }
+                        break;
                     }
-                    query
-                        .fetched
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    let rows = tx
+                        .query_portal(&portal, i32::try_from(size).unwrap_or(i32::MAX))
+                        .await
+                        .map_err(fetch_error(index))?;
+                    let fetched = rows.len();
+                    query.fetched.fetch_add(fetched as u64, Ordering::Relaxed);
+                    cancel.armed = false;
+                    let batch = rows
+                        .iter()
+                        .map(|row| {
+                            let item = convert(row, &columns, index, &query.name);
+                            index += 1;
+                            item
+                        })
+                        .collect();
                     y.emit(batch).await;
-                    if let Some(err) = failure {
-                        return Err(err);
+                    if fetched < size {
+                        break;
                     }
+                    size = sizes.next().unwrap_or(size);
+                    cancel.armed = true;
                 }
-                break;
-            }
-            let rows = tx
-                .query_portal(&portal, i32::try_from(size).unwrap_or(i32::MAX))
-                .await
-                .map_err(fetch_error(index))?;
-            let fetched = rows.len();
-            query.fetched.fetch_add(fetched as u64, Ordering::Relaxed);
-            cancel.armed = false;
-            let batch = rows
-                .iter()
-                .map(|row| {
-                    let item = convert(row, &columns, index, &query.name);
-                    index += 1;
-                    item
-                })
-                .collect();
-            y.emit(batch).await;
-            if fetched < size {
-                break;
-            }
-            size = sizes.next().unwrap_or(size);
-            cancel.armed = true;
-        }
-        cancel.armed = false;
-        Ok(())
+                cancel.armed = false;
+                tracing::debug!(rows = index, "query ended");
+                Ok(())
+            },
+            span,
+        )
     });
     Pipeline::new(FlattenBatches::new(batches.into_inner())).boxed()
 }

@@ -303,6 +303,7 @@ impl CircuitBreaker {
             CircuitState::Closed => &self.inner.closed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(from = ?before, to = ?after, "circuit breaker");
         self.inner.watch.send_replace(after);
     }
 }

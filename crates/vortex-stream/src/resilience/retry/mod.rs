@@ -72,8 +72,14 @@ where
             return Err(err);
         }
         match policy.delay(&err, attempt, started.elapsed()) {
-            Some(delay) => tokio::time::sleep(delay).await,
-            None => return Err(gave_up(err, attempt)),
+            Some(delay) => {
+                tracing::info!(attempt, ?delay, error = %err, "retrying");
+                tokio::time::sleep(delay).await;
+            }
+            None => {
+                tracing::warn!(attempts = attempt, error = %err, "giving up");
+                return Err(gave_up(err, attempt));
+            }
         }
         attempt = attempt.saturating_add(1);
     }

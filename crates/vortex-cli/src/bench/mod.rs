@@ -5,6 +5,8 @@
 //! 3. JSON Lines logs → the first 100 errors (and, streaming only, the full scan).
 //! 4. Database orders → Excel: time and peak memory.
 
+pub(crate) mod worker;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,7 +55,7 @@ fn run_case(exe: &Path, case: &str, input: &Path, output: &Path, runs: usize) ->
     let mut seen: Vec<HashMap<String, f64>> = Vec::new();
     for _ in 0..runs {
         let out = Command::new(exe)
-            .args(["bench-case", case, "--input"])
+            .args(["bench-worker", case, "--input"])
             .arg(input)
             .arg("--output")
             .arg(output)
@@ -235,7 +237,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
 /// Runs a case and samples its resident memory every 10 ms: (seconds, MiB) points.
 fn sample_rss(exe: &Path, case: &str, input: &Path, output: &Path) -> Result<Vec<(f64, f64)>> {
     let mut child = Command::new(exe)
-        .args(["bench-case", case, "--input"])
+        .args(["bench-worker", case, "--input"])
         .arg(input)
         .arg("--output")
         .arg(output)
