@@ -251,6 +251,9 @@ struct Inner {
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
     raw: Option<Box<[u8]>>,
     fatal: bool,
+    // The message retells the cause in other words (a parser's message without its own
+    // position): the chain leaves the cause out, as when the message is its very text.
+    retold: bool,
     // The acknowledgement share of the broker messages the failed record came from, decided
     // by whoever handles the error (a policy, or the terminal that returns it).
     ack: Option<Ack>,
@@ -269,6 +272,7 @@ impl Error {
             source: None,
             raw: None,
             fatal: false,
+            retold: false,
             ack: None,
         }))
     }
@@ -327,6 +331,15 @@ impl Error {
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.0.source = Some(Arc::from(source.into()));
         self
+    }
+
+    /// Sets the cause, which the message already tells in other words: the cause stays
+    /// available ([`cause`](Error::cause)) but the chain (`source()`) skips it, so that
+    /// printing the chain does not tell it twice.
+    #[cfg(feature = "jsonl")]
+    pub(crate) fn with_retold_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.0.retold = true;
+        self.with_source(source)
     }
 
     /// Moves the position by what came before the part of the input it was counted in: adds
@@ -526,7 +539,7 @@ impl StdError for Error {
             // (`"column id: " + cause`) still leaves the cause to the chain.
             *message == *cause.to_string()
         });
-        if told {
+        if told || self.0.retold {
             cause.source()
         } else {
             Some(cause as &(dyn StdError + 'static))

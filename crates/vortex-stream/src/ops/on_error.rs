@@ -201,7 +201,7 @@ where
                         return Poll::Ready(Some(Err(err)));
                     }
                     if let Some(message) = this.policy.budget.exceeded(failed, seen, false) {
-                        tracing::warn!(%message, error = %err, "error budget spent: the pipeline stops");
+                        tracing::debug!(budget = %message, error = %err, "error budget spent");
                         err.take_ack().fail(None);
                         this.stream.set(None);
                         *this.last = Some(budget_spent(message, err));

@@ -393,6 +393,24 @@ where
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// To keep every item, the errors among the values in their places (a test, a report of
+    /// what went wrong), collect the items themselves: `Pipeline` is a `Stream` of
+    /// `Result<T>`, so `futures::StreamExt::collect` gathers them without stopping (called by
+    /// its path, since this method has its name).
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let parsed = Pipeline::from_iter(["1", "x", "3"]).try_map(|s| s.parse::<u32>());
+    /// let items: Vec<vortex_stream::Result<u32>> = StreamExt::collect(parsed).await;
+    /// assert_eq!(items.len(), 3);
+    /// assert!(items[0].is_ok() && items[1].is_err() && items[2].is_ok());
+    /// # }
+    /// ```
     pub fn collect<C>(self) -> impl Future<Output = Result<C>>
     where
         C: Default + Extend<T>,

@@ -483,7 +483,7 @@ fn decode_error(
     Error::new(ErrorKind::Decode, OPERATION)
         .with_position(position)
         .with_message(format!("{message} (column {column})"))
-        .with_source(e)
+        .with_retold_source(e)
         .with_raw(raw)
 }
 
