@@ -85,7 +85,7 @@ pub(crate) fn ensure_database(path: &Path, rows: u64) -> Result<()> {
         "vortex demo: generating {rows} orders into {} (once)",
         path.display()
     );
-    crate::runtime()?.block_on(crate::gen::orders_database(path, rows))?;
+    crate::runtime()?.block_on(crate::gen::orders_database(path, rows, false))?;
     Ok(())
 }
 

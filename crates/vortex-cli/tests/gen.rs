@@ -36,9 +36,45 @@ fn generated_data_is_deterministic_and_shaped_as_documented() {
         lines.next(),
         Some("id,customer,email,status,amount,created_at")
     );
-    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let records = |text: &str| -> Vec<csv::StringRecord> {
+        csv::Reader::from_reader(text.as_bytes())
+            .records()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let rows = records(&text);
     assert_eq!(rows.len(), 3000);
-    assert_eq!(rows.iter().filter(|r| r[3] == "active").count(), 1000);
+    assert_eq!(rows.iter().filter(|r| &r[3] == "active").count(), 1000);
+    // Realistic customers: about 5% need quoting (a comma, a quote, a line break), many
+    // have accents; every row still has its six fields.
+    let needs_quotes = |name: &str| name.contains([',', '"', '\n']);
+    let quoted = rows.iter().filter(|r| needs_quotes(&r[1])).count();
+    assert!((90..=210).contains(&quoted), "{quoted} of 3000 quoted");
+    assert!(
+        rows.iter().any(|r| r[1].contains('\n')),
+        "no name over two lines"
+    );
+    assert!(
+        rows.iter().any(|r| r[1].contains('"')),
+        "no name with quotes"
+    );
+    assert!(rows.iter().filter(|r| !r[1].is_ascii()).count() > 1000);
+    assert!(rows.iter().all(|r| r.len() == 6));
+    // --plain: the same orders, no field to quote.
+    let plain = dir.path().join("plain.csv");
+    assert!(gen(
+        &["orders", "--rows", "3000", "--format", "csv", "--plain"],
+        &plain
+    )
+    .status
+    .success());
+    let plain = std::fs::read_to_string(&plain).unwrap();
+    assert!(!plain.contains('"') && plain.lines().count() == 3001);
+    let plain_rows = records(&plain);
+    assert!(plain_rows
+        .iter()
+        .zip(&rows)
+        .all(|(p, r)| p[0] == r[0] && (2..6).all(|i| p[i] == r[i])));
 
     let logs = dir.path().join("logs.jsonl.gz");
     assert!(
@@ -118,9 +154,13 @@ fn orders_go_into_a_sqlite_database_the_same_as_into_csv() {
         )
         .unwrap();
     let text = std::fs::read_to_string(&csv).unwrap();
-    let line = text.lines().nth(7).unwrap();
-    assert!(line.starts_with(&format!("{id},")), "{line}");
-    assert!(line.contains(&email) && line.ends_with(&created), "{line}");
+    let row = csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .nth(6)
+        .unwrap()
+        .unwrap();
+    assert_eq!(&row[0], id.to_string());
+    assert!(row[2] == *email && row[5] == *created, "{row:?}");
 
     let out = gen(&["logs", "--rows", "5", "--format", "sqlite"], &db);
     assert!(!out.status.success());
