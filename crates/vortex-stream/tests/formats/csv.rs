@@ -400,6 +400,72 @@ mod runs {
     }
 }
 
+/// Runs that are mostly plain lines with a quoted record here and there (real data: a name
+/// like `"Smith, Jr."` every few dozen lines): the plain stretches are split without the
+/// parser and the quoted records parsed, and together they read as one parser reads it all,
+/// positions and errors included.
+mod sparse_quotes {
+    use proptest::prelude::*;
+    use vortex_stream::io::Input;
+    use vortex_stream::sources::{CsvSource, Headers};
+
+    use super::{in_runs, items, one_thread, runtime};
+
+    /// One line: plain most of the time; sometimes a quoted field (a comma, a doubled quote,
+    /// a line break inside), a quote inside an unquoted field, a ragged row, a blank line, a
+    /// byte-order mark at its start.
+    fn line() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            60 => "[a-z0-9]{1,12},[a-z0-9é]{0,30},[0-9]{1,4}".prop_map(String::into_bytes),
+            2 => "[a-z]{1,5}".prop_map(|s| format!("\"{s}, Jr.\",x,1").into_bytes()),
+            1 => "[a-z]{1,5}".prop_map(|s| format!("q,\"say \"\"{s}\"\"\",2").into_bytes()),
+            1 => "[a-z]{1,5}".prop_map(|s| format!("n,\"two\n{s}\",3").into_bytes()),
+            1 => Just(b"bad,a\"b,4".to_vec()),
+            1 => Just(b"short".to_vec()),
+            1 => Just(Vec::new()),
+            1 => Just(b"\xef\xbb\xbfbom,b,5".to_vec()),
+            1 => Just(b"open,\"never closed".to_vec()),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(line(), 0..700).prop_map(|lines| lines.join(&b'\n'))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mostly_plain_runs_read_as_one_parser_does(
+            text in text(),
+            chunk in 2048usize..9000,
+            threads in 1usize..3,
+            headers in prop_oneof![Just(Headers::Use), Just(Headers::None)],
+            flexible: bool,
+            strict: bool,
+        ) {
+            let configure = |s: CsvSource| s.headers(headers).flexible(flexible).strict_quotes(strict);
+            prop_assert_eq!(in_runs(&text, chunk, threads, configure), one_thread(&text, configure));
+            // Located values carry the positions their errors would, both ways.
+            let located = |chunk: Option<usize>| {
+                let mut source = configure(CsvSource::new(Input::bytes(text.clone()).name("p.csv")));
+                if let Some(chunk) = chunk {
+                    source = source.chunk_size(std::num::NonZeroUsize::new(chunk).unwrap());
+                }
+                runtime()
+                    .block_on(items(source.deserialize_located::<Vec<String>>()))
+                    .into_iter()
+                    .map(|item| match item {
+                        Ok(l) => format!("{:?} {:?}", l.value(), l.position()),
+                        Err(e) => format!("error {:?}", e.position()),
+                    })
+                    .collect::<Vec<_>>()
+            };
+            prop_assert_eq!(located(Some(chunk)), located(Some(1 << 30)));
+        }
+    }
+}
+
 /// Plain lines, split without the parser, read as the parser reads them.
 mod plain {
     use proptest::prelude::*;

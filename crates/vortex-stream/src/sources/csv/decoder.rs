@@ -21,6 +21,8 @@ pub(super) struct PlainLine {
     pub(super) at: RecordAt,
     pub(super) text: std::ops::Range<usize>,
     pub(super) end: usize,
+    // The record holds a quote character: it is parsed, not split (see `plain_line`).
+    pub(super) quoted: bool,
 }
 
 /// Where a record starts.
@@ -51,6 +53,9 @@ pub(super) struct Decoder {
     pub(super) spare: Option<ByteRecord>,
     // Where each field of the line being decoded in place ends (see `next_plain_as`).
     pub(super) ends: Vec<usize>,
+    // The parser of the quoted records among plain lines, made at the first (see
+    // `parse_quoted`).
+    pub(super) quoted: Option<Box<Quoted>>,
     pub(super) headers: Option<HeaderRow>,
     pub(super) options: Options,
     pub(super) source: Arc<str>,
@@ -83,10 +88,13 @@ impl Decoder {
     /// A decoder of input held whole in memory: its bytes are checked in place, not copied.
     ///
     /// The input is searched once for quotes and NULs, so that records are not searched one by
-    /// one when there are none. When it holds nothing but plain lines (no quote, carriage
-    /// return, NUL or comment anywhere, no header row or byte-order mark at the start, no
-    /// trimming, and no longer than a record may be), it is split into records here, one per
-    /// line, at the delimiter, instead of by the parser, which would read the same records.
+    /// one when there are none. When it holds no carriage return, NUL or comment anywhere, no
+    /// header row or byte-order mark at the start, needs no trimming and is no longer than a
+    /// record may be, it is split into records here, one per line, at the delimiter, instead
+    /// of by the parser, which would read the same records; a record holding a quote
+    /// character (a quoted field, perhaps over several lines) is parsed on its own by the
+    /// parser's own state machine (`csv_core`), so that one `"Smith, Jr."` does not send the
+    /// whole input to the parser.
     pub(super) fn in_memory(bytes: Vec<u8>, name: Arc<str>, options: Options) -> Self {
         // One pass finds none of the three in nearly every run; a run holding one is searched
         // again for each, from the first.
@@ -101,15 +109,19 @@ impl Decoder {
                 )
             }
         };
-        let plain = !quotes
-            && !nuls
-            && !options.trim
-            && options.comment.is_none()
-            && options.headers == Headers::None
-            && !bytes.starts_with(BOM)
-            && !matches!(options.delimiter, b'\n' | b'\r')
-            && bytes.len() <= options.max_record_len
-            && !crs;
+        // A quote that is also a delimiter or a line end would make records no line split
+        // could find.
+        let odd_quote =
+            matches!(options.quote, b'\n' | b'\r') || options.quote == options.delimiter;
+        let plain = !(nuls
+            || quotes && odd_quote
+            || options.trim
+            || options.comment.is_some()
+            || options.headers != Headers::None
+            || bytes.starts_with(BOM)
+            || matches!(options.delimiter, b'\n' | b'\r')
+            || bytes.len() > options.max_record_len
+            || crs);
         let reading = if plain {
             let next = Plain { byte: 0, line: 1 };
             Reading::Split {
@@ -131,6 +143,7 @@ impl Decoder {
             record: ByteRecord::new(),
             spare: None,
             ends: Vec::new(),
+            quoted: None,
             headers: None,
             options,
             source,
@@ -557,6 +570,10 @@ impl Decoder {
     /// `next_raw` for a decoder that splits lines itself.
     pub(super) fn next_plain(&mut self) -> Option<(Result<()>, RecordAt)> {
         let line = self.plain_line()?;
+        if line.quoted {
+            self.parse_quoted(line.text.start..line.end);
+            return Some((self.check(line.at, line.end as u64), line.at));
+        }
         let Reading::Split { held, .. } = &self.reading else {
             return None;
         };
@@ -590,15 +607,51 @@ impl Decoder {
             };
             return None;
         };
-        let (text, end) = match memchr::memchr(b'\n', text) {
-            Some(len) => {
+        let quote = self.options.quote;
+        let first = if self.quotes {
+            memchr::memchr2(b'\n', quote, text)
+        } else {
+            memchr::memchr(b'\n', text)
+        };
+        let (text, end, quoted) = match first {
+            Some(len) if text[len] == b'\n' => {
                 line += 1;
-                (start..start + len, start + len + 1)
+                (start..start + len, start + len + 1, false)
             }
-            None => (start..held.len(), held.len()),
+            Some(_) => {
+                // A quote before the line's end: the record goes to the parser, to its end
+                // as the parser sees it (a quoted field may hold line ends).
+                let end = record_end(held, start, quote, self.options.delimiter);
+                let raw = &held[start..end];
+                line += memchr::memchr_iter(b'\n', raw).count() as u64;
+                let text_end = if raw.ends_with(b"\n") { end - 1 } else { end };
+                (start..text_end, end, true)
+            }
+            None => (start..held.len(), held.len(), false),
         };
         *next = Plain { byte: end, line };
-        Some(PlainLine { at, text, end })
+        Some(PlainLine {
+            at,
+            text,
+            end,
+            quoted,
+        })
+    }
+
+    /// Reads the quoted record `raw` (up to and with its line feed) into `record`, as the
+    /// parser reads it.
+    // Off the path of plain lines: kept out of line, so that it does not weigh on theirs.
+    #[cold]
+    #[inline(never)]
+    fn parse_quoted(&mut self, raw: std::ops::Range<usize>) {
+        let Reading::Split { held, .. } = &self.reading else {
+            return;
+        };
+        let options = &self.options;
+        let quoted = self
+            .quoted
+            .get_or_insert_with(|| Box::new(Quoted::new(options)));
+        quoted.read(&held.as_bytes()[raw], &mut self.record);
     }
 
     /// [`next_as`](Decoder::next_as) for a decoder that splits lines itself: the line's fields
@@ -608,8 +661,21 @@ impl Decoder {
         &mut self,
         headers: Option<&HeaderRow>,
     ) -> Option<Result<T>> {
-        let PlainLine { at, text, end } = self.plain_line()?;
+        let PlainLine {
+            at,
+            text,
+            end,
+            quoted,
+        } = self.plain_line()?;
         self.last = at;
+        if quoted {
+            self.parse_quoted(text.start..end);
+            let checked = self.check(at, end as u64);
+            return Some(checked.and_then(|()| {
+                decode_record(&mut self.record, &mut self.spare, headers)
+                    .map_err(|e| self.deserialize_error(at, e))
+            }));
+        }
         let Reading::Split { held, .. } = &self.reading else {
             return None;
         };
@@ -766,4 +832,131 @@ pub(super) fn split_fields(line: &[u8], delimiter: u8, mut each: impl FnMut(usiz
         }
     }
     each(line.len());
+}
+
+/// The parser's own state machine, for one quoted record at a time among plain lines, with
+/// the buffers it fills (reused, as long as the longest quoted record).
+pub(super) struct Quoted {
+    core: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Quoted {
+    fn new(options: &Options) -> Self {
+        let mut quoted = Quoted {
+            core: csv_core::ReaderBuilder::new()
+                .delimiter(options.delimiter)
+                .quote(options.quote)
+                .build(),
+            out: Vec::new(),
+            ends: Vec::new(),
+        };
+        quoted.prime();
+        quoted
+    }
+
+    /// Readies the parser for a record that is not the start of the input: it drops a
+    /// byte-order mark only there, so it is handed a line end first (which it passes over).
+    fn prime(&mut self) {
+        self.core.reset();
+        let _ = self.core.read_record(b"\n", &mut [], &mut []);
+    }
+
+    /// Reads the one record `raw` holds into `record`. After a record ended by its line feed,
+    /// the parser is where it was before it; after one ended by the end of the input, it is
+    /// readied again.
+    fn read(&mut self, raw: &[u8], record: &mut ByteRecord) {
+        use csv_core::ReadRecordResult;
+        record.clear();
+        // A field is never longer than its text, and there are at most one more fields than
+        // bytes.
+        if self.out.len() < raw.len() {
+            self.out.resize(raw.len(), 0);
+        }
+        if self.ends.len() < raw.len() + 1 {
+            self.ends.resize(raw.len() + 1, 0);
+        }
+        let (mut input, mut written, mut fields) = (raw, 0, 0);
+        loop {
+            let (result, read, out, ends) =
+                self.core
+                    .read_record(input, &mut self.out[written..], &mut self.ends[fields..]);
+            input = &input[read..];
+            written += out;
+            fields += ends;
+            match result {
+                // At the end of `raw` without a line end: the end of the input ends the record.
+                ReadRecordResult::InputEmpty if !input.is_empty() => continue,
+                ReadRecordResult::InputEmpty => {
+                    // The end of the input writes no byte, only the last field's end.
+                    let (_, _, _, ends) = self.core.read_record(
+                        &[],
+                        &mut self.out[written..],
+                        &mut self.ends[fields..],
+                    );
+                    fields += ends;
+                    self.prime();
+                    break;
+                }
+                ReadRecordResult::Record | ReadRecordResult::End => break,
+                // Not with the buffers sized above; grown anyway rather than lose a field.
+                ReadRecordResult::OutputFull => self.out.resize(self.out.len() * 2 + 1, 0),
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2 + 1, 0),
+            }
+        }
+        let mut start = 0;
+        for &end in &self.ends[..fields] {
+            record.push_field(&self.out[start..end]);
+            start = end;
+        }
+    }
+}
+
+/// Where the record starting at `start` ends: past the first line feed outside quotes,
+/// following the parser's quoting rules (a quote opens a quoted field only at the start of a
+/// field; inside one, a doubled quote is a quote and any other closes it), or at the end of
+/// `bytes`. Only for input without carriage returns.
+fn record_end(bytes: &[u8], start: usize, quote: u8, delimiter: u8) -> usize {
+    #[derive(Clone, Copy)]
+    enum Quoting {
+        Out,
+        In,
+        AfterQuote,
+    }
+    let mut quoting = Quoting::Out;
+    let mut pos = start;
+    while pos < bytes.len() {
+        match quoting {
+            Quoting::Out => {
+                let Some(i) = memchr::memchr2(quote, b'\n', &bytes[pos..]) else {
+                    return bytes.len();
+                };
+                let at = pos + i;
+                if bytes[at] == b'\n' {
+                    return at + 1;
+                }
+                if at == start || bytes[at - 1] == delimiter {
+                    quoting = Quoting::In;
+                }
+                pos = at + 1;
+            }
+            Quoting::In => match memchr::memchr(quote, &bytes[pos..]) {
+                Some(i) => {
+                    quoting = Quoting::AfterQuote;
+                    pos += i + 1;
+                }
+                None => return bytes.len(),
+            },
+            Quoting::AfterQuote => {
+                if bytes[pos] == quote {
+                    quoting = Quoting::In;
+                    pos += 1;
+                } else {
+                    quoting = Quoting::Out;
+                }
+            }
+        }
+    }
+    bytes.len()
 }
