@@ -417,7 +417,7 @@ impl Decoder {
     #[inline(never)]
     pub(super) fn skip_too_long(&mut self, at: RecordAt) -> Option<Error> {
         let placeholder = Reading::Split {
-            held: Held::Bytes(Vec::new()),
+            held: Held::new(Vec::new()),
             next: Plain { byte: 0, line: 1 },
         };
         let Reading::Parsed(parser) = std::mem::replace(&mut self.reading, placeholder) else {
