@@ -44,6 +44,7 @@ struct CaseArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Case {
     W1Hand,
+    W1Natural,
     W2Hand,
     W3Hand,
     DbExportStream,
@@ -59,6 +60,7 @@ fn main() -> Result<()> {
     started();
     let summary = match args.case {
         Case::W1Hand => w1_hand(&args)?,
+        Case::W1Natural => w1_natural(&args)?,
         Case::W2Hand => w2_hand(&args, None)?,
         Case::W3Hand => w2_hand(&args, Some(100))?,
         Case::DbExportStream => db_export_stream(&args)?,
@@ -81,6 +83,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn output(args: &CaseArgs) -> Result<&PathBuf> {
     args.output.as_ref().context("this case needs --output")
+}
+
+/// W1 as a user writes it from the README: decode, filter, map, write, each an operator of
+/// its own (`vortex bench-worker w1-stream` is the tuned way, `deserialize_filter_map`).
+fn w1_natural(args: &CaseArgs) -> Result<String> {
+    let out = output(args)?;
+    let written = runtime()?.block_on(
+        CsvSource::new(Input::path(&args.input))
+            .deserialize::<Order>()
+            .filter(|order| order.status == "active")
+            .map(export)
+            .write(vortex_stream::sinks::CsvSink::new(), Output::path(out)),
+    )?;
+    Ok(format!("rows={}", written.rows))
 }
 
 fn w1_hand(args: &CaseArgs) -> Result<String> {
