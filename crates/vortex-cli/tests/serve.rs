@@ -1341,7 +1341,22 @@ async fn a_thousand_exports_at_once_never_deadlock() {
     // lower priority than the workers that answer requests.
     let priorities = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        niceness(&server)
+        // A thread starting up is named before its priority is lowered: a snapshot may catch
+        // one between the two, so a few are taken, and the first with none is kept.
+        let mut priorities = niceness(&server);
+        for _ in 0..20 {
+            let bulk = priorities.iter().filter(|(name, _)| name == "vortex-bulk");
+            let serve = priorities.iter().filter(|(name, _)| name == "vortex-serve");
+            if bulk.clone().count() > 0
+                && bulk.clone().all(|&(_, nice)| nice == 10)
+                && serve.clone().all(|&(_, nice)| nice == 0)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            priorities = niceness(&server);
+        }
+        priorities
     };
     let all = async { tokio::join!(all, priorities) };
     let (answers, priorities) = tokio::time::timeout(Duration::from_secs(120), all)
@@ -1430,16 +1445,16 @@ fn niceness(server: &Server) -> Vec<(String, i64)> {
     let mut threads = Vec::new();
     for task in std::fs::read_dir(tasks).unwrap() {
         let task = task.unwrap().path();
-        let (Ok(name), Ok(stat)) = (
-            std::fs::read_to_string(task.join("comm")),
-            std::fs::read_to_string(task.join("stat")),
-        ) else {
+        // Name and priority from one read, so that they are of one moment.
+        let Ok(stat) = std::fs::read_to_string(task.join("stat")) else {
             continue; // the thread ended meanwhile
         };
+        let (open, close) = (stat.find('(').unwrap(), stat.rfind(')').unwrap());
+        let name = &stat[open + 1..close];
         // After the name in parentheses: state is field 3, nice field 19.
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let after = &stat[close + 2..];
         let nice = after.split(' ').nth(16).unwrap().parse().unwrap();
-        threads.push((name.trim().to_owned(), nice));
+        threads.push((name.to_owned(), nice));
     }
     threads
 }
