@@ -539,6 +539,27 @@ pub(crate) fn db_error(
         .fatal()
 }
 
+/// The error for a value of record `index` that does not decode: the column, and why.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub(crate) fn column_error(
+    operation: &'static str,
+    name: &Arc<str>,
+    index: u64,
+    column: &str,
+    detail: impl fmt::Display,
+) -> Error {
+    Error::new(ErrorKind::Decode, operation)
+        .with_position(record_at(name, index))
+        .with_message(format!("column `{column}`: {detail}"))
+}
+
+/// Record `index` of the query on `name`.
+pub(crate) fn record_at(name: &Arc<str>, index: u64) -> crate::Position {
+    crate::Position::new()
+        .with_source(Arc::clone(name))
+        .with_record(index)
+}
+
 /// The format of [`Database::copy_out`]: PostgreSQL's `COPY` formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use futures_core::stream::BoxStream;
 use futures_core::Stream;
 use mysql_async::consts::{ColumnFlags, ColumnType};
-use mysql_async::prelude::Queryable;
-use mysql_async::{Column, Conn, Opts, OptsBuilder, Params};
+use mysql_async::prelude::{Protocol, Queryable};
+use mysql_async::{Column, Conn, Opts, OptsBuilder, Params, QueryResult};
 
 use super::{
-    db_error, load_in_batches, BatchTarget, IntoValues, Loaded, OnCommit, Query, Row, Table, Value,
+    column_error, db_error, load_in_batches, BatchTarget, IntoValues, Loaded, OnCommit, Query, Row,
+    Table, Value,
 };
-use crate::{Error, ErrorKind, Pipeline, Position, Result};
+use crate::{Error, Pipeline, Result};
 
 /// The most parameters one statement may bind (the protocol counts them in 16 bits).
 const MAX_PARAMS: usize = u16::MAX as usize;
@@ -224,20 +225,12 @@ pub(super) fn query(opts: Opts, query: Query) -> Pipeline<BoxStream<'static, Res
                     .exec_iter(query.sql.as_str(), params(&query.params))
                     .await
                     .map_err(|e| my_error("mysql: query", name, e))?;
-                let described = result.columns_ref();
-                let columns: Arc<[String]> =
-                    described.iter().map(|c| c.name_str().into()).collect();
-                let kinds: Vec<Kind> = described.iter().map(kind).collect();
+                let (columns, kinds) = described(&result);
                 let mut index = 0u64;
                 loop {
-                    let row = result.next().await.map_err(|e| {
-                        my_error("mysql: fetch", name, e).or_position(|| {
-                            Position::new()
-                                .with_source(Arc::clone(name))
-                                .with_record(index)
-                        })
-                    })?;
-                    let Some(row) = row else { break };
+                    let Some(row) = next_row(&mut result, name, index).await? else {
+                        break;
+                    };
                     query.fetched.fetch_add(1, Ordering::Relaxed);
                     let item = convert(row, &columns, &kinds, index, name);
                     index += 1;
@@ -255,6 +248,26 @@ pub(super) fn query(opts: Opts, query: Query) -> Pipeline<BoxStream<'static, Res
     .boxed()
 }
 
+/// The names and kinds of a result's columns.
+fn described<P: Protocol>(result: &QueryResult<'_, '_, P>) -> (Arc<[String]>, Vec<Kind>) {
+    let columns = result.columns_ref();
+    (
+        columns.iter().map(|c| c.name_str().into()).collect(),
+        columns.iter().map(kind).collect(),
+    )
+}
+
+/// The next row of `result`, record `index`; a failure names it.
+async fn next_row<P: Protocol>(
+    result: &mut QueryResult<'_, '_, P>,
+    name: &Arc<str>,
+    index: u64,
+) -> Result<Option<mysql_async::Row>> {
+    result.next().await.map_err(|e| {
+        my_error("mysql: fetch", name, e).or_position(|| super::record_at(name, index))
+    })
+}
+
 fn convert(
     row: mysql_async::Row,
     columns: &Arc<[String]>,
@@ -266,15 +279,7 @@ fn convert(
     for ((value, kind), column) in row.unwrap().into_iter().zip(kinds).zip(columns.iter()) {
         match from_my(value, *kind) {
             Ok(value) => values.push(value),
-            Err(detail) => {
-                return Err(Error::new(ErrorKind::Decode, "mysql: read")
-                    .with_position(
-                        Position::new()
-                            .with_source(Arc::clone(name))
-                            .with_record(index),
-                    )
-                    .with_message(format!("column `{column}`: {detail}")))
-            }
+            Err(detail) => return Err(column_error("mysql: read", name, index, column, detail)),
         }
     }
     Ok(Row::new(Arc::clone(columns), values, index))
@@ -338,20 +343,13 @@ impl Tx {
             .exec_iter(sql, params(values))
             .await
             .map_err(|e| my_error("mysql: query", name, e))?;
-        let described = result.columns_ref();
-        let columns: Arc<[String]> = described.iter().map(|c| c.name_str().into()).collect();
-        let kinds: Vec<Kind> = described.iter().map(kind).collect();
+        let (columns, kinds) = described(&result);
         let mut out = Vec::new();
         while out.len() < limit {
             let index = out.len() as u64;
-            let row = result.next().await.map_err(|e| {
-                my_error("mysql: fetch", name, e).or_position(|| {
-                    Position::new()
-                        .with_source(Arc::clone(name))
-                        .with_record(index)
-                })
-            })?;
-            let Some(row) = row else { break };
+            let Some(row) = next_row(&mut result, name, index).await? else {
+                break;
+            };
             out.push(convert(row, &columns, &kinds, index, name)?);
         }
         result

@@ -14,8 +14,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    batch_error, db_error, fetch_sizes, insert_sql, upstream_failed, IntoValues, Loaded, Query,
-    Row, Table, Value, MAX_FETCH,
+    batch_error, column_error, db_error, fetch_sizes, insert_sql, upstream_failed, IntoValues,
+    Loaded, Query, Row, Table, Value, MAX_FETCH,
 };
 use crate::sinks::feed;
 use crate::sources::Held;
@@ -200,11 +200,8 @@ fn run_query(path: &File, query: &Query, tx: &mpsc::Sender<Vec<Result<Row>>>) {
                     break;
                 }
                 Err(e) => {
-                    batch.push(Err(db_error("sqlite: read", name, e).with_position(
-                        Position::new()
-                            .with_source(Arc::clone(name))
-                            .with_record(index),
-                    )));
+                    batch.push(Err(db_error("sqlite: read", name, e)
+                        .with_position(super::record_at(name, index))));
                     done = true;
                     break;
                 }
@@ -238,15 +235,7 @@ fn convert(
             .and_then(|v| from_sql(v).map_err(|e| e.to_string()))
         {
             Ok(value) => values.push(value),
-            Err(message) => {
-                return Err(Error::new(ErrorKind::Decode, "sqlite: read")
-                    .with_position(
-                        Position::new()
-                            .with_source(Arc::clone(name))
-                            .with_record(index),
-                    )
-                    .with_message(format!("column `{column}`: {message}")))
-            }
+            Err(message) => return Err(column_error("sqlite: read", name, index, column, message)),
         }
     }
     Ok(Row::new(Arc::clone(columns), values, index))
@@ -553,11 +542,7 @@ fn fetch(
     let mut index = 0u64;
     while out.len() < limit {
         let read = rows.next().map_err(|e| {
-            db_error("sqlite: read", name, e).with_position(
-                Position::new()
-                    .with_source(Arc::clone(name))
-                    .with_record(index),
-            )
+            db_error("sqlite: read", name, e).with_position(super::record_at(name, index))
         })?;
         let Some(row) = read else { break };
         out.push(convert(row, &columns, index, name)?);

@@ -18,7 +18,7 @@ use tokio_postgres::{CancelToken, Client, NoTls};
 
 use super::{db_error, fetch_sizes, CopyFormat, Query, Row, Value, FIRST_FETCH};
 use crate::sources::FlattenBatches;
-use crate::{Error, ErrorKind, Pipeline, Position, Result};
+use crate::{Error, Pipeline, Position, Result};
 
 mod codec;
 mod load;
@@ -286,14 +286,10 @@ fn convert(
                 let detail = e
                     .source()
                     .map_or_else(|| e.to_string(), ToString::to_string);
-                return Err(Error::new(ErrorKind::Decode, "postgres: read")
-                    .with_position(
-                        Position::new()
-                            .with_source(Arc::clone(name))
-                            .with_record(index),
-                    )
-                    .with_message(format!("column `{column}`: {detail}"))
-                    .with_source(e));
+                return Err(
+                    super::column_error("postgres: read", name, index, column, detail)
+                        .with_source(e),
+                );
             }
         }
     }
