@@ -189,44 +189,30 @@ async fn sqlite_transactions_commit_roll_back_and_lose_no_update() {
     sqlite().await.check().await;
 }
 
+/// The checks on the server `variable` names (skipped with a notice outside CI when unset),
+/// on a table of their own, dropped after.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn check_on_server(variable: &str, what: &str) {
+    let Some(url) = crate::server(variable, what) else {
+        return;
+    };
+    let db = Database::open(&url).unwrap();
+    let bank = Bank::new(db, crate::unique("vortex_bank"), " FOR UPDATE", None).await;
+    bank.check().await;
+    let drop_table = format!("DROP TABLE {}", bank.table);
+    bank.db.execute(drop_table, vec![]).await.unwrap();
+}
+
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_transactions_commit_roll_back_and_lose_no_update() {
-    let Some(url) = crate::server("VORTEX_PG_URL", "PostgreSQL") else {
-        return;
-    };
-    let bank = Bank::new(
-        Database::open(&url).unwrap(),
-        crate::unique("vortex_bank"),
-        " FOR UPDATE",
-        None,
-    )
-    .await;
-    bank.check().await;
-    bank.db
-        .execute(format!("DROP TABLE {}", bank.table), vec![])
-        .await
-        .unwrap();
+    check_on_server("VORTEX_PG_URL", "PostgreSQL").await;
 }
 
 #[cfg(feature = "mysql")]
 #[tokio::test]
 async fn mysql_transactions_commit_roll_back_and_lose_no_update() {
-    let Some(url) = crate::server("VORTEX_MYSQL_URL", "MariaDB") else {
-        return;
-    };
-    let bank = Bank::new(
-        Database::open(&url).unwrap(),
-        crate::unique("vortex_bank"),
-        " FOR UPDATE",
-        None,
-    )
-    .await;
-    bank.check().await;
-    bank.db
-        .execute(format!("DROP TABLE {}", bank.table), vec![])
-        .await
-        .unwrap();
+    check_on_server("VORTEX_MYSQL_URL", "MariaDB").await;
 }
 
 /// Each row of a streaming query updated as it comes, on a fresh SQLite file: in WAL mode (the
