@@ -529,6 +529,16 @@ impl Decoder {
 
     /// Counts the record just read, from `at` to `end`, and checks it.
     pub(super) fn check(&mut self, at: RecordAt, end: u64) -> Result<()> {
+        self.check_with(at, end, true)
+    }
+
+    /// [`check`](Decoder::check) of a line split without the parser: it holds no quote (the
+    /// split found none) and no NUL (the input has none), so its bytes are not searched again.
+    fn check_plain(&mut self, at: RecordAt, end: u64) -> Result<()> {
+        self.check_with(at, end, false)
+    }
+
+    fn check_with(&mut self, at: RecordAt, end: u64, raw: bool) -> Result<()> {
         self.index += 1;
         let mut len = end.saturating_sub(at.byte);
         if len > self.options.max_record_len as u64 {
@@ -540,6 +550,8 @@ impl Decoder {
             Err(self.error(at, &self.record, message))
         } else if len > self.options.max_record_len as u64 {
             Err(self.too_long(at, len))
+        } else if !raw {
+            Ok(())
         } else {
             match self.check_raw(at, end) {
                 Some(err) => Err(err),
@@ -583,7 +595,7 @@ impl Decoder {
             &held.as_bytes()[line.text.clone()],
             self.options.delimiter,
         );
-        Some((self.check(line.at, line.end as u64), line.at))
+        Some((self.check_plain(line.at, line.end as u64), line.at))
     }
 
     /// The next line of a decoder that splits lines itself, `None` at the end: the parser would
@@ -700,7 +712,7 @@ impl Decoder {
         }
         self.record.clear();
         push_fields(&mut self.record, &held.as_bytes()[text], delimiter);
-        let checked = self.check(at, end as u64);
+        let checked = self.check_plain(at, end as u64);
         Some(checked.and_then(|()| {
             decode_record(&mut self.record, &mut self.spare, headers)
                 .map_err(|e| self.deserialize_error(at, e))
