@@ -583,7 +583,7 @@ impl Decoder {
     pub(super) fn next_plain(&mut self) -> Option<(Result<()>, RecordAt)> {
         let line = self.plain_line()?;
         if line.quoted {
-            self.parse_quoted(line.text.start..line.end);
+            // Read into `record` already.
             return Some((self.check(line.at, line.end as u64), line.at));
         }
         let Reading::Split { held, .. } = &self.reading else {
@@ -631,9 +631,13 @@ impl Decoder {
                 (start..start + len, start + len + 1, false)
             }
             Some(_) => {
-                // A quote before the line's end: the record goes to the parser, to its end
-                // as the parser sees it (a quoted field may hold line ends).
-                let end = record_end(held, start, quote, self.options.delimiter);
+                // A quote before the line's end: the parser reads the record, into `record`,
+                // and says where it ends (a quoted field may hold line ends).
+                let options = &self.options;
+                let quoted = self
+                    .quoted
+                    .get_or_insert_with(|| Box::new(Quoted::new(options)));
+                let end = start + quoted.read(&held[start..], &mut self.record);
                 let raw = &held[start..end];
                 line += memchr::memchr_iter(b'\n', raw).count() as u64;
                 let text_end = if raw.ends_with(b"\n") { end - 1 } else { end };
@@ -648,22 +652,6 @@ impl Decoder {
             end,
             quoted,
         })
-    }
-
-    /// Reads the quoted record `raw` (up to and with its line feed) into `record`, as the
-    /// parser reads it.
-    // Off the path of plain lines: kept out of line, so that it does not weigh on theirs.
-    #[cold]
-    #[inline(never)]
-    fn parse_quoted(&mut self, raw: std::ops::Range<usize>) {
-        let Reading::Split { held, .. } = &self.reading else {
-            return;
-        };
-        let options = &self.options;
-        let quoted = self
-            .quoted
-            .get_or_insert_with(|| Box::new(Quoted::new(options)));
-        quoted.read(&held.as_bytes()[raw], &mut self.record);
     }
 
     /// [`next_as`](Decoder::next_as) for a decoder that splits lines itself: the line's fields
@@ -681,7 +669,7 @@ impl Decoder {
         } = self.plain_line()?;
         self.last = at;
         if quoted {
-            self.parse_quoted(text.start..end);
+            // Read into `record` already.
             let checked = self.check(at, end as u64);
             return Some(checked.and_then(|()| {
                 decode_record(&mut self.record, &mut self.spare, headers)
@@ -875,31 +863,33 @@ impl Quoted {
         let _ = self.core.read_record(b"\n", &mut [], &mut []);
     }
 
-    /// Reads the one record `raw` holds into `record`. After a record ended by its line feed,
-    /// the parser is where it was before it; after one ended by the end of the input, it is
-    /// readied again.
-    fn read(&mut self, raw: &[u8], record: &mut ByteRecord) {
+    /// Reads the record at the start of `rest` into `record`; returns the bytes it took, its
+    /// line feed included (all of `rest` if the end of the input ends it). After a record
+    /// ended by its line feed, the parser is where it was before it; after one ended by the
+    /// end of the input, it is readied again.
+    // Off the path of plain lines: kept out of line, so that it does not weigh on theirs.
+    #[cold]
+    #[inline(never)]
+    fn read(&mut self, rest: &[u8], record: &mut ByteRecord) -> usize {
         use csv_core::ReadRecordResult;
         record.clear();
-        // A field is never longer than its text, and there are at most one more fields than
-        // bytes.
-        if self.out.len() < raw.len() {
-            self.out.resize(raw.len(), 0);
+        if self.out.is_empty() {
+            self.out.resize(4096, 0);
+            self.ends.resize(64, 0);
         }
-        if self.ends.len() < raw.len() + 1 {
-            self.ends.resize(raw.len() + 1, 0);
-        }
-        let (mut input, mut written, mut fields) = (raw, 0, 0);
+        let (mut taken, mut written, mut fields) = (0, 0, 0);
         loop {
-            let (result, read, out, ends) =
-                self.core
-                    .read_record(input, &mut self.out[written..], &mut self.ends[fields..]);
-            input = &input[read..];
+            let (result, read, out, ends) = self.core.read_record(
+                &rest[taken..],
+                &mut self.out[written..],
+                &mut self.ends[fields..],
+            );
+            taken += read;
             written += out;
             fields += ends;
             match result {
-                // At the end of `raw` without a line end: the end of the input ends the record.
-                ReadRecordResult::InputEmpty if !input.is_empty() => continue,
+                ReadRecordResult::InputEmpty if taken < rest.len() => {}
+                // At the end of the input without a line end: the end ends the record.
                 ReadRecordResult::InputEmpty => {
                     // The end of the input writes no byte, only the last field's end.
                     let (_, _, _, ends) = self.core.read_record(
@@ -912,9 +902,8 @@ impl Quoted {
                     break;
                 }
                 ReadRecordResult::Record | ReadRecordResult::End => break,
-                // Not with the buffers sized above; grown anyway rather than lose a field.
-                ReadRecordResult::OutputFull => self.out.resize(self.out.len() * 2 + 1, 0),
-                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2 + 1, 0),
+                ReadRecordResult::OutputFull => self.out.resize(self.out.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
             }
         }
         let mut start = 0;
@@ -922,53 +911,6 @@ impl Quoted {
             record.push_field(&self.out[start..end]);
             start = end;
         }
+        taken
     }
-}
-
-/// Where the record starting at `start` ends: past the first line feed outside quotes,
-/// following the parser's quoting rules (a quote opens a quoted field only at the start of a
-/// field; inside one, a doubled quote is a quote and any other closes it), or at the end of
-/// `bytes`. Only for input without carriage returns.
-fn record_end(bytes: &[u8], start: usize, quote: u8, delimiter: u8) -> usize {
-    #[derive(Clone, Copy)]
-    enum Quoting {
-        Out,
-        In,
-        AfterQuote,
-    }
-    let mut quoting = Quoting::Out;
-    let mut pos = start;
-    while pos < bytes.len() {
-        match quoting {
-            Quoting::Out => {
-                let Some(i) = memchr::memchr2(quote, b'\n', &bytes[pos..]) else {
-                    return bytes.len();
-                };
-                let at = pos + i;
-                if bytes[at] == b'\n' {
-                    return at + 1;
-                }
-                if at == start || bytes[at - 1] == delimiter {
-                    quoting = Quoting::In;
-                }
-                pos = at + 1;
-            }
-            Quoting::In => match memchr::memchr(quote, &bytes[pos..]) {
-                Some(i) => {
-                    quoting = Quoting::AfterQuote;
-                    pos += i + 1;
-                }
-                None => return bytes.len(),
-            },
-            Quoting::AfterQuote => {
-                if bytes[pos] == quote {
-                    quoting = Quoting::In;
-                    pos += 1;
-                } else {
-                    quoting = Quoting::Out;
-                }
-            }
-        }
-    }
-    bytes.len()
 }
