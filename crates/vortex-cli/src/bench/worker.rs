@@ -170,7 +170,7 @@ fn eager_workbook(
     rows: &[vortex_stream::db::Row],
     out: &std::path::Path,
 ) -> vortex_stream::Result<()> {
-    use vortex_stream::sinks::XlsxRow as _;
+    use vortex_stream::db::Value;
     let failed = |e: rust_xlsxwriter::XlsxError| {
         vortex_stream::Error::new(vortex_stream::ErrorKind::Io, "xlsx eager")
             .with_message(e.to_string())
@@ -178,11 +178,24 @@ fn eager_workbook(
     let mut workbook = rust_xlsxwriter::Workbook::new();
     for chunk in rows.chunks(1_048_575) {
         let sheet = workbook.add_worksheet();
-        if let Some(header) = chunk.first().and_then(vortex_stream::db::Row::header) {
-            header.write_cells(sheet, 0).map_err(failed)?;
+        if let Some(first) = chunk.first() {
+            for (col, name) in (0u16..).zip(first.columns()) {
+                sheet.write_string(0, col, name).map_err(failed)?;
+            }
         }
         for (row, index) in chunk.iter().zip(1u32..) {
-            row.write_cells(sheet, index).map_err(failed)?;
+            for (col, value) in (0u16..).zip(row.values()) {
+                #[allow(clippy::cast_precision_loss)]
+                let written = match value {
+                    Value::Null => continue,
+                    Value::Bool(b) => sheet.write_boolean(index, col, *b),
+                    Value::Int(i) => sheet.write_number(index, col, *i as f64),
+                    Value::Float(f) => sheet.write_number(index, col, *f),
+                    Value::Text(s) => sheet.write_string(index, col, s),
+                    Value::Bytes(b) => sheet.write_string(index, col, String::from_utf8_lossy(b)),
+                };
+                written.map_err(failed)?;
+            }
         }
     }
     workbook.save(out).map_err(failed)

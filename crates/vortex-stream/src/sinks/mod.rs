@@ -23,7 +23,7 @@ pub use dead_letter::{DeadLetterCodec, DeadLetters};
 pub use jsonl::{JsonlSink, JsonlWriter};
 pub use lines::{LinesSink, LinesWriter};
 #[cfg(feature = "xlsx")]
-pub use xlsx::{XlsxRow, XlsxSink, XlsxWriter};
+pub use xlsx::{XlsxCells, XlsxRow, XlsxSink, XlsxWriter};
 
 #[cfg(feature = "sqlite")]
 pub(crate) use write::{feed, BatchWrite};
