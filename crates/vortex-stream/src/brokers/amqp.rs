@@ -125,7 +125,9 @@ impl AmqpSource {
         self
     }
 
-    /// Ends the stream once no message has arrived for `idle` (a backlog drained).
+    /// Ends the stream once no message has arrived for `idle` (a backlog drained). Without it
+    /// the stream has no end: a consumer the broker ends (its queue deleted, its channel
+    /// closed) is a fatal error, never the end of the stream.
     #[must_use]
     pub fn stop_when_idle(mut self, idle: Duration) -> Self {
         self.idle = Some(idle);
@@ -198,6 +200,7 @@ impl AmqpSource {
         )));
         let state = Reading {
             consumer,
+            ended: false,
             verdicts,
             ledger: ledger.clone(),
             name,
@@ -219,6 +222,8 @@ impl AmqpSource {
 
 struct Reading {
     consumer: Consumer,
+    // The broker ended the consumer (said once, as an error).
+    ended: bool,
     verdicts: mpsc::UnboundedSender<Event>,
     ledger: AckLedger,
     name: Arc<str>,
@@ -228,11 +233,26 @@ struct Reading {
 
 impl Reading {
     async fn next(&mut self) -> Option<crate::Result<Received>> {
+        if self.ended {
+            return None;
+        }
         let next = self.consumer.next();
         let delivery = match self.idle {
             Some(idle) => tokio::time::timeout(idle, next).await.ok()?,
             None => next.await,
-        }?;
+        };
+        let Some(delivery) = delivery else {
+            // A queue's consumer has no end of its own: it ends when the broker cancels it
+            // (the queue deleted, the channel closed). Never a drained backlog, so an error,
+            // not the end of the stream.
+            self.ended = true;
+            return Some(Err(Error::new(ErrorKind::Io, "amqp source: read")
+                .with_message(
+                    "the broker ended the consumer (the queue deleted, or the channel closed)",
+                )
+                .with_position(Position::new().with_source(Arc::clone(&self.name)))
+                .fatal()));
+        };
         let mut delivery = match delivery {
             Ok(delivery) => delivery,
             Err(e) => {

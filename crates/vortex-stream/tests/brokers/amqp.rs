@@ -378,3 +378,41 @@ async fn a_message_no_queue_takes_is_an_error_not_a_silent_loss() {
     assert_eq!(fx.wait_ready(&input, 3).await, 3);
     fx.remove().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_deleted_mid_run_is_an_error_not_an_end() {
+    let Some(mut fx) = Fixture::new().await else {
+        return;
+    };
+    let queue = fx.queue("amqp_deleted", false).await;
+    fx.orders(&queue, 200).await;
+    let mut items = fx
+        .source(&queue)
+        .json::<Order>()
+        .await
+        .unwrap()
+        .into_pipeline();
+    for _ in 0..10 {
+        items.next().await.unwrap().unwrap();
+    }
+    fx.channel
+        .queue_delete(&queue, QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    fx.queues.clear();
+    // What was delivered before the delete may still come; then the source must say that
+    // its consumer was ended, rather than end as if the queue had been drained.
+    let rest = tokio::time::timeout(Duration::from_secs(10), StreamExt::collect::<Vec<_>>(items))
+        .await
+        .expect("the source ends after the delete");
+    let errors: Vec<_> = rest.iter().filter_map(|item| item.as_ref().err()).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].kind(), vortex_stream::ErrorKind::Io);
+    assert!(
+        errors[0].to_string().contains("ended the consumer"),
+        "{}",
+        errors[0]
+    );
+    assert!(rest.len() < 200, "{} items", rest.len());
+    fx.remove().await;
+}

@@ -622,13 +622,14 @@ async fn a_broker_restarted_mid_run_loses_nothing() {
         );
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(run);
-    // Mid-run, the server is killed and comes back four seconds later: the client reconnects
-    // and the pulls go on; acknowledgements lost with the connection come back as
-    // redeliveries after the ack wait.
+    // Mid-run, the server is killed and comes back six seconds later, longer than the idle
+    // stop: the outage must not pass for a drained backlog. The client reconnects and the
+    // pulls go on; acknowledgements lost with the connection come back as redeliveries after
+    // the ack wait.
     while stored.lock().unwrap().len() < 500 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let own = own.restart(Duration::from_secs(4)).await;
+    let own = own.restart(Duration::from_secs(6)).await;
     let report = tokio::time::timeout(Duration::from_secs(90), tasks.join_next())
         .await
         .expect("the run did not end after the restart")
