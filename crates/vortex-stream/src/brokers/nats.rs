@@ -126,7 +126,8 @@ impl JetStreamSource {
     /// Ends the stream once no message has arrived for `idle` (a backlog drained), instead of
     /// waiting for more for ever. Only time connected to the server counts: while the client
     /// has lost the server, the source waits for it to reconnect, so an outage never ends the
-    /// stream as if the backlog were drained.
+    /// stream as if the backlog were drained. Nor does a deleted consumer (an error), and
+    /// while the server still counts messages pending for the consumer the stream goes on.
     #[must_use]
     pub fn stop_when_idle(mut self, idle: Duration) -> Self {
         self.idle = Some(idle);
@@ -197,6 +198,7 @@ impl JetStreamSource {
         let state = Reading {
             client: self.client.clone(),
             disconnected: false,
+            ended: false,
             consumer,
             batch: None,
             quiet_since: None,
@@ -224,6 +226,8 @@ struct Reading {
     client: Client,
     // Whether the client was found disconnected at the last look (warned once per outage).
     disconnected: bool,
+    // A fatal error was yielded: nothing comes after it.
+    ended: bool,
     consumer: PullConsumer,
     // The pull request being read; taken out only when dropped.
     batch: Option<pull::Batch>,
@@ -245,7 +249,9 @@ const PULL_EXPIRES: Duration = Duration::from_secs(2);
 const RECONNECT_POLL: Duration = Duration::from_millis(50);
 
 impl Reading {
-    fn failed(&self, cause: BoxError) -> Error {
+    /// A fatal read error: the stream ends after it.
+    fn failed(&mut self, cause: BoxError) -> Error {
+        self.ended = true;
         tracing::warn!(source = %self.name, error = %cause, "reading from JetStream failed");
         Error::from_boxed(ErrorKind::Io, "nats source: read", cause)
             .with_position(Position::new().with_source(Arc::clone(&self.name)))
@@ -259,6 +265,9 @@ impl Reading {
     /// that one asks ahead of what it is given and, at the edge of `max_ack_pending`, was
     /// seen to wait for its request to expire before going on.
     async fn next(&mut self) -> Option<crate::Result<Received>> {
+        if self.ended {
+            return None;
+        }
         loop {
             if let Some(batch) = self.batch.as_mut() {
                 match batch.next().await {
@@ -298,7 +307,18 @@ impl Reading {
             if let Some(idle) = self.idle {
                 let left = idle.saturating_sub(now - quiet);
                 if left.is_zero() {
-                    return None;
+                    // Quiet for long enough; the end only once the server confirms that
+                    // nothing waits for this consumer. A deleted consumer, or messages still
+                    // pending that did not come, is no drained backlog.
+                    match self.consumer.get_info().await {
+                        Ok(info) if info.num_pending == 0 => return None,
+                        Ok(info) => {
+                            tracing::debug!(source = %self.name, pending = info.num_pending, "quiet, but messages are still pending");
+                            self.quiet_since = None;
+                            continue;
+                        }
+                        Err(e) => return Some(Err(self.failed(e.into()))),
+                    }
                 }
                 expires = expires.min(left.max(Duration::from_millis(10)));
             }

@@ -40,3 +40,17 @@ fn unique(prefix: &str) -> String {
         NEXT.fetch_add(1, Ordering::SeqCst)
     )
 }
+
+/// What a source yields once its broker lost its queue or consumer mid-run: the items up to
+/// its end (within `within`), and the errors among them.
+#[cfg_attr(not(any(feature = "nats", feature = "amqp")), allow(dead_code))]
+async fn rest_and_errors<T>(
+    items: impl futures_util::Stream<Item = vortex_stream::Result<T>>,
+    within: std::time::Duration,
+) -> (usize, Vec<vortex_stream::Error>) {
+    let rest = tokio::time::timeout(within, futures_util::StreamExt::collect::<Vec<_>>(items))
+        .await
+        .expect("the source ends after its queue or consumer is gone");
+    let count = rest.len();
+    (count, rest.into_iter().filter_map(Result::err).collect())
+}

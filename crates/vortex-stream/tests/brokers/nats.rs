@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use vortex_stream::brokers::nats::{self as vnats, JetStreamSink, JetStreamSource};
 use vortex_stream::ErrorPolicy;
 
-use super::{server, unique};
+use super::{rest_and_errors, server, unique};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 struct Order {
@@ -662,4 +662,41 @@ async fn a_broker_restarted_mid_run_loses_nothing() {
     }
     assert_eq!((info.num_ack_pending, info.num_pending), (0, 0), "{info:?}");
     drop(own);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_deleted_mid_run_is_an_error_not_an_end() {
+    let Some(fx) = Fixture::new("nats_deleted").await else {
+        return;
+    };
+    fx.orders(300).await;
+    let mut items = fx
+        .source("deleted")
+        .window(NonZeroUsize::new(20).unwrap())
+        .stop_when_idle(Duration::from_secs(2))
+        .json::<Order>()
+        .await
+        .unwrap()
+        .into_pipeline();
+    for _ in 0..10 {
+        items.next().await.unwrap().unwrap();
+    }
+    fx.js
+        .get_stream(&fx.stream)
+        .await
+        .unwrap()
+        .delete_consumer("deleted")
+        .await
+        .unwrap();
+    // What was delivered before the delete may still come; then the source must say its
+    // consumer is gone, rather than end as if the stream had been drained.
+    let (rest, errors) = rest_and_errors(items, Duration::from_secs(20)).await;
+    assert!(!errors.is_empty(), "{rest} items and no error");
+    assert_eq!(
+        errors[0].kind(),
+        vortex_stream::ErrorKind::Io,
+        "{}",
+        errors[0]
+    );
+    fx.remove().await;
 }

@@ -133,6 +133,7 @@ async fn text_comes_back_as_written_whatever_it_holds() {
         "bell\u{7} and unit separator\u{1f} and nul\u{0}",
         "_x0041_ looks escaped, _X00e9_ too, _x12_ does not",
         "accents é ñ ü, CJK 漢字, emoji 😀",
+        "non-characters \u{FFFE} and \u{FFFF} stay",
         "",
         "=1+1",
     ];
