@@ -132,6 +132,7 @@ async fn text_comes_back_as_written_whatever_it_holds() {
         "carriage\r\nreturn",
         "bell\u{7} and unit separator\u{1f} and nul\u{0}",
         "_x0041_ looks escaped, _X00e9_ too, _x12_ does not",
+        "_x00a0\u{0} is no escape of U+00A0 once the NUL is escaped",
         "accents é ñ ü, CJK 漢字, emoji 😀",
         "non-characters \u{FFFE} and \u{FFFF} stay",
         "",
@@ -387,4 +388,58 @@ async fn a_workbook_dropped_before_its_end_does_not_end_like_a_whole_one() {
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).is_err(),
         "no directory was written after them"
     );
+}
+
+/// Any text, and especially what XML or Excel's escapes treat specially, comes back from a
+/// workbook exactly as written, as an independent reader reads it.
+mod any_text {
+    use proptest::prelude::*;
+    use vortex_stream::io::Output;
+    use vortex_stream::sinks::XlsxSink;
+    use vortex_stream::Pipeline;
+
+    /// A piece of text: plain, markup, control characters, what reads as an `_xHHHH_`
+    /// escape, spaces at the ends, non-characters, anything at all.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[a-zA-Z0-9 ,.é漢😀]{0,12}",
+            2 => "[&<>\"']{1,3}",
+            2 => "[\\x00-\\x1f]{1,3}",
+            2 => "_[xX][0-9a-fA-F]{4}_",
+            1 => "_x[0-9a-f]{0,5}",
+            1 => Just("\u{FFFE}\u{FFFF}".to_owned()),
+            1 => Just("  ".to_owned()),
+            2 => any::<String>(),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(piece(), 0..6).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn comes_back_as_written(texts in prop::collection::vec(text(), 1..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("any.xlsx");
+            let rows = texts.iter().map(|t| vec![t.clone(), "end".to_owned()]);
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime
+                .block_on(Pipeline::from_iter(rows).write(XlsxSink::new(), Output::path(&path)))
+                .unwrap();
+            let sheets = super::read_back(&path);
+            let read: Vec<String> = sheets[0]
+                .1
+                .iter()
+                .map(|row| match &row[0] {
+                    calamine::Data::String(s) => s.clone(),
+                    calamine::Data::Empty => String::new(),
+                    other => format!("not text: {other:?}"),
+                })
+                .collect();
+            prop_assert_eq!(read, texts);
+        }
+    }
 }

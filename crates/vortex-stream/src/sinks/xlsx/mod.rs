@@ -330,8 +330,9 @@ fn push_column_name(xml: &mut Vec<u8>, column: usize) {
 /// Appends `text` as XML character data, the way Excel writes it: `&`, `<` and `>` as
 /// entities; the control characters XML cannot carry (all below U+0020 but tab and line feed,
 /// and a carriage return, which XML readers would turn into a line feed) and the non-characters
-/// U+FFFE and U+FFFF as `_xHHHH_`; and a `_` that starts what reads as such an escape as
-/// `_x005F_`, so that text which looks like one comes back as written.
+/// U+FFFE and U+FFFF as `_xHHHH_`; and a `_` that starts what could read as such an escape
+/// (`_x` and four hex digits) as `_x005F_`, so that text which looks like one comes back as
+/// written.
 fn escape(xml: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = text.as_bytes();
@@ -379,9 +380,11 @@ fn escape(xml: &mut Vec<u8>, text: &str) {
     xml.extend_from_slice(&bytes[plain..]);
 }
 
-/// Whether `bytes` starts with `_xHHHH_`, which Excel reads as an escaped character.
+/// Whether `bytes` starts with `_xHHHH`, which with a `_` after it Excel reads as an escaped
+/// character. The `_` after it need not be there yet: the escape of what follows may start
+/// with one (`_x00a0` and then a NUL, written `_x0000_`, would read as U+00A0).
 fn looks_escaped(bytes: &[u8]) -> bool {
-    matches!(bytes, [b'_', b'x' | b'X', a, b, c, d, b'_', ..]
+    matches!(bytes, [b'_', b'x' | b'X', a, b, c, d, ..]
         if [a, b, c, d].iter().all(|h| h.is_ascii_hexdigit()))
 }
 
