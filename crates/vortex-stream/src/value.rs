@@ -27,7 +27,9 @@ pub enum Value {
 }
 
 impl Value {
-    /// The value as text, the way a CSV file would hold it (`NULL` is empty).
+    /// The value as text, the way a CSV file would hold it (`NULL` is empty). Bytes that are
+    /// UTF-8 are that text; other bytes are written as `\x` and their hex digits
+    /// (PostgreSQL's text form of bytes), never with replacement characters in their place.
     #[must_use]
     pub fn to_text(&self) -> std::borrow::Cow<'_, str> {
         match self {
@@ -36,7 +38,19 @@ impl Value {
             Value::Int(i) => i.to_string().into(),
             Value::Float(f) => f.to_string().into(),
             Value::Text(s) => s.as_str().into(),
-            Value::Bytes(b) => String::from_utf8_lossy(b),
+            Value::Bytes(b) => match std::str::from_utf8(b) {
+                Ok(text) => text.into(),
+                Err(_) => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    let mut hex = String::with_capacity(2 + 2 * b.len());
+                    hex.push_str("\\x");
+                    for byte in b {
+                        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+                        hex.push(char::from(HEX[usize::from(byte & 0xF)]));
+                    }
+                    hex.into()
+                }
+            },
         }
     }
 }
@@ -293,6 +307,14 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_as_text_are_never_replaced() {
+        assert_eq!(Value::Bytes(b"plain".to_vec()).to_text(), "plain");
+        assert_eq!(Value::Bytes("é".as_bytes().to_vec()).to_text(), "é");
+        assert_eq!(Value::Bytes(vec![0x00, 0xff, 0x41]).to_text(), "\\x00ff41");
+        assert_eq!(Value::Bytes(vec![0xc3]).to_text(), "\\xc3");
+    }
 
     #[derive(Debug, serde::Deserialize, PartialEq)]
     struct Order {

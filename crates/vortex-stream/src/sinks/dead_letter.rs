@@ -14,7 +14,9 @@ use crate::{Error, Result};
 pin_project! {
     /// A dead-letter destination for [`ErrorPolicy::dead_letter`](crate::ErrorPolicy::dead_letter):
     /// each error becomes one JSON line with its kind, operation, position, message (with its
-    /// causes) and the raw text of the bad record, where the source kept it.
+    /// causes) and the raw text of the bad record, where the source kept it (its first 4 KiB
+    /// for a source of text): as `raw` when it is UTF-8, else as `raw_hex`, its bytes in hex,
+    /// so that no byte is lost to a replacement character.
     ///
     /// ```json
     /// {"kind":"decode","operation":"csv source: decode","source":"orders.csv","record":17,"line":19,"byte":902,"error":"...","raw":"17,bob,oops"}
@@ -124,8 +126,12 @@ struct Letter<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     byte: Option<u64>,
     error: String,
+    // The bad record's raw text when it is UTF-8...
     #[serde(skip_serializing_if = "Option::is_none")]
-    raw: Option<String>,
+    raw: Option<&'a str>,
+    // ...and its bytes in hex when not, rather than replacement characters in their place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_hex: Option<String>,
 }
 
 impl Encoder<Error> for DeadLetterCodec {
@@ -149,9 +155,11 @@ impl Encoder<Error> for DeadLetterCodec {
             line: position.and_then(|p| p.line()),
             byte: position.and_then(|p| p.byte()),
             error: text,
-            raw: err
+            raw: err.raw().and_then(|raw| std::str::from_utf8(raw).ok()),
+            raw_hex: err
                 .raw()
-                .map(|raw| String::from_utf8_lossy(raw).into_owned()),
+                .filter(|raw| std::str::from_utf8(raw).is_err())
+                .map(|raw| raw.iter().map(|b| format!("{b:02x}")).collect()),
         };
         let mut out = dst.writer();
         serde_json::to_writer(&mut out, &letter)?;

@@ -411,20 +411,8 @@ mod db_rows {
             Value::Int(i) => cells.integer(*i),
             Value::Float(f) => cells.number(*f),
             Value::Text(s) => cells.text(s),
-            Value::Bytes(b) => match std::str::from_utf8(b) {
-                Ok(text) => cells.text(text),
-                // Not text: PostgreSQL's text form of bytes, `\x` and hex digits, rather
-                // than replacement characters in place of the bytes.
-                Err(_) => {
-                    let mut hex = String::with_capacity(2 + 2 * b.len());
-                    hex.push_str("\\x");
-                    for byte in b {
-                        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-                        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xF)]));
-                    }
-                    cells.text(&hex)
-                }
-            },
+            // UTF-8 as its text, other bytes in hex, never replaced (see `Value::to_text`).
+            Value::Bytes(_) => cells.text(&value.to_text()),
         }
     }
 
