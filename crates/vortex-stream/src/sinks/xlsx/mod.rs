@@ -149,6 +149,20 @@ impl XlsxSink {
 ///         cells.boolean(self.paid)
 ///     }
 /// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> vortex_stream::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("sales.xlsx");
+/// use vortex_stream::io::Output;
+/// use vortex_stream::sinks::XlsxSink;
+/// use vortex_stream::Pipeline;
+///
+/// let sales = (1..=3).map(|i| Sale { item: format!("item {i}"), units: i, price: 2.5, paid: i % 2 == 0 });
+/// let written = Pipeline::from_iter(sales).write(XlsxSink::new(), Output::path(&path)).await?;
+/// assert_eq!(written.rows, 3);
+/// # Ok(())
+/// # }
 /// ```
 pub trait XlsxRow {
     /// The header of a sheet starting with this row, if the row knows its column names.
