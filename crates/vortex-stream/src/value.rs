@@ -9,8 +9,12 @@ use serde::Serialize;
 use crate::{Error, ErrorKind, Position, Result};
 
 /// One value read from or written to a database.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(untagged)]
+///
+/// Serialized (a row to JSON Lines) as the JSON value it is: `null`, a boolean, a number, a
+/// string, bytes as an array of numbers; a float that is not a number or is infinite, which
+/// JSON has no number for, as the string `"NaN"`, `"Infinity"` or `"-Infinity"` (PostgreSQL's
+/// `to_json` does the same), never as `null`, which is SQL `NULL`.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// SQL `NULL`.
     Null,
@@ -24,6 +28,29 @@ pub enum Value {
     Text(String),
     /// Binary data.
     Bytes(Vec<u8>),
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Int(i) => serializer.serialize_i64(*i),
+            Value::Float(f) if f.is_finite() => serializer.serialize_f64(*f),
+            Value::Float(f) => serializer.serialize_str(if f.is_nan() {
+                "NaN"
+            } else if *f > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            }),
+            Value::Text(s) => serializer.serialize_str(s),
+            Value::Bytes(b) => b.serialize(serializer),
+        }
+    }
 }
 
 impl Value {
@@ -307,6 +334,21 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "jsonl")]
+    #[test]
+    fn values_serialize_as_json_without_turning_anything_into_null() {
+        let json = |v: Value| serde_json::to_string(&v).unwrap();
+        assert_eq!(json(Value::Null), "null");
+        assert_eq!(json(Value::Bool(true)), "true");
+        assert_eq!(json(Value::Int(i64::MIN)), "-9223372036854775808");
+        assert_eq!(json(Value::Float(0.1)), "0.1");
+        assert_eq!(json(Value::Float(f64::NAN)), "\"NaN\"");
+        assert_eq!(json(Value::Float(f64::INFINITY)), "\"Infinity\"");
+        assert_eq!(json(Value::Float(f64::NEG_INFINITY)), "\"-Infinity\"");
+        assert_eq!(json(Value::Text("a\"b".into())), "\"a\\\"b\"");
+        assert_eq!(json(Value::Bytes(vec![0, 255])), "[0,255]");
+    }
 
     #[test]
     fn bytes_as_text_are_never_replaced() {
