@@ -250,6 +250,8 @@ struct Inner {
     // Shared, so that an error can be cloned (a `tee` hands one to every consumer).
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
     raw: Option<Box<[u8]>>,
+    // The whole record's length when `raw` holds only its first bytes.
+    raw_len: Option<u64>,
     fatal: bool,
     // The message retells the cause in other words (a parser's message without its own
     // position): the chain leaves the cause out, as when the message is its very text.
@@ -271,6 +273,7 @@ impl Error {
             message: None,
             source: None,
             raw: None,
+            raw_len: None,
             fatal: false,
             retold: false,
             ack: None,
@@ -356,6 +359,23 @@ impl Error {
     pub fn with_raw(mut self, raw: impl Into<Box<[u8]>>) -> Self {
         self.0.raw = Some(raw.into());
         self
+    }
+
+    /// Attaches the first `limit` bytes of the bad record `raw` and, when that cuts it, its
+    /// whole length, so that a dead letter says its raw text is not all of the record.
+    #[must_use]
+    pub(crate) fn with_raw_prefix(mut self, raw: &[u8], limit: usize) -> Self {
+        if raw.len() > limit {
+            self.0.raw_len = Some(raw.len() as u64);
+        }
+        self.with_raw(&raw[..raw.len().min(limit)])
+    }
+
+    /// The whole length of the bad record when [`raw`](Error::raw) holds only its first
+    /// bytes; `None` when it holds all of them (or none).
+    #[must_use]
+    pub fn raw_len(&self) -> Option<u64> {
+        self.0.raw_len
     }
 
     /// Attaches the acknowledgement share of the broker messages the failed record came

@@ -289,13 +289,12 @@ impl LineReader {
     /// The error for the line at `at`, too long, whose first bytes are `out[base..]` (taken
     /// back out of `out`, but for a prefix kept as its raw text).
     fn too_long(&self, out: &mut Vec<u8>, base: usize, at: LineAt, message: String) -> Error {
-        let line = &out[base..];
-        let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
-        out.truncate(base);
-        Error::new(ErrorKind::Decode, self.operation)
+        let error = Error::new(ErrorKind::Decode, self.operation)
             .with_position(self.position(at, None))
             .with_message(message)
-            .with_raw(raw)
+            .with_raw_prefix(&out[base..], RAW_PREFIX);
+        out.truncate(base);
+        error
     }
 }
 

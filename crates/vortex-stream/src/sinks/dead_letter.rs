@@ -14,9 +14,10 @@ use crate::{Error, Result};
 pin_project! {
     /// A dead-letter destination for [`ErrorPolicy::dead_letter`](crate::ErrorPolicy::dead_letter):
     /// each error becomes one JSON line with its kind, operation, position, message (with its
-    /// causes) and the raw text of the bad record, where the source kept it (its first 4 KiB
-    /// for a source of text): as `raw` when it is UTF-8, else as `raw_hex`, its bytes in hex,
-    /// so that no byte is lost to a replacement character.
+    /// causes) and the raw text of the bad record, where the source kept it: as `raw` when it
+    /// is UTF-8, else as `raw_hex`, its bytes in hex, so that no byte is lost to a replacement
+    /// character. A source of text keeps a record's first 4 KiB; when that is not all of it,
+    /// `raw_len` gives the record's whole length in bytes.
     ///
     /// ```json
     /// {"kind":"decode","operation":"csv source: decode","source":"orders.csv","record":17,"line":19,"byte":902,"error":"...","raw":"17,bob,oops"}
@@ -132,6 +133,9 @@ struct Letter<'a> {
     // ...and its bytes in hex when not, rather than replacement characters in their place.
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_hex: Option<String>,
+    // The record's whole length when the raw text is only its first bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_len: Option<u64>,
 }
 
 impl Encoder<Error> for DeadLetterCodec {
@@ -160,6 +164,7 @@ impl Encoder<Error> for DeadLetterCodec {
                 .raw()
                 .filter(|raw| std::str::from_utf8(raw).is_err())
                 .map(|raw| raw.iter().map(|b| format!("{b:02x}")).collect()),
+            raw_len: err.raw_len(),
         };
         let mut out = dst.writer();
         serde_json::to_writer(&mut out, &letter)?;

@@ -95,15 +95,14 @@ impl LinesSource {
                     Ok(text) => Ok(text.to_owned()),
                     Err(_) if lossy => Ok(String::from_utf8_lossy(line).into_owned()),
                     Err(e) => {
-                        let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
-                        Err(Error::new(ErrorKind::Decode, OPERATION)
-                            .with_position(reader.position(at, Some(record)))
+                        let error = Error::new(ErrorKind::Decode, OPERATION)
+                            .with_raw_prefix(line, RAW_PREFIX)
                             .with_message(format!(
                                 "invalid UTF-8 at byte {} of the line",
                                 e.valid_up_to()
                             ))
-                            .with_source(e)
-                            .with_raw(raw))
+                            .with_source(e);
+                        Err(error.with_position(reader.position(at, Some(record))))
                     }
                 })
             })

@@ -46,3 +46,29 @@ async fn bad_records_land_in_the_dead_letter_file_with_position_and_raw_text() {
     assert!(letters[1].get("raw").is_none(), "{}", letters[1]);
     assert!(letters[0].get("raw_hex").is_none(), "{}", letters[0]);
 }
+
+#[tokio::test]
+async fn a_dead_letter_says_when_its_raw_text_is_only_the_start_of_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let long = format!("{{\"level\":\"{}", "x".repeat(10_000));
+    let text = format!("{long}\n{{\"level\":\n{{\"level\":\"ok\"}}\n");
+    let policy = ErrorPolicy::dead_letter(DeadLetters::create(&dead).await.unwrap());
+    let good = JsonlSource::new(Input::bytes(text.into_bytes()).name("logs.jsonl"))
+        .deserialize::<Log>()
+        .on_error(policy.clone())
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(good, 1);
+    let letters: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[0]["raw"].as_str().unwrap(), &long[..4096]);
+    assert_eq!(letters[0]["raw_len"], long.len());
+    assert_eq!(letters[1]["raw"], "{\"level\":");
+    assert!(letters[1].get("raw_len").is_none(), "{}", letters[1]);
+}

@@ -278,27 +278,26 @@ impl Decoder {
     pub(super) fn error(&self, at: RecordAt, fields: &ByteRecord, message: String) -> Error {
         // The record only: up to the end of its last line, as far as it was read.
         let start = self.content_at(at).byte;
-        let mut text = match self.reading.bytes(start, self.at().byte) {
-            Some(raw) => {
-                let raw = &raw[..raw.len().min(RAW_PREFIX)];
-                let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
-                raw.strip_suffix(b"\r").unwrap_or(raw).to_vec()
-            }
-            None => Vec::new(),
-        };
-        if text.is_empty() {
-            for (i, field) in fields.iter().enumerate() {
-                if i > 0 {
-                    text.push(self.options.delimiter);
-                }
-                text.extend_from_slice(field);
-            }
-            text.truncate(RAW_PREFIX);
-        }
-        Error::new(ErrorKind::Decode, OPERATION)
+        let raw = self.reading.bytes(start, self.at().byte).map(|raw| {
+            let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+            raw.strip_suffix(b"\r").unwrap_or(raw)
+        });
+        let error = Error::new(ErrorKind::Decode, OPERATION)
             .with_position(self.position(at))
-            .with_message(message)
-            .with_raw(text)
+            .with_message(message);
+        match raw {
+            Some(raw) if !raw.is_empty() => error.with_raw_prefix(raw, RAW_PREFIX),
+            _ => {
+                let mut text = Vec::new();
+                for (i, field) in fields.iter().enumerate() {
+                    if i > 0 {
+                        text.push(self.options.delimiter);
+                    }
+                    text.extend_from_slice(field);
+                }
+                error.with_raw_prefix(&text, RAW_PREFIX)
+            }
+        }
     }
 
     /// The checks the parser does not make, on the raw bytes of the record just read.

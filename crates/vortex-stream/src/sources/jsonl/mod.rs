@@ -473,7 +473,6 @@ fn decode_error(
     e: serde_json::Error,
 ) -> Error {
     let column = e.column().max(1);
-    let raw = line[..line.len().min(RAW_PREFIX)].to_vec();
     let message = serde_message(&e);
     let position = Position::new()
         .with_source(Arc::clone(source))
@@ -484,7 +483,7 @@ fn decode_error(
         .with_position(position)
         .with_message(format!("{message} (column {column})"))
         .with_retold_source(e)
-        .with_raw(raw)
+        .with_raw_prefix(line, RAW_PREFIX)
 }
 
 /// `serde_json`'s message without its " at line L column C" suffix: within one line, the line
