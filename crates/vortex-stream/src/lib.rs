@@ -112,6 +112,7 @@ pub mod core;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub mod db;
 pub mod error;
+pub mod fusion;
 pub mod io;
 mod ops;
 pub mod parallel;

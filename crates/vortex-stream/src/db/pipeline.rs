@@ -13,7 +13,7 @@ use crate::Result;
 use crate::{AckPipeline, Pipeline};
 
 /// Database sinks.
-impl<S, T> Pipeline<S>
+impl<S, Kind, T> Pipeline<S, Kind>
 where
     S: Stream<Item = Result<T>> + Send,
     T: IntoValues + Send + 'static,

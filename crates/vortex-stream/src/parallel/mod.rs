@@ -18,9 +18,15 @@
 use crate::core::Size;
 use core::num::NonZeroUsize;
 
+// Only sources that fuse stages use it.
+#[cfg(feature = "csv")]
+mod in_order;
 mod par_map;
 mod partition;
 mod stage;
+
+#[cfg(feature = "csv")]
+pub(crate) use in_order::InOrder;
 
 pub use par_map::ParMap;
 pub use partition::PartitionBy;

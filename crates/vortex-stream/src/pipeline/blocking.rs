@@ -60,7 +60,7 @@ fn blocking_runtime(operation: &'static str) -> Result<Runtime> {
 }
 
 /// Sync driving.
-impl<S, T> Pipeline<S>
+impl<S, Kind, T> Pipeline<S, Kind>
 where
     S: Stream<Item = Result<T>>,
 {

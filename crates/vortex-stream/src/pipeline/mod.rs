@@ -2,12 +2,14 @@
 //! method.
 
 use core::fmt;
+use core::marker::PhantomData;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
+use crate::fusion::Fusable;
 use crate::ops::adapters::MergeAll;
 use crate::Result;
 
@@ -53,14 +55,26 @@ pin_project! {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Fused stages
+    ///
+    /// The second parameter says what the next stage may do. Most pipelines are
+    /// [`Plain`](crate::fusion::Plain): each operator is a stage of its own, run where the
+    /// pipeline is polled. A source that decodes on threads of its own (such as
+    /// [`CsvSource::deserialize`](crate::sources::CsvSource::deserialize)) returns a
+    /// [`Fusable`](crate::fusion::Fusable) pipeline: the [`filter`](Pipeline::filter),
+    /// [`map`](Pipeline::map) and [`filter_map`](Pipeline::filter_map) right after it run on
+    /// the decoding threads, so the records they drop never cross threads. See
+    /// [`fusion`](crate::fusion).
     #[must_use = "streams do nothing unless polled"]
-    pub struct Pipeline<S> {
+    pub struct Pipeline<S, Kind = crate::fusion::Plain> {
         #[pin]
         inner: S,
+        kind: PhantomData<fn() -> Kind>,
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for Pipeline<S> {
+impl<S: fmt::Debug, Kind> fmt::Debug for Pipeline<S, Kind> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Pipeline").field(&self.inner).finish()
     }
@@ -69,9 +83,33 @@ impl<S: fmt::Debug> fmt::Debug for Pipeline<S> {
 impl<S> Pipeline<S> {
     /// Wraps an adapter; the operators use this to build the next stage.
     pub(crate) fn new(inner: S) -> Self {
-        Pipeline { inner }
+        Pipeline {
+            inner,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<S> Pipeline<S, Fusable> {
+    /// Wraps a source whose next stateless stages can run on its own threads.
+    #[cfg(feature = "csv")]
+    pub(crate) fn fusable(inner: S) -> Self {
+        Pipeline {
+            inner,
+            kind: PhantomData,
+        }
     }
 
+    /// The same pipeline, its next stage run where the pipeline is polled rather than fused
+    /// into the source: for a [`filter`](Pipeline::filter), [`map`](Pipeline::map) or
+    /// [`filter_map`](Pipeline::filter_map) whose closure borrows, is not `Send`, or must see
+    /// only the values the pipeline goes on to take.
+    pub fn unfused(self) -> Pipeline<S> {
+        Pipeline::new(self.inner)
+    }
+}
+
+impl<S, Kind> Pipeline<S, Kind> {
     /// Acquires a reference to the underlying stream.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -150,7 +188,7 @@ where
     }
 }
 
-impl<S> Stream for Pipeline<S>
+impl<S, Kind> Stream for Pipeline<S, Kind>
 where
     S: Stream,
 {
@@ -165,7 +203,7 @@ where
     }
 }
 
-impl<S> FusedStream for Pipeline<S>
+impl<S, Kind> FusedStream for Pipeline<S, Kind>
 where
     S: FusedStream,
 {

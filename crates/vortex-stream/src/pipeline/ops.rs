@@ -22,33 +22,10 @@ use crate::{ErrorPolicy, Result};
 
 /// Operators. Each is lazy: it returns a new pipeline and does nothing until that is polled.
 /// Memory bounds are in items of the pipeline; "O(1)" means the operator holds no item.
-impl<S, T> Pipeline<S>
+impl<S, Kind, T> Pipeline<S, Kind>
 where
     S: Stream<Item = Result<T>>,
 {
-    /// Transforms each value with `f`.
-    ///
-    /// Memory: O(1).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use vortex_stream::Pipeline;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> vortex_stream::Result<()> {
-    /// let out = Pipeline::from_iter(1..=3).map(|n| n * 10).collect::<Vec<_>>().await?;
-    /// assert_eq!(out, [10, 20, 30]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn map<U, F>(self, f: F) -> Pipeline<Map<S, F>>
-    where
-        F: FnMut(T) -> U,
-    {
-        Pipeline::new(Map::new(self.inner, f))
-    }
-
     /// Transforms each value with a fallible `f`; an `Err` it returns becomes an error item
     /// in place of the value.
     ///
@@ -143,29 +120,6 @@ where
         Pipeline::new(TryThen::new(self.inner, f))
     }
 
-    /// Keeps the values for which `predicate` returns `true`.
-    ///
-    /// Memory: O(1).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use vortex_stream::Pipeline;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> vortex_stream::Result<()> {
-    /// let odd = Pipeline::from_iter(1..=5).filter(|n| n % 2 == 1).collect::<Vec<_>>().await?;
-    /// assert_eq!(odd, [1, 3, 5]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn filter<F>(self, predicate: F) -> Pipeline<Filter<S, F>>
-    where
-        F: FnMut(&T) -> bool,
-    {
-        Pipeline::new(Filter::new(self.inner, predicate))
-    }
-
     /// Keeps the values for which a fallible `predicate` returns `Ok(true)`; an `Err` becomes
     /// an error item in place of the value, wrapped as in [`try_map`](Pipeline::try_map) with
     /// operation `"try_filter"`.
@@ -193,32 +147,6 @@ where
         E: Into<BoxError>,
     {
         Pipeline::new(TryFilter::new(self.inner, predicate))
-    }
-
-    /// Transforms each value with `f` and keeps the `Some` results.
-    ///
-    /// Memory: O(1).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use vortex_stream::Pipeline;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> vortex_stream::Result<()> {
-    /// let nums = Pipeline::from_iter(["1", "x", "3"])
-    ///     .filter_map(|s| s.parse::<u32>().ok())
-    ///     .collect::<Vec<_>>()
-    ///     .await?;
-    /// assert_eq!(nums, [1, 3]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn filter_map<U, F>(self, f: F) -> Pipeline<FilterMap<S, F>>
-    where
-        F: FnMut(T) -> Option<U>,
-    {
-        Pipeline::new(FilterMap::new(self.inner, f))
     }
 
     /// Replaces each value with the values of the iterable `f` returns for it.
@@ -1055,5 +983,82 @@ where
             .into_iter()
             .map(Pipeline::new)
             .collect()
+    }
+}
+
+/// The stateless operators of a [`Plain`](crate::fusion::Plain) pipeline, each a stage of its
+/// own; a [`Fusable`](crate::fusion::Fusable) pipeline has its own, run on its source's threads.
+impl<S, T> Pipeline<S>
+where
+    S: Stream<Item = Result<T>>,
+{
+    /// Transforms each value with `f`.
+    ///
+    /// Memory: O(1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let out = Pipeline::from_iter(1..=3).map(|n| n * 10).collect::<Vec<_>>().await?;
+    /// assert_eq!(out, [10, 20, 30]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map<U, F>(self, f: F) -> Pipeline<Map<S, F>>
+    where
+        F: FnMut(T) -> U,
+    {
+        Pipeline::new(Map::new(self.inner, f))
+    }
+    /// Keeps the values for which `predicate` returns `true`.
+    ///
+    /// Memory: O(1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let odd = Pipeline::from_iter(1..=5).filter(|n| n % 2 == 1).collect::<Vec<_>>().await?;
+    /// assert_eq!(odd, [1, 3, 5]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn filter<F>(self, predicate: F) -> Pipeline<Filter<S, F>>
+    where
+        F: FnMut(&T) -> bool,
+    {
+        Pipeline::new(Filter::new(self.inner, predicate))
+    }
+    /// Transforms each value with `f` and keeps the `Some` results.
+    ///
+    /// Memory: O(1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let nums = Pipeline::from_iter(["1", "x", "3"])
+    ///     .filter_map(|s| s.parse::<u32>().ok())
+    ///     .collect::<Vec<_>>()
+    ///     .await?;
+    /// assert_eq!(nums, [1, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn filter_map<U, F>(self, f: F) -> Pipeline<FilterMap<S, F>>
+    where
+        F: FnMut(T) -> Option<U>,
+    {
+        Pipeline::new(FilterMap::new(self.inner, f))
     }
 }

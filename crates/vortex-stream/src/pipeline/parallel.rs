@@ -11,7 +11,7 @@ use crate::parallel::{ParMap, Parallel, Parallelism, PartitionBy, StartAsync};
 use crate::{BoxError, Result};
 
 /// Parallel operators. Each bounds what it holds: see [`Parallelism`].
-impl<S, T> Pipeline<S>
+impl<S, Kind, T> Pipeline<S, Kind>
 where
     S: Stream<Item = Result<T>>,
 {

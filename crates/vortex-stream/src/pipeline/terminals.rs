@@ -18,7 +18,7 @@ use crate::error::{BoxError, Error, ErrorKind};
 use crate::Result;
 
 /// Terminals.
-impl<S, T> Pipeline<S>
+impl<S, Kind, T> Pipeline<S, Kind>
 where
     S: Stream<Item = Result<T>>,
 {
@@ -366,6 +366,7 @@ where
     where
         T: PartialEq,
         S: 'a,
+        Kind: 'a,
     {
         self.any(move |v| v == needle)
     }

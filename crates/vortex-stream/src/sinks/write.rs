@@ -403,7 +403,7 @@ where
 }
 
 /// The file sink.
-impl<S, T> crate::Pipeline<S>
+impl<S, Kind, T> crate::Pipeline<S, Kind>
 where
     S: Stream<Item = Result<T>>,
 {

@@ -428,7 +428,7 @@ mod sparse_quotes {
         ]
     }
 
-    fn text() -> impl Strategy<Value = Vec<u8>> {
+    pub(super) fn text() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec(line(), 0..700).prop_map(|lines| lines.join(&b'\n'))
     }
 
@@ -915,5 +915,189 @@ fn located_records_carry_their_position_every_way() {
                 "runs of {chunk} bytes on {threads} threads"
             );
         }
+    }
+}
+
+/// Fused stages: the `map`, `filter` and `filter_map` right after `deserialize` run on the
+/// decoding threads, and give what the same closures give as plain stages.
+mod fused {
+    use std::collections::HashSet;
+    use std::num::NonZeroUsize;
+    use std::sync::{Arc, Mutex};
+    use std::thread::ThreadId;
+    use std::time::Duration;
+
+    use futures_util::StreamExt as _;
+    use proptest::prelude::*;
+    use vortex_stream::io::Input;
+    use vortex_stream::sources::{CsvSource, Headers};
+    use vortex_stream::{ErrorKind, ErrorPolicy};
+
+    use super::{items, outcome, runtime};
+
+    fn source(text: &[u8], chunk: usize, threads: usize, comment: bool) -> CsvSource {
+        let source = CsvSource::new(Input::bytes(text.to_vec()).name("p.csv"))
+            .chunk_size(NonZeroUsize::new(chunk).unwrap())
+            .decode_threads(NonZeroUsize::new(threads).unwrap());
+        if comment {
+            source.comment(Some(b'#'))
+        } else {
+            source
+        }
+    }
+
+    /// Closures that keep state (a count of the values seen, and of those kept), so that
+    /// values seen out of order or twice would show in what comes out.
+    macro_rules! counting_chain {
+        ($pipeline:expr) => {{
+            let (mut seen, mut kept) = (0u64, 0u64);
+            $pipeline
+                .map(move |record: Vec<String>| {
+                    seen += 1;
+                    (seen, record)
+                })
+                .filter(|(n, record)| n % 3 != 1 || record.len() > 2)
+                .filter_map(move |(n, record)| {
+                    kept += 1;
+                    (kept % 5 != 0).then(|| format!("{n}/{kept}: {}", record.join("|")))
+                })
+        }};
+    }
+
+    fn fused(source: CsvSource) -> Vec<Result<String, String>> {
+        let pipeline = counting_chain!(source.deserialize::<Vec<String>>());
+        outcome(runtime().block_on(items(pipeline)))
+    }
+
+    fn plain(source: CsvSource) -> Vec<Result<String, String>> {
+        let pipeline = counting_chain!(source.deserialize::<Vec<String>>().unfused());
+        outcome(runtime().block_on(items(pipeline)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Whatever the runs, threads and way of reading, fused closures see the values in
+        /// input order, once each, and the errors come out where they would.
+        #[test]
+        fn fused_stages_give_what_plain_stages_give(
+            text in super::sparse_quotes::text(),
+            chunk in 64usize..4096,
+            threads in 1usize..4,
+            comment: bool,
+            headers in prop_oneof![Just(Headers::Use), Just(Headers::None)],
+            flexible: bool,
+        ) {
+            let make = || source(&text, chunk, threads, comment).headers(headers).flexible(flexible);
+            prop_assert_eq!(fused(make()), plain(make()));
+        }
+    }
+
+    fn numbered(records: usize) -> Vec<u8> {
+        let mut text = String::from("id,name\n");
+        for id in 0..records {
+            text.push_str(&format!("{id},\"name {id}, the {}\"\n", id % 7));
+        }
+        text.into_bytes()
+    }
+
+    #[test]
+    fn fused_closures_run_on_the_decoding_threads_and_unfused_ones_where_polled() {
+        let text = numbered(5_000);
+        let here = std::thread::current().id();
+        for (threads, comment) in [(2, false), (1, false), (2, true)] {
+            let ran: Arc<Mutex<HashSet<ThreadId>>> = Arc::default();
+            let seen = Arc::clone(&ran);
+            let ids: Vec<u64> = runtime()
+                .block_on(
+                    source(&text, 1024, threads, comment)
+                        .deserialize::<(u64, String)>()
+                        .map(move |(id, _)| {
+                            seen.lock().unwrap().insert(std::thread::current().id());
+                            id
+                        })
+                        .collect(),
+                )
+                .unwrap();
+            assert_eq!(ids, (0..5_000).collect::<Vec<_>>());
+            let ran = ran.lock().unwrap();
+            assert!(
+                !ran.is_empty() && !ran.contains(&here),
+                "{threads} {comment}: {ran:?}"
+            );
+
+            let ran: Arc<Mutex<HashSet<ThreadId>>> = Arc::default();
+            let seen = Arc::clone(&ran);
+            let count = runtime()
+                .block_on(
+                    source(&text, 1024, threads, comment)
+                        .deserialize::<(u64, String)>()
+                        .unfused()
+                        .map(move |(id, _)| {
+                            seen.lock().unwrap().insert(std::thread::current().id());
+                            id
+                        })
+                        .count(),
+                )
+                .unwrap();
+            assert_eq!(count, 5_000);
+            assert_eq!(*ran.lock().unwrap(), HashSet::from([here]));
+        }
+    }
+
+    #[test]
+    fn a_panic_in_a_fused_closure_ends_the_stream_with_a_fatal_error_no_policy_skips() {
+        let text = numbered(10_000);
+        for (threads, comment) in [(2, false), (3, false), (1, false), (2, true)] {
+            let pipeline = || {
+                source(&text, 1024, threads, comment)
+                    .deserialize::<(u64, String)>()
+                    .map(|(id, _)| {
+                        assert!(id != 6_000, "no order 6000 here");
+                        id
+                    })
+            };
+            let got = runtime().block_on(items(pipeline()));
+            let (last, before) = got.split_last().unwrap();
+            let err = last.as_ref().unwrap_err();
+            assert!(err.is_fatal(), "{threads} {comment}: {err}");
+            assert_eq!(err.kind(), ErrorKind::Internal);
+            assert!(err.to_string().contains("panicked"), "{err}");
+            // Every value before it, in order, none after it.
+            let ids: Vec<u64> = before.iter().map(|item| *item.as_ref().unwrap()).collect();
+            assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
+            assert!(ids.len() <= 6_000);
+            // A policy that skips bad records does not hide it.
+            let skipped = runtime().block_on(pipeline().on_error(ErrorPolicy::skip()).count());
+            assert!(skipped.unwrap_err().is_fatal(), "{threads} {comment}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stage_added_after_the_first_poll_still_sees_every_value_after_it() {
+        let text = numbered(3_000);
+        let mut pipeline = source(&text, 512, 2, false).deserialize::<(u64, String)>();
+        let first = pipeline.next().await.unwrap().unwrap();
+        assert_eq!(first.0, 0);
+        let rest: Vec<u64> = pipeline.map(|(id, _)| id * 2).collect().await.unwrap();
+        assert_eq!(rest, (1..3_000).map(|id| id * 2).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn stopping_early_leaves_no_worker_waiting_for_its_turn() {
+        let text = numbered(40_000);
+        let taken = tokio::time::timeout(Duration::from_secs(20), async {
+            source(&text, 512, 3, false)
+                .deserialize::<(u64, String)>()
+                .filter(|(id, _)| id % 2 == 0)
+                .map(|(id, _)| id)
+                .take(3)
+                .collect::<Vec<_>>()
+                .await
+        })
+        .await
+        .expect("the pipeline ends")
+        .unwrap();
+        assert_eq!(taken, [0, 2, 4]);
     }
 }

@@ -51,6 +51,20 @@ pub(super) struct Chunk {
     byte: u64,
     // A record too long to parse, read past and not held.
     too_long: Option<TooLong>,
+    // The run's place among the input's runs, from 0: fused stages take runs in this order.
+    seq: u64,
+}
+
+impl Chunk {
+    /// The run's place among the input's runs, from 0.
+    pub(super) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The input's name and the offset of the run's first byte in it.
+    pub(super) fn place(&self) -> (Arc<str>, u64) {
+        (Arc::clone(&self.shared.source), self.byte)
+    }
 }
 
 /// A record read past as too long: the line feeds in it, and the bytes and line feeds before
@@ -68,6 +82,48 @@ pub(super) struct Parsed<T> {
     records: u64,
     lines: u64,
     byte: u64,
+}
+
+impl<T> Parsed<T> {
+    /// A run that failed as a whole with `error`, placed at the run's first record (its
+    /// records are not read); `run` is what [`Chunk::place`] gave.
+    pub(super) fn failed(error: Error, (source, byte): (Arc<str>, u64)) -> Self {
+        let at = Position::new()
+            .with_source(source)
+            .with_record(0)
+            .with_line(1)
+            .with_byte(0);
+        Parsed {
+            items: vec![Err(error.with_position(at))],
+            records: 0,
+            lines: 0,
+            byte,
+        }
+    }
+
+    /// The run with `f` run on each value in order, keeping those it returns; errors stay
+    /// where they are.
+    pub(super) fn filter_map<U>(self, mut f: impl FnMut(T) -> Option<U>) -> Parsed<U> {
+        let Parsed {
+            items,
+            records,
+            lines,
+            byte,
+        } = self;
+        let items = items
+            .into_iter()
+            .filter_map(|item| match item {
+                Ok(value) => f(value).map(Ok),
+                Err(e) => Some(Err(e)),
+            })
+            .collect();
+        Parsed {
+            items,
+            records,
+            lines,
+            byte,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +157,8 @@ pub(super) struct Splitter {
     failed: Option<Error>,
     eof: bool,
     done: bool,
+    // Runs cut so far.
+    runs: u64,
 }
 
 impl Splitter {
@@ -121,6 +179,7 @@ impl Splitter {
             failed: None,
             eof: false,
             done: false,
+            runs: 0,
         }
     }
 
@@ -264,6 +323,7 @@ impl Splitter {
             shared,
             byte,
             too_long: None,
+            seq: 0,
         })
     }
 
@@ -303,6 +363,7 @@ impl Splitter {
                     lines: end.lines(),
                     start: (before, lines_before),
                 }),
+                seq: 0,
             });
         }
     }
@@ -356,6 +417,18 @@ impl Iterator for Splitter {
     type Item = Result<Chunk>;
 
     fn next(&mut self) -> Option<Result<Chunk>> {
+        let mut next = self.next_run();
+        if let Some(Ok(chunk)) = &mut next {
+            chunk.seq = self.runs;
+            self.runs += 1;
+        }
+        next
+    }
+}
+
+impl Splitter {
+    /// The next run, numbered 0 (`next` numbers it).
+    fn next_run(&mut self) -> Option<Result<Chunk>> {
         // A record longer than the cap, with the parser's slack, is read past (see `skip`).
         let cap = self
             .options
@@ -449,6 +522,7 @@ where
         shared,
         byte,
         too_long,
+        seq: _,
     } = chunk;
     if let Some(TooLong { lines, start }) = too_long {
         // Positions count from the run's start, as in any run.

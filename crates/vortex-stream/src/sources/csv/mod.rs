@@ -28,10 +28,15 @@ use futures_core::{FusedStream, Stream};
 
 use super::blocking::{default_decode_threads, from_input, DEFAULT_BATCH};
 use super::{Blocking, FlattenBatches};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
 use crate::core::Size;
+use crate::error::panic_message;
+use crate::fusion::Fusable;
 use crate::io::Input;
-use crate::parallel::Parallelism;
-use crate::{Located, Pipeline, Result};
+use crate::parallel::{InOrder, Parallelism};
+use crate::{Error, Located, Pipeline, Result};
 
 /// The UTF-8 byte-order mark, which the parser drops at the start of its input.
 const BOM: &[u8] = b"\xef\xbb\xbf";
@@ -291,7 +296,11 @@ impl CsvSource {
     /// A run of plain lines (no quote, carriage return or NUL anywhere in it; no trimming) is
     /// split into records at its line ends and delimiters directly, without the parser, which
     /// would read the same records from it.
-    pub fn deserialize<T>(self) -> Pipeline<CsvDecode<T>>
+    ///
+    /// The pipeline is [`Fusable`]: a [`filter`](Pipeline::filter), [`map`](Pipeline::map) or
+    /// [`filter_map`](Pipeline::filter_map) right after it runs on the decoding threads (see
+    /// [`fusion`](crate::fusion)).
+    pub fn deserialize<T>(self) -> Pipeline<CsvDecode<T>, Fusable>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -305,8 +314,11 @@ impl CsvSource {
     /// comes out is in input order; a record that fails to decode comes out as its error, which
     /// `f` does not see.
     ///
-    /// Worth it when most records are filtered out, or when each takes real work to turn into
-    /// what the pipeline wants; `f` must not block.
+    /// The plain chain, [`deserialize`](CsvSource::deserialize) then `filter_map(f)`, runs `f`
+    /// on the decoding threads too, but the runs take turns at it (so that an `FnMut` sees the
+    /// values in order); this `f` is `Fn + Sync` and runs on every decoding thread at once.
+    /// Worth it when each record takes real work to turn into what the pipeline wants; `f`
+    /// must not block.
     ///
     /// # Examples
     ///
@@ -332,13 +344,13 @@ impl CsvSource {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn deserialize_filter_map<T, U, F>(self, f: F) -> Pipeline<CsvDecode<U>>
+    pub fn deserialize_filter_map<T, U, F>(self, f: F) -> Pipeline<CsvDecode<U>, Fusable>
     where
         T: DeserializeOwned,
         U: Send + 'static,
         F: Fn(T) -> Option<U> + Send + Sync + 'static,
     {
-        self.decode_with(move |value: T, _: &Decoder| f(value), |_, _, _, _| {})
+        Pipeline::fusable(self.plan(move |value: T, _: &Decoder| f(value), |_, _, _, _| {}))
     }
 
     /// [`deserialize`](CsvSource::deserialize), each value with the position of its record
@@ -377,36 +389,150 @@ impl CsvSource {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.decode_with(
+        // Not fusable: a fused stage would see each position before it is moved by what came
+        // before its run.
+        Pipeline::new(self.plan(
             |value: T, decoder: &Decoder| Some(Located::new(value, decoder.last_position())),
             |located, record, line, byte| located.shift_position(record, line, byte),
-        )
+        ))
     }
 
-    /// The pipeline of records decoded as `T` and passed through `f` (which sees where each
+    /// The stream of records decoded as `T` and passed through `f` (which sees where each
     /// record is) on the decoding threads; `shift` moves a value's position by what came
-    /// before its run, as errors' positions are moved.
-    fn decode_with<T, U, F>(self, f: F, shift: chunks::Shift<U>) -> Pipeline<CsvDecode<U>>
+    /// before its run, as errors' positions are moved. Nothing starts before the first poll,
+    /// so that fused stages can still join `f`.
+    fn plan<T, U, F>(self, f: F, shift: chunks::Shift<U>) -> CsvDecode<U>
     where
         T: DeserializeOwned,
         U: Send + 'static,
         F: Fn(T, &Decoder) -> Option<U> + Send + Sync + 'static,
     {
-        let options = self.options;
-        if options.comment.is_some() {
-            let records = from_input(self.input, OPEN, options.batch, move |opened| {
-                let mut decoder = Decoder::new(opened, options);
-                std::iter::from_fn(move || decoder.next_kept(None, &f))
-            });
-            return Pipeline::new(CsvDecode {
-                inner: Inner::Records(records.into_inner()),
-            });
+        let decode = if self.options.comment.is_some() {
+            Decode::Records(Box::new(move |decoder: &mut Decoder| {
+                decoder.next_kept(None, &f)
+            }))
+        } else {
+            Decode::Runs(Arc::new(move |run| chunks::decode(run, &f)))
+        };
+        CsvDecode {
+            inner: Inner::Planned(Some(Plan {
+                input: self.input,
+                options: self.options,
+                decode,
+                shift,
+            })),
         }
+    }
+}
+
+/// A decode not started yet: what it reads, and how records become values.
+struct Plan<U> {
+    input: Input,
+    options: Options,
+    decode: Decode<U>,
+    shift: chunks::Shift<U>,
+}
+
+/// The next value a decoder reading record by record keeps, or its error.
+type NextRecord<U> = Box<dyn FnMut(&mut Decoder) -> Option<Result<U>> + Send>;
+
+/// How records become values; boxed so that `CsvDecode` names only the type that comes out,
+/// not the record type or the functions.
+enum Decode<U> {
+    // Records parsed one after another on the reading thread (a comment byte is set: a
+    // comment line may hold any quote, so runs cannot be cut ahead of the parser).
+    Records(NextRecord<U>),
+    // Runs of whole records cut ahead of the parser, each decoded whole.
+    Runs(Arc<dyn Fn(chunks::Chunk) -> chunks::Parsed<U> + Send + Sync>),
+}
+
+impl<U: Send + 'static> Plan<U> {
+    /// The plan with `f` run on each value after what it did, on the same threads. On runs
+    /// decoded on several threads, the runs take turns at `f`, in input order.
+    fn then<V, F>(self, f: F) -> Plan<V>
+    where
+        V: Send + 'static,
+        F: FnMut(U) -> Option<V> + Send + 'static,
+    {
+        let Plan {
+            input,
+            options,
+            decode,
+            shift: _,
+        } = self;
+        let decode = match decode {
+            Decode::Records(mut next) => {
+                let mut f = f;
+                Decode::Records(Box::new(move |decoder: &mut Decoder| loop {
+                    match next(decoder)? {
+                        Ok(value) => {
+                            if let Some(kept) = f(value) {
+                                return Some(Ok(kept));
+                            }
+                        }
+                        Err(e) => return Some(Err(e)),
+                    }
+                }))
+            }
+            Decode::Runs(decode) => {
+                let f = Arc::new(InOrder::new(f));
+                Decode::Runs(Arc::new(move |run: chunks::Chunk| {
+                    let seq = run.seq();
+                    // The turn passes on also when decoding panics, or the next run would
+                    // wait for it for ever; the panic goes on to the stage.
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| decode(run))) {
+                        Ok(parsed) => f.run(seq, |f| parsed.filter_map(f)),
+                        Err(panic) => {
+                            f.run(seq, |_| ());
+                            std::panic::resume_unwind(panic)
+                        }
+                    }
+                }))
+            }
+        };
+        // Only plans without positions to move are fused (`deserialize_located` is not).
+        Plan {
+            input,
+            options,
+            decode,
+            shift: |_, _, _, _| {},
+        }
+    }
+
+    /// Starts reading and decoding.
+    fn start(self) -> Inner<U> {
+        let Plan {
+            input,
+            options,
+            decode,
+            shift,
+        } = self;
+        let decode = match decode {
+            Decode::Records(mut next) => {
+                let records = from_input(input, OPEN, options.batch, move |opened| {
+                    let mut decoder = Decoder::new(opened, options);
+                    std::iter::from_fn(move || next(&mut decoder))
+                });
+                return Inner::Records(records.into_inner());
+            }
+            Decode::Runs(decode) => decode,
+        };
+        // A panic (in a fused closure, or a type's `Deserialize`) loses its run's records: a
+        // fatal error, which ends the stream, never one that a policy could skip as a record.
+        let decode = move |run: chunks::Chunk| {
+            let place = run.place();
+            std::panic::catch_unwind(AssertUnwindSafe(|| decode(run))).unwrap_or_else(|panic| {
+                let message = format!(
+                    "a closure panicked on the run of records from here; none of them is read: {}",
+                    panic_message(&*panic)
+                );
+                chunks::Parsed::failed(Error::internal(OPERATION, message).fatal(), place)
+            })
+        };
         let chunk = options.chunk.get();
         let runs: DecodedRuns<U> = if options.threads.get() == 1 {
-            from_input(self.input, OPEN, NonZeroUsize::MIN, move |opened| {
-                chunks::Splitter::new(opened, options, chunk)
-                    .map(move |run| run.map(|run| chunks::decode(run, &f)))
+            from_input(input, OPEN, NonZeroUsize::MIN, move |opened| {
+                chunks::Splitter::new(opened, options, chunk).map(move |run| run.map(&decode))
             })
             .boxed()
             .into_inner()
@@ -414,20 +540,88 @@ impl CsvSource {
             let in_flight = options
                 .threads
                 .saturating_mul(NonZeroUsize::MIN.saturating_add(1));
-            from_input(self.input, OPEN, NonZeroUsize::MIN, move |opened| {
+            from_input(input, OPEN, NonZeroUsize::MIN, move |opened| {
                 chunks::Splitter::new(opened, options, chunk)
             })
             .par_map(
                 // A run queued for each worker: one finishing never waits for the next to be
                 // pulled. The window is no larger, so no more runs are held than run at once.
                 Parallelism::new(in_flight).window(in_flight),
-                move |run| chunks::decode(run, &f),
+                decode,
             )
             .boxed()
             .into_inner()
         };
-        let inner = Inner::Runs(FlattenBatches::new(chunks::Rebase::new(runs, shift)));
-        Pipeline::new(CsvDecode { inner })
+        Inner::Runs(FlattenBatches::new(chunks::Rebase::new(runs, shift)))
+    }
+}
+
+/// Fused stages: on the pipeline [`CsvSource::deserialize`] returns, these run on the decoding
+/// threads, right after each run of records is decoded, instead of adding a stage (see
+/// [`fusion`](crate::fusion)). The closures must be `Send + 'static`; they see the values in
+/// input order, one at a time, and run ahead of what the pipeline has taken.
+impl<T: Send + 'static> Pipeline<CsvDecode<T>, Fusable> {
+    /// Transforms each value with `f`, on the decoding threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::io::Input;
+    /// use vortex_stream::sources::CsvSource;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let ids: Vec<u64> = CsvSource::new(Input::bytes("id\n1\n2\n"))
+    ///     .deserialize::<(u64,)>()
+    ///     .map(|(id,)| id * 10)
+    ///     .collect()
+    ///     .await?;
+    /// assert_eq!(ids, [10, 20]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map<U, F>(self, mut f: F) -> Pipeline<CsvDecode<U>, Fusable>
+    where
+        U: Send + 'static,
+        F: FnMut(T) -> U + Send + 'static,
+    {
+        self.fuse(move |value| Some(f(value)))
+    }
+
+    /// Keeps the values for which `predicate` returns `true`, deciding on the decoding
+    /// threads: the others are dropped there.
+    pub fn filter<F>(self, mut predicate: F) -> Pipeline<CsvDecode<T>, Fusable>
+    where
+        F: FnMut(&T) -> bool + Send + 'static,
+    {
+        self.fuse(move |value| predicate(&value).then_some(value))
+    }
+
+    /// Transforms each value with `f`, keeping the `Some`s, on the decoding threads.
+    pub fn filter_map<U, F>(self, f: F) -> Pipeline<CsvDecode<U>, Fusable>
+    where
+        U: Send + 'static,
+        F: FnMut(T) -> Option<U> + Send + 'static,
+    {
+        self.fuse(f)
+    }
+
+    fn fuse<U, F>(self, f: F) -> Pipeline<CsvDecode<U>, Fusable>
+    where
+        U: Send + 'static,
+        F: FnMut(T) -> Option<U> + Send + 'static,
+    {
+        let inner = match self.into_inner().inner {
+            Inner::Planned(Some(plan)) => Inner::Planned(Some(plan.then(f))),
+            // Polled already: too late to join the decoding, so a plain stage after it.
+            started => {
+                let started = CsvDecode { inner: started };
+                Inner::Started(Box::pin(
+                    crate::Pipeline::new(started).filter_map(f).into_inner(),
+                ))
+            }
+        };
+        Pipeline::fusable(CsvDecode { inner })
     }
 }
 
@@ -442,6 +636,10 @@ pub struct CsvDecode<T> {
 type DecodedRuns<T> = futures_util::stream::BoxStream<'static, Result<chunks::Parsed<T>>>;
 
 enum Inner<T> {
+    // Not polled yet (`None` only while it is being started).
+    Planned(Option<Plan<T>>),
+    // Polled before a fused stage was added: the stage runs after it.
+    Started(futures_util::stream::BoxStream<'static, Result<T>>),
     // Runs cut ahead of the parser.
     Runs(FlattenBatches<chunks::Rebase<DecodedRuns<T>, T>, T>),
     // Records parsed one after another on the reading thread.
@@ -451,6 +649,8 @@ enum Inner<T> {
 impl<T> std::fmt::Debug for CsvDecode<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let how = match self.inner {
+            Inner::Planned(_) => "not started",
+            Inner::Started(_) => "runs or records, then a stage",
             Inner::Runs(_) => "runs",
             Inner::Records(_) => "records",
         };
@@ -466,15 +666,33 @@ impl<T: Send + 'static> Stream for CsvDecode<T> {
     type Item = Result<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
-        match &mut self.inner {
-            // Both parts are `Unpin`: the adapters are, and so is `Blocking`.
+        if let Inner::Planned(plan) = &mut self.inner {
+            self.inner = match plan.take() {
+                Some(plan) => plan.start(),
+                None => return Poll::Ready(None),
+            };
+        }
+        let next = match &mut self.inner {
+            // Every part is `Unpin`: the adapters are, and so are `Blocking` and the box.
+            Inner::Planned(_) => return Poll::Ready(None),
+            Inner::Started(stream) => stream.as_mut().poll_next(cx),
             Inner::Runs(stream) => Pin::new(stream).poll_next(cx),
             Inner::Records(stream) => Pin::new(stream).poll_next(cx),
+        };
+        if let Poll::Ready(Some(Err(e))) = &next {
+            if e.is_fatal() {
+                // The input is broken from here on: nothing after it is read, and the
+                // decoding stops now.
+                self.inner = Inner::Planned(None);
+            }
         }
+        next
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         match &self.inner {
+            Inner::Planned(_) => (0, None),
+            Inner::Started(stream) => stream.size_hint(),
             Inner::Runs(stream) => stream.size_hint(),
             Inner::Records(stream) => stream.size_hint(),
         }
@@ -484,6 +702,9 @@ impl<T: Send + 'static> Stream for CsvDecode<T> {
 impl<T: Send + 'static> FusedStream for CsvDecode<T> {
     fn is_terminated(&self) -> bool {
         match &self.inner {
+            Inner::Planned(plan) => plan.is_none(),
+            // A boxed stream cannot say; the stage after it ends with it.
+            Inner::Started(_) => false,
             Inner::Runs(stream) => stream.is_terminated(),
             Inner::Records(stream) => stream.is_terminated(),
         }
