@@ -19,7 +19,7 @@ use vortex_stream::sources::CsvSource;
 #[path = "../../vortex-cli/src/workloads.rs"]
 mod workloads;
 
-use workloads::{export, report, started, Level, Log, Order};
+use workloads::{add_error, export, report, started, Level, Log, Order};
 
 /// Records are allocated on a decoding thread and freed on another: the same allocator as the
 /// `vortex` binary, so that both sides of a comparison pay the same.
@@ -48,6 +48,7 @@ enum Case {
     W4Hand,
     W4Par,
     W2Hand,
+    W2Natural,
     W3Hand,
     DbExportStream,
     DbExportHand,
@@ -66,6 +67,7 @@ fn main() -> Result<()> {
         Case::W4Hand => w4_hand(&args)?,
         Case::W4Par => w4_par(&args)?,
         Case::W2Hand => w2_hand(&args, None)?,
+        Case::W2Natural => w2_natural(&args)?,
         Case::W3Hand => w2_hand(&args, Some(100))?,
         Case::DbExportStream => db_export_stream(&args)?,
         Case::DbExportHand => db_export_hand(&args)?,
@@ -177,6 +179,18 @@ fn w4_par(args: &CaseArgs) -> Result<String> {
             .write(vortex_stream::sinks::CsvSink::new(), Output::path(out)),
     )?;
     Ok(format!("rows={}", written.rows))
+}
+
+/// W2 as a user writes it from the README: `deserialize`, `filter`, `fold` (`vortex
+/// bench-worker w2-stream` is the tuned way, `deserialize_filter_map`).
+fn w2_natural(args: &CaseArgs) -> Result<String> {
+    let (count, latency) = runtime()?.block_on(
+        vortex_stream::sources::JsonlSource::new(Input::path(&args.input))
+            .deserialize::<Log>()
+            .filter(|log| log.level == Level::Error)
+            .fold((0u64, 0u64), add_error),
+    )?;
+    Ok(format!("errors={count} latency_ms={latency}"))
 }
 
 fn w2_hand(args: &CaseArgs, stop_after: Option<u64>) -> Result<String> {

@@ -2,8 +2,8 @@
 //!
 //! A [`Pipeline`](crate::Pipeline) carries a second type parameter, its kind. Almost every
 //! pipeline is [`Plain`]: each operator is a stage of its own, run where the pipeline is
-//! polled, one value at a time. A source that decodes records on threads of its own
-//! returns a [`Fusable`] pipeline instead, and on it [`filter`](crate::Pipeline::filter),
+//! polled, one value at a time. A source that decodes records on threads of its own (the
+//! `deserialize` of the CSV and JSON Lines sources) returns a [`Fusable`] pipeline instead, and on it [`filter`](crate::Pipeline::filter),
 //! [`map`](crate::Pipeline::map) and [`filter_map`](crate::Pipeline::filter_map) do not add a
 //! stage: their closure joins the source and runs on the decoding threads, right after each
 //! run of records is decoded. The records a filter drops are dropped there, and a map's

@@ -19,13 +19,13 @@ use crate::core::Size;
 use core::num::NonZeroUsize;
 
 // Only sources that fuse stages use it.
-#[cfg(feature = "csv")]
+#[cfg(any(feature = "csv", feature = "jsonl"))]
 mod in_order;
 mod par_map;
 mod partition;
 mod stage;
 
-#[cfg(feature = "csv")]
+#[cfg(any(feature = "csv", feature = "jsonl"))]
 pub(crate) use in_order::InOrder;
 
 pub use par_map::ParMap;

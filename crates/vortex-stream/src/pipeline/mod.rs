@@ -92,7 +92,7 @@ impl<S> Pipeline<S> {
 
 impl<S> Pipeline<S, Fusable> {
     /// Wraps a source whose next stateless stages can run on its own threads.
-    #[cfg(feature = "csv")]
+    #[cfg(any(feature = "csv", feature = "jsonl"))]
     pub(crate) fn fusable(inner: S) -> Self {
         Pipeline {
             inner,

@@ -946,31 +946,13 @@ mod fused {
         }
     }
 
-    /// Closures that keep state (a count of the values seen, and of those kept), so that
-    /// values seen out of order or twice would show in what comes out.
-    macro_rules! counting_chain {
-        ($pipeline:expr) => {{
-            let (mut seen, mut kept) = (0u64, 0u64);
-            $pipeline
-                .map(move |record: Vec<String>| {
-                    seen += 1;
-                    (seen, record)
-                })
-                .filter(|(n, record)| n % 3 != 1 || record.len() > 2)
-                .filter_map(move |(n, record)| {
-                    kept += 1;
-                    (kept % 5 != 0).then(|| format!("{n}/{kept}: {}", record.join("|")))
-                })
-        }};
-    }
-
     fn fused(source: CsvSource) -> Vec<Result<String, String>> {
-        let pipeline = counting_chain!(source.deserialize::<Vec<String>>());
+        let pipeline = counting_chain!(source.deserialize::<Vec<String>>(), Vec<String>);
         outcome(runtime().block_on(items(pipeline)))
     }
 
     fn plain(source: CsvSource) -> Vec<Result<String, String>> {
-        let pipeline = counting_chain!(source.deserialize::<Vec<String>>().unfused());
+        let pipeline = counting_chain!(source.deserialize::<Vec<String>>().unfused(), Vec<String>);
         outcome(runtime().block_on(items(pipeline)))
     }
 

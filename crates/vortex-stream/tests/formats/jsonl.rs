@@ -234,3 +234,147 @@ async fn more_blank_lines_than_a_batch_holds_do_not_end_the_input() {
         assert_eq!(values(got), [1, 2], "blank lines {blank:?}");
     }
 }
+
+/// Fused stages: the `map`, `filter` and `filter_map` right after `deserialize` run on the
+/// decoding threads, and give what the same closures give as plain stages.
+mod fused {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+    use std::thread::ThreadId;
+
+    use futures_util::StreamExt as _;
+    use proptest::prelude::*;
+    use vortex_stream::io::Input;
+    use vortex_stream::sources::JsonlSource;
+    use vortex_stream::{ErrorKind, ErrorPolicy};
+
+    use crate::support::items;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    fn source(text: &[u8], batch: usize, threads: usize) -> JsonlSource {
+        JsonlSource::new(Input::bytes(text.to_vec()).name("p.jsonl"))
+            .batch(batch)
+            .decode_threads(threads)
+    }
+
+    fn outcome(got: Vec<vortex_stream::Result<String>>) -> Vec<Result<String, String>> {
+        got.into_iter()
+            .map(|item| item.map_err(|e| format!("{e} {:?}", e.position())))
+            .collect()
+    }
+
+    /// Lines of every kind: values, blank lines, bad JSON, a wrong type.
+    fn text() -> impl Strategy<Value = Vec<u8>> {
+        let line = prop_oneof![
+            8 => (0u32..1000).prop_map(|n| format!("{{\"n\":{n},\"s\":\"é{n}\"}}")),
+            1 => Just(String::new()),
+            1 => Just("{\"n\":".to_owned()),
+            1 => Just("{\"n\":\"text\"}".to_owned()),
+            1 => Just("[1,2]".to_owned()),
+        ];
+        prop::collection::vec(line, 0..400).prop_map(|lines| lines.join("\n").into_bytes())
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Row {
+        n: u32,
+        #[allow(dead_code)] // Printed by the chain's `{:?}`.
+        s: String,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Whatever the batches and threads, fused closures see the values in input order,
+        /// once each, and the errors come out where they would.
+        #[test]
+        fn fused_stages_give_what_plain_stages_give(
+            text in text(),
+            batch in 1usize..64,
+            threads in 1usize..4,
+        ) {
+            let fused = counting_chain!(source(&text, batch, threads).deserialize::<Row>(), Row);
+            let plain =
+                counting_chain!(source(&text, batch, threads).deserialize::<Row>().unfused(), Row);
+            prop_assert_eq!(
+                outcome(runtime().block_on(items(fused))),
+                outcome(runtime().block_on(items(plain)))
+            );
+        }
+    }
+
+    fn numbered(lines: u32) -> Vec<u8> {
+        (0..lines)
+            .map(|n| format!("{{\"n\":{n},\"s\":\"x\"}}\n"))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn fused_closures_run_on_the_decoding_threads_and_unfused_ones_where_polled() {
+        let text = numbered(5_000);
+        let here = std::thread::current().id();
+        for fuse in [true, false] {
+            let ran: Arc<Mutex<HashSet<ThreadId>>> = Arc::default();
+            let seen = Arc::clone(&ran);
+            let record = move |row: Row| {
+                seen.lock().unwrap().insert(std::thread::current().id());
+                row.n
+            };
+            let rows = source(&text, 100, 2).deserialize::<Row>();
+            let got: Vec<u32> = if fuse {
+                runtime().block_on(rows.map(record).collect()).unwrap()
+            } else {
+                runtime()
+                    .block_on(rows.unfused().map(record).collect())
+                    .unwrap()
+            };
+            assert_eq!(got, (0..5_000).collect::<Vec<_>>());
+            let ran = ran.lock().unwrap();
+            if fuse {
+                assert!(!ran.is_empty() && !ran.contains(&here), "{ran:?}");
+            } else {
+                assert_eq!(*ran, HashSet::from([here]));
+            }
+        }
+    }
+
+    #[test]
+    fn a_panic_in_a_fused_closure_ends_the_stream_with_a_fatal_error_no_policy_skips() {
+        let text = numbered(10_000);
+        for threads in [1, 2, 3] {
+            let pipeline = || {
+                source(&text, 100, threads).deserialize::<Row>().map(|row| {
+                    assert!(row.n != 6_000, "no row 6000 here");
+                    row.n
+                })
+            };
+            let got = runtime().block_on(items(pipeline()));
+            let (last, before) = got.split_last().unwrap();
+            let err = last.as_ref().unwrap_err();
+            assert!(err.is_fatal(), "{threads}: {err}");
+            assert_eq!(err.kind(), ErrorKind::Internal);
+            assert!(err.to_string().contains("panicked"), "{err}");
+            // Named at the first line of the batch it lost.
+            assert_eq!(err.position().and_then(|p| p.record()), Some(6_000));
+            let ns: Vec<u32> = before.iter().map(|item| *item.as_ref().unwrap()).collect();
+            assert_eq!(ns, (0..6_000).collect::<Vec<_>>());
+            let skipped = runtime().block_on(pipeline().on_error(ErrorPolicy::skip()).count());
+            assert!(skipped.unwrap_err().is_fatal(), "{threads}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stage_added_after_the_first_poll_still_sees_every_value_after_it() {
+        let text = numbered(3_000);
+        let mut rows = source(&text, 100, 2).deserialize::<Row>();
+        assert_eq!(rows.next().await.unwrap().unwrap().n, 0);
+        let rest: Vec<u32> = rows.map(|row| row.n * 2).collect().await.unwrap();
+        assert_eq!(rest, (1..3_000).map(|n| n * 2).collect::<Vec<_>>());
+    }
+}

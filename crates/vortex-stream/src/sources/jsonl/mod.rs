@@ -3,13 +3,21 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::panic::AssertUnwindSafe;
+
+use futures_core::{FusedStream, Stream};
 use serde::de::DeserializeOwned;
 
 use super::blocking::{default_decode_threads, from_input_parallel, ParallelDecode};
 use super::lines::DEFAULT_MAX_LINE_LEN;
 use crate::core::Size;
+use crate::error::panic_message;
+use crate::fusion::Fusable;
 use crate::io::lines::{LineAt, LineReader, RAW_PREFIX};
 use crate::io::Input;
+use crate::parallel::InOrder;
 use crate::{Error, ErrorKind, Located, Pipeline, Position, Result};
 
 mod plain;
@@ -112,7 +120,11 @@ impl JsonlSource {
     }
 
     /// The pipeline of values, each decoded as `T`.
-    pub fn deserialize<T>(self) -> Pipeline<JsonlDecode<T>>
+    ///
+    /// The pipeline is [`Fusable`]: a [`filter`](Pipeline::filter), [`map`](Pipeline::map) or
+    /// [`filter_map`](Pipeline::filter_map) right after it runs on the decoding threads (see
+    /// [`fusion`](crate::fusion)).
+    pub fn deserialize<T>(self) -> Pipeline<JsonlDecode<T>, Fusable>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -126,8 +138,11 @@ impl JsonlSource {
     /// comes out is in input order; a line that fails to decode comes out as its error, which
     /// `f` does not see.
     ///
-    /// Worth it when most values are filtered out, or when each takes real work to turn into
-    /// what the pipeline wants; `f` must not block.
+    /// The plain chain, [`deserialize`](JsonlSource::deserialize) then `filter_map(f)`, runs
+    /// `f` on the decoding threads too, but the batches take turns at it (so that an `FnMut`
+    /// sees the values in order); this `f` is `Fn + Sync` and runs on every decoding thread at
+    /// once. Worth it when each value takes real work to turn into what the pipeline wants;
+    /// `f` must not block.
     ///
     /// # Examples
     ///
@@ -156,7 +171,7 @@ impl JsonlSource {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn deserialize_filter_map<T, U, F>(self, f: F) -> Pipeline<JsonlDecode<U>>
+    pub fn deserialize_filter_map<T, U, F>(self, f: F) -> Pipeline<JsonlDecode<U>, Fusable>
     where
         T: DeserializeOwned,
         U: Send + 'static,
@@ -187,7 +202,7 @@ impl JsonlSource {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn deserialize_located<T>(self) -> Pipeline<JsonlDecode<Located<T>>>
+    pub fn deserialize_located<T>(self) -> Pipeline<JsonlDecode<Located<T>>, Fusable>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -196,28 +211,25 @@ impl JsonlSource {
         })
     }
 
-    /// The pipeline of lines decoded as `T` and passed through `f` on the decoding threads.
-    fn decode_lines<T, U, F>(self, f: F) -> Pipeline<JsonlDecode<U>>
+    /// The pipeline of lines decoded as `T` and passed through `f` on the decoding threads;
+    /// nothing starts before the first poll, so that fused stages can still join `f`.
+    fn decode_lines<T, U, F>(self, f: F) -> Pipeline<JsonlDecode<U>, Fusable>
     where
         T: DeserializeOwned,
         U: Send + 'static,
         F: Fn(T, &LineInfo<'_>) -> Option<U> + Send + Sync + 'static,
     {
-        let (max, batch) = (self.max_line_len, self.batch.get());
         // Enough buffers for every batch that can be in flight at once: read, queued, decoding.
         let pool = Arc::new(Pool::new(self.threads.get() * 2 + 4));
         let refill = Arc::clone(&pool);
-        from_input_parallel(
-            self.input,
-            OPEN,
-            self.threads,
-            move |opened| {
-                let mut reader = LineReader::new(opened.reader, max, opened.name, OPERATION);
-                let mut record = 0u64;
-                std::iter::from_fn(move || read_batch(&mut reader, &mut record, batch, &refill))
-            },
-            Box::new(move |lines| decode_batch(lines, &pool, &f)) as DecodeBatch<U>,
-        )
+        let plan = Plan {
+            source: self,
+            pool: refill,
+            decode: Box::new(move |lines| decode_batch(lines, &pool, &f)),
+        };
+        Pipeline::fusable(JsonlDecode {
+            inner: Inner::Planned(Some(plan)),
+        })
     }
 
     /// The pipeline of values as `serde_json::Value`s.
@@ -226,13 +238,242 @@ impl JsonlSource {
     /// `[{},{},…]`, measured), so a 16 MiB line may take 1 GiB while it is decoded. For input
     /// you do not trust, lower [`max_line_len`](JsonlSource::max_line_len), or decode into your
     /// own types or `Box<serde_json::value::RawValue>` (the value kept as its text).
-    pub fn values(self) -> Pipeline<JsonlDecode<serde_json::Value>> {
+    pub fn values(self) -> Pipeline<JsonlDecode<serde_json::Value>, Fusable> {
         self.deserialize()
     }
 }
 
 /// Stream for [`JsonlSource::deserialize`]: lines split on one thread, decoded on others.
-pub type JsonlDecode<T> = ParallelDecode<LineBatch, T, DecodeBatch<T>>;
+#[must_use = "streams do nothing unless polled"]
+pub struct JsonlDecode<T> {
+    inner: Inner<T>,
+}
+
+// One per pipeline, moved only while the pipeline is built: boxing the running stream would
+// cost a pointer chase per value for no memory saved.
+#[allow(clippy::large_enum_variant)]
+enum Inner<T> {
+    // Not polled yet (`None` once ended).
+    Planned(Option<Plan<T>>),
+    // Polled before a fused stage was added: the stage runs after it.
+    Started(futures_util::stream::BoxStream<'static, Result<T>>),
+    Running(ParallelDecode<LineBatch, T, DecodeBatch<T>>),
+}
+
+/// A decode not started yet: the source, and how a batch of lines becomes values.
+struct Plan<U> {
+    source: JsonlSource,
+    pool: Arc<Pool>,
+    decode: DecodeBatch<U>,
+}
+
+impl<U: Send + 'static> Plan<U> {
+    /// The plan with `f` run on each value after what it did, on the decoding threads, the
+    /// batches taking turns at it in input order.
+    fn then<V, F>(self, f: F) -> Plan<V>
+    where
+        V: Send + 'static,
+        F: FnMut(U) -> Option<V> + Send + 'static,
+    {
+        let Plan {
+            source,
+            pool,
+            decode,
+        } = self;
+        let f = InOrder::new(f);
+        Plan {
+            source,
+            pool,
+            decode: Box::new(move |batch: LineBatch| {
+                let seq = batch.seq;
+                // The turn passes on also when decoding panics, or the next batch would wait
+                // for it for ever; the panic goes on to the stage.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| decode(batch))) {
+                    Ok(values) => f.run(seq, |f| {
+                        values
+                            .into_iter()
+                            .filter_map(|item| match item {
+                                Ok(value) => f(value).map(Ok),
+                                Err(e) => Some(Err(e)),
+                            })
+                            .collect()
+                    }),
+                    Err(panic) => {
+                        f.run(seq, |_| ());
+                        std::panic::resume_unwind(panic)
+                    }
+                }
+            }),
+        }
+    }
+
+    /// Starts reading and decoding.
+    fn start(self) -> Inner<U> {
+        let Plan {
+            source,
+            pool,
+            decode,
+        } = self;
+        let (max, batch) = (source.max_line_len, source.batch.get());
+        // A panic (in a fused closure, or a type's `Deserialize`) loses its batch's values: a
+        // fatal error, which ends the stream, never one that a policy could skip as a record.
+        let decode: DecodeBatch<U> = Box::new(move |lines: LineBatch| {
+            let (name, first) = (Arc::clone(&lines.source), lines.first);
+            std::panic::catch_unwind(AssertUnwindSafe(|| decode(lines))).unwrap_or_else(|panic| {
+                let message = format!(
+                    "a closure panicked on the batch of lines from here; none of them is read: {}",
+                    panic_message(&*panic)
+                );
+                let mut at = Position::new().with_source(name);
+                if let Some((record, line)) = first {
+                    at = at
+                        .with_record(record)
+                        .with_line(line.line)
+                        .with_byte(line.byte);
+                }
+                vec![Err(Error::internal(OPERATION, message)
+                    .with_position(at)
+                    .fatal())]
+            })
+        });
+        let running = from_input_parallel(
+            source.input,
+            OPEN,
+            source.threads,
+            move |opened| {
+                let mut reader = LineReader::new(opened.reader, max, opened.name, OPERATION);
+                let (mut record, mut seq) = (0u64, 0u64);
+                std::iter::from_fn(move || {
+                    let mut next = read_batch(&mut reader, &mut record, batch, &pool);
+                    if let Some(Ok(lines)) = &mut next {
+                        lines.seq = seq;
+                        seq += 1;
+                        lines.first = lines.lines.first().and_then(|line| match line {
+                            RawLine::Line { at, record, .. } => Some((*record, *at)),
+                            RawLine::Failed(_) => None,
+                        });
+                    }
+                    next
+                })
+            },
+            decode,
+        );
+        Inner::Running(running.into_inner())
+    }
+}
+
+impl<T> std::fmt::Debug for JsonlDecode<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.inner {
+            Inner::Planned(Some(_)) => "not started",
+            Inner::Planned(None) => "ended",
+            Inner::Started(_) => "running, then a stage",
+            Inner::Running(_) => "running",
+        };
+        f.debug_struct("JsonlDecode")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<T> Unpin for JsonlDecode<T> {}
+
+impl<T: Send + 'static> Stream for JsonlDecode<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        if let Inner::Planned(plan) = &mut self.inner {
+            self.inner = match plan.take() {
+                Some(plan) => plan.start(),
+                None => return Poll::Ready(None),
+            };
+        }
+        let next = match &mut self.inner {
+            Inner::Planned(_) => return Poll::Ready(None),
+            Inner::Started(stream) => stream.as_mut().poll_next(cx),
+            // `Unpin`: the adapters and `Blocking` are.
+            Inner::Running(stream) => Pin::new(stream).poll_next(cx),
+        };
+        if let Poll::Ready(Some(Err(e))) = &next {
+            if e.is_fatal() {
+                // The input is broken from here on: nothing after it is read, and the
+                // decoding stops now.
+                self.inner = Inner::Planned(None);
+            }
+        }
+        next
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.inner {
+            Inner::Planned(_) => (0, None),
+            Inner::Started(stream) => stream.size_hint(),
+            Inner::Running(stream) => stream.size_hint(),
+        }
+    }
+}
+
+impl<T: Send + 'static> FusedStream for JsonlDecode<T> {
+    fn is_terminated(&self) -> bool {
+        match &self.inner {
+            Inner::Planned(plan) => plan.is_none(),
+            // A boxed stream cannot say; the stage after it ends with it.
+            Inner::Started(_) => false,
+            Inner::Running(stream) => stream.is_terminated(),
+        }
+    }
+}
+
+/// Fused stages: on the pipeline [`JsonlSource::deserialize`] returns, these run on the
+/// decoding threads, right after each batch of lines is decoded, instead of adding a stage
+/// (see [`fusion`](crate::fusion)). The closures must be `Send + 'static`; they see the
+/// values in input order, one at a time, and run ahead of what the pipeline has taken.
+impl<T: Send + 'static> Pipeline<JsonlDecode<T>, Fusable> {
+    /// Transforms each value with `f`, on the decoding threads.
+    pub fn map<U, F>(self, mut f: F) -> Pipeline<JsonlDecode<U>, Fusable>
+    where
+        U: Send + 'static,
+        F: FnMut(T) -> U + Send + 'static,
+    {
+        self.fuse(move |value| Some(f(value)))
+    }
+
+    /// Keeps the values for which `predicate` returns `true`, deciding on the decoding
+    /// threads: the others are dropped there.
+    pub fn filter<F>(self, mut predicate: F) -> Pipeline<JsonlDecode<T>, Fusable>
+    where
+        F: FnMut(&T) -> bool + Send + 'static,
+    {
+        self.fuse(move |value| predicate(&value).then_some(value))
+    }
+
+    /// Transforms each value with `f`, keeping the `Some`s, on the decoding threads.
+    pub fn filter_map<U, F>(self, f: F) -> Pipeline<JsonlDecode<U>, Fusable>
+    where
+        U: Send + 'static,
+        F: FnMut(T) -> Option<U> + Send + 'static,
+    {
+        self.fuse(f)
+    }
+
+    fn fuse<U, F>(self, f: F) -> Pipeline<JsonlDecode<U>, Fusable>
+    where
+        U: Send + 'static,
+        F: FnMut(T) -> Option<U> + Send + 'static,
+    {
+        let inner = match self.into_inner().inner {
+            Inner::Planned(Some(plan)) => Inner::Planned(Some(plan.then(f))),
+            // Polled already: too late to join the decoding, so a plain stage after it.
+            started => {
+                let started = JsonlDecode { inner: started };
+                Inner::Started(Box::pin(
+                    crate::Pipeline::new(started).filter_map(f).into_inner(),
+                ))
+            }
+        };
+        Pipeline::fusable(JsonlDecode { inner })
+    }
+}
 
 /// Decodes a batch of lines (and hands its buffers back to be filled again).
 pub type DecodeBatch<T> = Box<dyn Fn(LineBatch) -> Vec<Result<T>> + Send + Sync>;
@@ -286,6 +527,10 @@ pub struct LineBatch {
     source: Arc<str>,
     bytes: Vec<u8>,
     lines: Vec<RawLine>,
+    // The batch's place among the input's batches, from 0: fused stages take them in order.
+    seq: u64,
+    // The record number and place of its first line, to name where a panic lost the batch.
+    first: Option<(u64, LineAt)>,
 }
 
 #[derive(Debug)]
@@ -311,6 +556,8 @@ fn read_batch(
         source: reader.source(),
         bytes,
         lines,
+        seq: 0,
+        first: None,
     };
     loop {
         let mut ended = false;
@@ -424,6 +671,8 @@ where
         source,
         bytes,
         mut lines,
+        seq: _,
+        first: _,
     } = batch;
     // Checked as UTF-8 once, so that serde_json does not check every string of every line
     // again; a line that is not text on its own (or a batch that is not) is read as bytes,
