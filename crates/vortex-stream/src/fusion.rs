@@ -22,6 +22,13 @@
 //! `Send`, or must see only the values taken, call
 //! [`unfused`](crate::Pipeline::unfused) first: the next stage is then a plain one.
 //!
+//! [`par_map`](crate::Pipeline::par_map) and
+//! [`par_map_unordered`](crate::Pipeline::par_map_unordered) fuse too, and more freely: their
+//! closure is `Fn + Sync`, so every decoding thread runs it at once on its own run, with no
+//! turns, when the source decodes on no more threads than the stage's limit (otherwise the
+//! stage is a plain one after the source). A panic in it is an error item in its value's
+//! place, as in a plain `par_map`.
+//!
 //! Any other operator ends the fusing: what follows it is [`Plain`].
 //!
 //! [`take`]: crate::Pipeline::take
@@ -62,3 +69,42 @@ pub struct Plain;
 /// own decoding threads (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fusable;
+
+/// A source stream that fused stages can join: the decoding streams of the CSV and JSON
+/// Lines sources. Sealed; the pipeline's `map`, `filter`, `filter_map`, `par_map` and
+/// `par_map_unordered` on a [`Fusable`] pipeline use it.
+pub trait FusedSource:
+    futures_core::Stream<Item = crate::Result<Self::Value>> + private::Sealed
+{
+    /// What the source yields.
+    type Value: Send + 'static;
+    /// The same source yielding `U`.
+    type With<U: Send + 'static>: FusedSource<Value = U>;
+
+    /// Runs `f` on each value on the decoding threads, the runs (or batches) of values taking
+    /// turns in input order; values for which it returns `None` are dropped there.
+    #[doc(hidden)]
+    fn then<U, F>(self, f: F) -> Self::With<U>
+    where
+        U: Send + 'static,
+        F: FnMut(Self::Value) -> Option<U> + Send + 'static;
+
+    /// Runs `f` on each value on every decoding thread at once, with no turns, when the
+    /// source decodes on at most `limit` threads (else in a plain `par_map` stage after it); a
+    /// panic in `f` becomes an `Internal` error item in the value's place.
+    #[doc(hidden)]
+    fn then_parallel<U, F>(
+        self,
+        limit: core::num::NonZeroUsize,
+        ordered: bool,
+        f: F,
+    ) -> Self::With<U>
+    where
+        U: Send + 'static,
+        F: Fn(Self::Value) -> U + Send + Sync + 'static;
+}
+
+pub(crate) mod private {
+    /// Only this crate's decoding sources are [`FusedSource`](super::FusedSource)s.
+    pub trait Sealed {}
+}

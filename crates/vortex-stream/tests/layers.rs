@@ -1,7 +1,7 @@
 //! The library's layers, checked: a module may use the layers below its own, never one above.
 //!
-//! From the bottom: the error type (and the redaction of URLs in it) and the pipeline kinds
-//! (`fusion`); the policies (`core`);
+//! From the bottom: the error type (and the redaction of URLs in it); the policies (`core`)
+//! and the pipeline kinds (`fusion`);
 //! operators, parallel stages, resilience, inputs and outputs, and the database value type;
 //! sources, sinks and databases; the `Pipeline` facade. Within the third layer, sources and
 //! sinks know nothing of each other, and a database (both a source and a sink) may use both.
@@ -19,8 +19,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
     ("ack", 0),
     ("redact", 0),
-    ("fusion", 0),
     ("core", 1),
+    ("fusion", 1),
     ("ops", 2),
     ("parallel", 2),
     ("resilience", 2),

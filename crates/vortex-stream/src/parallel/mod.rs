@@ -27,6 +27,8 @@ mod stage;
 
 #[cfg(any(feature = "csv", feature = "jsonl"))]
 pub(crate) use in_order::InOrder;
+#[cfg(any(feature = "csv", feature = "jsonl"))]
+pub(crate) use stage::panic_error;
 
 pub use par_map::ParMap;
 pub use partition::PartitionBy;

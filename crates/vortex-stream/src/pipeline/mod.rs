@@ -16,6 +16,8 @@ use crate::Result;
 mod acked;
 mod blocking;
 mod drive;
+#[cfg(any(feature = "csv", feature = "jsonl"))]
+mod fused;
 mod ops;
 mod parallel;
 mod terminals;

@@ -15,111 +15,6 @@ impl<S, Kind, T> Pipeline<S, Kind>
 where
     S: Stream<Item = Result<T>>,
 {
-    /// Runs a CPU-bound `f` on rayon's thread pool for up to `parallelism` values at once,
-    /// and yields the results in input order.
-    ///
-    /// The stage holds at most the window of values between pulling and yielding (see
-    /// [`Parallelism`]: twice the limit, growing for cheap work): when the oldest value is
-    /// slow, the stage stops pulling instead of buffering what comes after it. A panic in `f`
-    /// becomes an [`Internal`](crate::ErrorKind::Internal) error item naming the stage, in the
-    /// value's place; the stage goes on. Error items keep their place in the order.
-    ///
-    /// Values wait in a queue that up to `limit` rayon jobs take from, in batches sized from
-    /// the time values take (about 50 µs a batch), so that work of a fraction of a microsecond
-    /// a value still gains from the threads. The workers wake the pipeline's task only when it
-    /// waits, and only for what it waits for: the oldest value done (a finished head result
-    /// leaves at once) or the queue running low. A wake-up is a thread switch, and on two cores
-    /// one per value cost a third of the speed-up. While it waits for cheap values (several to
-    /// a batch), the stage's own task runs a batch too, as a caller of rayon's parallel
-    /// iterators does: for no longer than a batch takes, never for values of 25 µs or more.
-    ///
-    /// Memory: the window of values (waiting, running, or finished and waiting their turn).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the pipeline discards results; closures already running finish on their
-    /// threads (a thread cannot be interrupted), and no new ones start.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use vortex_stream::Pipeline;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> vortex_stream::Result<()> {
-    /// let two = 2;
-    /// let squares = Pipeline::from_iter(1..=5u64)
-    ///     .par_map(two, |n| n * n)
-    ///     .collect::<Vec<_>>()
-    ///     .await?;
-    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn par_map<U, F>(
-        self,
-        parallelism: impl Into<Parallelism>,
-        f: F,
-    ) -> Pipeline<ParMap<S, F, T, U>>
-    where
-        F: Fn(T) -> U + Send + Sync + 'static,
-        T: Send + 'static,
-        U: Send + 'static,
-    {
-        let p = parallelism.into();
-        Pipeline::new(ParMap::new(
-            self.inner,
-            f,
-            "par_map",
-            p.limit(),
-            p.window_len(),
-            p.window_grows(),
-            true,
-        ))
-    }
-
-    /// Like [`par_map`](Pipeline::par_map), yielding each result as soon as it is ready.
-    ///
-    /// Memory: the window of values (see [`Parallelism`]; finished ones leave at once).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use vortex_stream::Pipeline;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> vortex_stream::Result<()> {
-    /// let mut out = Pipeline::from_iter(1..=5u64)
-    ///     .par_map_unordered(2, |n| n * n)
-    ///     .collect::<Vec<_>>()
-    ///     .await?;
-    /// out.sort_unstable();
-    /// assert_eq!(out, [1, 4, 9, 16, 25]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn par_map_unordered<U, F>(
-        self,
-        parallelism: impl Into<Parallelism>,
-        f: F,
-    ) -> Pipeline<ParMap<S, F, T, U>>
-    where
-        F: Fn(T) -> U + Send + Sync + 'static,
-        T: Send + 'static,
-        U: Send + 'static,
-    {
-        let p = parallelism.into();
-        Pipeline::new(ParMap::new(
-            self.inner,
-            f,
-            "par_map_unordered",
-            p.limit(),
-            p.window_len(),
-            p.window_grows(),
-            false,
-        ))
-    }
-
     /// Runs a fallible async `f` for up to `parallelism` values at once (calls to a service,
     /// a database, an HTTP API), and yields the results in input order.
     ///
@@ -313,5 +208,116 @@ where
     {
         let size = size.non_zero("batch_map");
         self.chunk(size).try_then(f).flatten()
+    }
+}
+
+/// The CPU-bound parallel operators of a [`Plain`](crate::fusion::Plain) pipeline; a
+/// [`Fusable`](crate::fusion::Fusable) one runs them on its source's decoding threads.
+impl<S, T> Pipeline<S>
+where
+    S: Stream<Item = Result<T>>,
+{
+    /// Runs a CPU-bound `f` on rayon's thread pool for up to `parallelism` values at once,
+    /// and yields the results in input order.
+    ///
+    /// The stage holds at most the window of values between pulling and yielding (see
+    /// [`Parallelism`]: twice the limit, growing for cheap work): when the oldest value is
+    /// slow, the stage stops pulling instead of buffering what comes after it. A panic in `f`
+    /// becomes an [`Internal`](crate::ErrorKind::Internal) error item naming the stage, in the
+    /// value's place; the stage goes on. Error items keep their place in the order.
+    ///
+    /// Values wait in a queue that up to `limit` rayon jobs take from, in batches sized from
+    /// the time values take (about 50 µs a batch), so that work of a fraction of a microsecond
+    /// a value still gains from the threads. The workers wake the pipeline's task only when it
+    /// waits, and only for what it waits for: the oldest value done (a finished head result
+    /// leaves at once) or the queue running low. A wake-up is a thread switch, and on two cores
+    /// one per value cost a third of the speed-up. While it waits for cheap values (several to
+    /// a batch), the stage's own task runs a batch too, as a caller of rayon's parallel
+    /// iterators does: for no longer than a batch takes, never for values of 25 µs or more.
+    ///
+    /// Memory: the window of values (waiting, running, or finished and waiting their turn).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the pipeline discards results; closures already running finish on their
+    /// threads (a thread cannot be interrupted), and no new ones start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let two = 2;
+    /// let squares = Pipeline::from_iter(1..=5u64)
+    ///     .par_map(two, |n| n * n)
+    ///     .collect::<Vec<_>>()
+    ///     .await?;
+    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn par_map<U, F>(
+        self,
+        parallelism: impl Into<Parallelism>,
+        f: F,
+    ) -> Pipeline<ParMap<S, F, T, U>>
+    where
+        F: Fn(T) -> U + Send + Sync + 'static,
+        T: Send + 'static,
+        U: Send + 'static,
+    {
+        let p = parallelism.into();
+        Pipeline::new(ParMap::new(
+            self.inner,
+            f,
+            "par_map",
+            p.limit(),
+            p.window_len(),
+            p.window_grows(),
+            true,
+        ))
+    }
+    /// Like [`par_map`](Pipeline::par_map), yielding each result as soon as it is ready.
+    ///
+    /// Memory: the window of values (see [`Parallelism`]; finished ones leave at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vortex_stream::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vortex_stream::Result<()> {
+    /// let mut out = Pipeline::from_iter(1..=5u64)
+    ///     .par_map_unordered(2, |n| n * n)
+    ///     .collect::<Vec<_>>()
+    ///     .await?;
+    /// out.sort_unstable();
+    /// assert_eq!(out, [1, 4, 9, 16, 25]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn par_map_unordered<U, F>(
+        self,
+        parallelism: impl Into<Parallelism>,
+        f: F,
+    ) -> Pipeline<ParMap<S, F, T, U>>
+    where
+        F: Fn(T) -> U + Send + Sync + 'static,
+        T: Send + 'static,
+        U: Send + 'static,
+    {
+        let p = parallelism.into();
+        Pipeline::new(ParMap::new(
+            self.inner,
+            f,
+            "par_map_unordered",
+            p.limit(),
+            p.window_len(),
+            p.window_grows(),
+            false,
+        ))
     }
 }

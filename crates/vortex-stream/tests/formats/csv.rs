@@ -973,6 +973,64 @@ mod fused {
             let make = || source(&text, chunk, threads, comment).headers(headers).flexible(flexible);
             prop_assert_eq!(fused(make()), plain(make()));
         }
+
+        /// A `par_map` after them runs on the decoding threads when they are no more than its
+        /// limit (and as a stage of its own when they are), with the same outcome either way.
+        #[test]
+        fn a_fused_par_map_gives_what_a_plain_one_gives(
+            text in super::sparse_quotes::text(),
+            chunk in 64usize..4096,
+            threads in 1usize..4,
+            limit in 1usize..4,
+            comment: bool,
+        ) {
+            let make = || source(&text, chunk, threads, comment).flexible(true);
+            let digest = |record: Vec<String>| format!("{}:{}", record.len(), record.join("|"));
+            let fused = make()
+                .deserialize::<Vec<String>>()
+                .filter(|record| record.len() != 2)
+                .par_map(limit, digest);
+            let plain = make()
+                .deserialize::<Vec<String>>()
+                .unfused()
+                .filter(|record| record.len() != 2)
+                .par_map(limit, digest);
+            prop_assert_eq!(
+                outcome(runtime().block_on(items(fused))),
+                outcome(runtime().block_on(items(plain)))
+            );
+        }
+    }
+
+    #[test]
+    fn a_fused_par_map_runs_on_the_decoding_threads_and_a_panic_costs_only_its_value() {
+        let text = numbered(10_000);
+        let here = std::thread::current().id();
+        let ran: Arc<Mutex<HashSet<ThreadId>>> = Arc::default();
+        let seen = Arc::clone(&ran);
+        let got = runtime().block_on(items(
+            source(&text, 1024, 2, false)
+                .deserialize::<(u64, String)>()
+                .par_map(2, move |(id, _)| {
+                    seen.lock().unwrap().insert(std::thread::current().id());
+                    assert!(id != 6_000, "no order 6000 here");
+                    id
+                }),
+        ));
+        let ran = ran.lock().unwrap();
+        assert!(!ran.is_empty() && !ran.contains(&here), "{ran:?}");
+        // As in a plain par_map: an error in the value's place, the rest all there, in order.
+        assert_eq!(got.len(), 10_000);
+        for (at, item) in got.iter().enumerate() {
+            match item {
+                Ok(id) => assert_eq!(*id, at as u64),
+                Err(e) => {
+                    assert_eq!(at, 6_000);
+                    assert_eq!(e.kind(), ErrorKind::Internal);
+                    assert!(e.to_string().contains("no order 6000 here"), "{e}");
+                }
+            }
+        }
     }
 
     fn numbered(records: usize) -> Vec<u8> {

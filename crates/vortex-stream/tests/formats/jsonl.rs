@@ -306,6 +306,31 @@ mod fused {
                 outcome(runtime().block_on(items(plain)))
             );
         }
+
+        /// A `par_map` after them, fused (no more decoding threads than its limit) or not,
+        /// gives the same outcome.
+        #[test]
+        fn a_fused_par_map_gives_what_a_plain_one_gives(
+            text in text(),
+            batch in 1usize..64,
+            threads in 1usize..4,
+            limit in 1usize..4,
+        ) {
+            let digest = |row: Row| format!("{row:?}");
+            let fused = source(&text, batch, threads)
+                .deserialize::<Row>()
+                .filter(|row| row.n % 3 != 0)
+                .par_map(limit, digest);
+            let plain = source(&text, batch, threads)
+                .deserialize::<Row>()
+                .unfused()
+                .filter(|row| row.n % 3 != 0)
+                .par_map(limit, digest);
+            prop_assert_eq!(
+                outcome(runtime().block_on(items(fused))),
+                outcome(runtime().block_on(items(plain)))
+            );
+        }
     }
 
     fn numbered(lines: u32) -> Vec<u8> {

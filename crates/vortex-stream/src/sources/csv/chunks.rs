@@ -85,6 +85,22 @@ pub(super) struct Parsed<T> {
 }
 
 impl<T> Parsed<T> {
+    /// The run with `f` run on each value in order, in its place; errors stay where they are.
+    pub(super) fn and_then<U>(self, f: impl Fn(T) -> Result<U>) -> Parsed<U> {
+        let Parsed {
+            items,
+            records,
+            lines,
+            byte,
+        } = self;
+        Parsed {
+            items: items.into_iter().map(|item| item.and_then(&f)).collect(),
+            records,
+            lines,
+            byte,
+        }
+    }
+
     /// A run that failed as a whole with `error`, placed at the run's first record (its
     /// records are not read); `run` is what [`Chunk::place`] gave.
     pub(super) fn failed(error: Error, (source, byte): (Arc<str>, u64)) -> Self {

@@ -33,9 +33,9 @@ use std::sync::Arc;
 
 use crate::core::Size;
 use crate::error::panic_message;
-use crate::fusion::Fusable;
+use crate::fusion::{Fusable, FusedSource};
 use crate::io::Input;
-use crate::parallel::{InOrder, Parallelism};
+use crate::parallel::{panic_error, InOrder, Parallelism};
 use crate::{Error, Located, Pipeline, Result};
 
 /// The UTF-8 byte-order mark, which the parser drops at the start of its input.
@@ -499,6 +499,37 @@ impl<U: Send + 'static> Plan<U> {
         }
     }
 
+    /// The plan with `f` run on each value after what it did, on every decoding thread at
+    /// once; a panic in `f` is an error in the value's place, as in `par_map`.
+    fn then_parallel<V, F>(self, f: F) -> Plan<V>
+    where
+        V: Send + 'static,
+        F: Fn(U) -> V + Send + Sync + 'static,
+    {
+        let Plan {
+            input,
+            options,
+            decode,
+            shift: _,
+        } = self;
+        let each = move |value| {
+            std::panic::catch_unwind(AssertUnwindSafe(|| f(value)))
+                .map_err(|panic| panic_error("par_map", &*panic))
+        };
+        let decode = match decode {
+            Decode::Records(mut next) => Decode::Records(Box::new(move |decoder: &mut Decoder| {
+                next(decoder).map(|item| item.and_then(&each))
+            })),
+            Decode::Runs(decode) => Decode::Runs(Arc::new(move |run| decode(run).and_then(&each))),
+        };
+        Plan {
+            input,
+            options,
+            decode,
+            shift: |_, _, _, _| {},
+        }
+    }
+
     /// Starts reading and decoding.
     fn start(self) -> Inner<U> {
         let Plan {
@@ -556,72 +587,49 @@ impl<U: Send + 'static> Plan<U> {
     }
 }
 
-/// Fused stages: on the pipeline [`CsvSource::deserialize`] returns, these run on the decoding
-/// threads, right after each run of records is decoded, instead of adding a stage (see
-/// [`fusion`](crate::fusion)). The closures must be `Send + 'static`; they see the values in
-/// input order, one at a time, and run ahead of what the pipeline has taken.
-impl<T: Send + 'static> Pipeline<CsvDecode<T>, Fusable> {
-    /// Transforms each value with `f`, on the decoding threads.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use vortex_stream::io::Input;
-    /// use vortex_stream::sources::CsvSource;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> vortex_stream::Result<()> {
-    /// let ids: Vec<u64> = CsvSource::new(Input::bytes("id\n1\n2\n"))
-    ///     .deserialize::<(u64,)>()
-    ///     .map(|(id,)| id * 10)
-    ///     .collect()
-    ///     .await?;
-    /// assert_eq!(ids, [10, 20]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn map<U, F>(self, mut f: F) -> Pipeline<CsvDecode<U>, Fusable>
-    where
-        U: Send + 'static,
-        F: FnMut(T) -> U + Send + 'static,
-    {
-        self.fuse(move |value| Some(f(value)))
-    }
+impl<T> crate::fusion::private::Sealed for CsvDecode<T> {}
 
-    /// Keeps the values for which `predicate` returns `true`, deciding on the decoding
-    /// threads: the others are dropped there.
-    pub fn filter<F>(self, mut predicate: F) -> Pipeline<CsvDecode<T>, Fusable>
-    where
-        F: FnMut(&T) -> bool + Send + 'static,
-    {
-        self.fuse(move |value| predicate(&value).then_some(value))
-    }
+impl<T: Send + 'static> FusedSource for CsvDecode<T> {
+    type Value = T;
+    type With<U: Send + 'static> = CsvDecode<U>;
 
-    /// Transforms each value with `f`, keeping the `Some`s, on the decoding threads.
-    pub fn filter_map<U, F>(self, f: F) -> Pipeline<CsvDecode<U>, Fusable>
+    fn then<U, F>(self, f: F) -> CsvDecode<U>
     where
         U: Send + 'static,
         F: FnMut(T) -> Option<U> + Send + 'static,
     {
-        self.fuse(f)
-    }
-
-    fn fuse<U, F>(self, f: F) -> Pipeline<CsvDecode<U>, Fusable>
-    where
-        U: Send + 'static,
-        F: FnMut(T) -> Option<U> + Send + 'static,
-    {
-        let inner = match self.into_inner().inner {
+        let inner = match self.inner {
             Inner::Planned(Some(plan)) => Inner::Planned(Some(plan.then(f))),
             // Polled already: too late to join the decoding, so a plain stage after it.
-            started => {
-                let started = CsvDecode { inner: started };
-                Inner::Started(Box::pin(
-                    crate::Pipeline::new(started).filter_map(f).into_inner(),
-                ))
+            started => Inner::Started(Box::pin(
+                Pipeline::new(CsvDecode { inner: started })
+                    .filter_map(f)
+                    .into_inner(),
+            )),
+        };
+        CsvDecode { inner }
+    }
+
+    fn then_parallel<U, F>(self, limit: NonZeroUsize, ordered: bool, f: F) -> CsvDecode<U>
+    where
+        U: Send + 'static,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        let inner = match self.inner {
+            Inner::Planned(Some(plan)) if plan.options.threads <= limit => {
+                Inner::Planned(Some(plan.then_parallel(f)))
+            }
+            // More decoding threads than the limit allows, or polled already: a plain stage.
+            unfused => {
+                let source = Pipeline::new(CsvDecode { inner: unfused });
+                Inner::Started(if ordered {
+                    Box::pin(source.par_map(limit, f).into_inner())
+                } else {
+                    Box::pin(source.par_map_unordered(limit, f).into_inner())
+                })
             }
         };
-        Pipeline::fusable(CsvDecode { inner })
+        CsvDecode { inner }
     }
 }
 

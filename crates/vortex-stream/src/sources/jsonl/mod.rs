@@ -14,10 +14,10 @@ use super::blocking::{default_decode_threads, from_input_parallel, ParallelDecod
 use super::lines::DEFAULT_MAX_LINE_LEN;
 use crate::core::Size;
 use crate::error::panic_message;
-use crate::fusion::Fusable;
+use crate::fusion::{Fusable, FusedSource};
 use crate::io::lines::{LineAt, LineReader, RAW_PREFIX};
 use crate::io::Input;
-use crate::parallel::InOrder;
+use crate::parallel::{panic_error, InOrder};
 use crate::{Error, ErrorKind, Located, Pipeline, Position, Result};
 
 mod plain;
@@ -307,6 +307,34 @@ impl<U: Send + 'static> Plan<U> {
         }
     }
 
+    /// The plan with `f` run on each value after what it did, on every decoding thread at
+    /// once; a panic in `f` is an error in the value's place, as in `par_map`.
+    fn then_parallel<V, F>(self, f: F) -> Plan<V>
+    where
+        V: Send + 'static,
+        F: Fn(U) -> V + Send + Sync + 'static,
+    {
+        let Plan {
+            source,
+            pool,
+            decode,
+        } = self;
+        let each = move |value| {
+            std::panic::catch_unwind(AssertUnwindSafe(|| f(value)))
+                .map_err(|panic| panic_error("par_map", &*panic))
+        };
+        Plan {
+            source,
+            pool,
+            decode: Box::new(move |batch: LineBatch| {
+                decode(batch)
+                    .into_iter()
+                    .map(|item| item.and_then(&each))
+                    .collect()
+            }),
+        }
+    }
+
     /// Starts reading and decoding.
     fn start(self) -> Inner<U> {
         let Plan {
@@ -424,54 +452,49 @@ impl<T: Send + 'static> FusedStream for JsonlDecode<T> {
     }
 }
 
-/// Fused stages: on the pipeline [`JsonlSource::deserialize`] returns, these run on the
-/// decoding threads, right after each batch of lines is decoded, instead of adding a stage
-/// (see [`fusion`](crate::fusion)). The closures must be `Send + 'static`; they see the
-/// values in input order, one at a time, and run ahead of what the pipeline has taken.
-impl<T: Send + 'static> Pipeline<JsonlDecode<T>, Fusable> {
-    /// Transforms each value with `f`, on the decoding threads.
-    pub fn map<U, F>(self, mut f: F) -> Pipeline<JsonlDecode<U>, Fusable>
-    where
-        U: Send + 'static,
-        F: FnMut(T) -> U + Send + 'static,
-    {
-        self.fuse(move |value| Some(f(value)))
-    }
+impl<T> crate::fusion::private::Sealed for JsonlDecode<T> {}
 
-    /// Keeps the values for which `predicate` returns `true`, deciding on the decoding
-    /// threads: the others are dropped there.
-    pub fn filter<F>(self, mut predicate: F) -> Pipeline<JsonlDecode<T>, Fusable>
-    where
-        F: FnMut(&T) -> bool + Send + 'static,
-    {
-        self.fuse(move |value| predicate(&value).then_some(value))
-    }
+impl<T: Send + 'static> FusedSource for JsonlDecode<T> {
+    type Value = T;
+    type With<U: Send + 'static> = JsonlDecode<U>;
 
-    /// Transforms each value with `f`, keeping the `Some`s, on the decoding threads.
-    pub fn filter_map<U, F>(self, f: F) -> Pipeline<JsonlDecode<U>, Fusable>
+    fn then<U, F>(self, f: F) -> JsonlDecode<U>
     where
         U: Send + 'static,
         F: FnMut(T) -> Option<U> + Send + 'static,
     {
-        self.fuse(f)
-    }
-
-    fn fuse<U, F>(self, f: F) -> Pipeline<JsonlDecode<U>, Fusable>
-    where
-        U: Send + 'static,
-        F: FnMut(T) -> Option<U> + Send + 'static,
-    {
-        let inner = match self.into_inner().inner {
+        let inner = match self.inner {
             Inner::Planned(Some(plan)) => Inner::Planned(Some(plan.then(f))),
             // Polled already: too late to join the decoding, so a plain stage after it.
-            started => {
-                let started = JsonlDecode { inner: started };
-                Inner::Started(Box::pin(
-                    crate::Pipeline::new(started).filter_map(f).into_inner(),
-                ))
+            started => Inner::Started(Box::pin(
+                Pipeline::new(JsonlDecode { inner: started })
+                    .filter_map(f)
+                    .into_inner(),
+            )),
+        };
+        JsonlDecode { inner }
+    }
+
+    fn then_parallel<U, F>(self, limit: NonZeroUsize, ordered: bool, f: F) -> JsonlDecode<U>
+    where
+        U: Send + 'static,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        let inner = match self.inner {
+            Inner::Planned(Some(plan)) if plan.source.threads <= limit => {
+                Inner::Planned(Some(plan.then_parallel(f)))
+            }
+            // More decoding threads than the limit allows, or polled already: a plain stage.
+            unfused => {
+                let source = Pipeline::new(JsonlDecode { inner: unfused });
+                Inner::Started(if ordered {
+                    Box::pin(source.par_map(limit, f).into_inner())
+                } else {
+                    Box::pin(source.par_map_unordered(limit, f).into_inner())
+                })
             }
         };
-        Pipeline::fusable(JsonlDecode { inner })
+        JsonlDecode { inner }
     }
 }
 
