@@ -88,6 +88,15 @@ impl Drop for Decoder {
 }
 
 impl Decoder {
+    /// The run of plain lines this decoder split, once it is done with it (`None` for input
+    /// it read through the parser).
+    pub(super) fn take_held(&mut self) -> Option<Vec<u8>> {
+        match &mut self.reading {
+            Reading::Split { held, .. } => Some(held.take()),
+            Reading::Parsed(_) => None,
+        }
+    }
+
     pub(super) fn new(opened: OpenedInput, options: Options) -> Self {
         let reading = Reading::parsed(Some(opened.reader), Vec::new(), &options);
         Decoder::with(reading, opened.name, options)

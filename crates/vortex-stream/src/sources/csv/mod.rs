@@ -90,7 +90,10 @@ pub enum Headers {
 /// parsed, or parsed and waiting their turn), two more runs waiting for a worker and the one
 /// being read (with one decoding thread: the run being read and decoded, and about four runs'
 /// records handed over); a record longer than a run makes that run longer, up to the cap.
-/// Raw records hold about four batches plus one record and the parser's 64 KiB buffer.
+/// The buffers of decoded runs go back to the reading thread to be filled again (as many as
+/// can be in flight, none grown past twice a run), so the memory stays what it was at the
+/// start of the input. Raw records hold about four batches plus one record and the parser's
+/// 64 KiB buffer.
 ///
 /// # Examples
 ///

@@ -73,6 +73,11 @@ impl Held {
         &self.0
     }
 
+    /// The bytes, leaving none.
+    pub(super) fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
+    }
+
     /// The text at `range`, if it is valid UTF-8.
     pub(super) fn text(&self, range: std::ops::Range<usize>) -> Option<&str> {
         simdutf8::basic::from_utf8(self.0.get(range)?).ok()
