@@ -25,9 +25,10 @@
 //! [`par_map`](crate::Pipeline::par_map) and
 //! [`par_map_unordered`](crate::Pipeline::par_map_unordered) fuse too, and more freely: their
 //! closure is `Fn + Sync`, so every decoding thread runs it at once on its own run, with no
-//! turns, when the source decodes on no more threads than the stage's limit (otherwise the
-//! stage is a plain one after the source). A panic in it is an error item in its value's
-//! place, as in a plain `par_map`.
+//! turns, when the source decodes on as many threads at once as the stage would run (its
+//! limit, up to rayon's threads); otherwise, so that neither the limit nor the parallelism
+//! changes, the stage is a plain one after the source. A panic in it is an error item in its
+//! value's place, as in a plain `par_map`.
 //!
 //! Any other operator ends the fusing: what follows it is [`Plain`].
 //!
@@ -90,8 +91,9 @@ pub trait FusedSource:
         F: FnMut(Self::Value) -> Option<U> + Send + 'static;
 
     /// Runs `f` on each value on every decoding thread at once, with no turns, when the
-    /// source decodes on at most `limit` threads (else in a plain `par_map` stage after it); a
-    /// panic in `f` becomes an `Internal` error item in the value's place.
+    /// source decodes on as many threads as a `par_map` of `limit` would run (else in a plain
+    /// `par_map` stage after it); a panic in `f` becomes an `Internal` error item in the
+    /// value's place.
     #[doc(hidden)]
     fn then_parallel<U, F>(
         self,

@@ -30,6 +30,12 @@ pub(crate) use in_order::InOrder;
 #[cfg(any(feature = "csv", feature = "jsonl"))]
 pub(crate) use stage::panic_error;
 
+/// The values a `par_map` stage of `limit` runs at once: no more than rayon's threads.
+#[cfg(any(feature = "csv", feature = "jsonl"))]
+pub(crate) fn workers(limit: NonZeroUsize) -> usize {
+    limit.get().min(rayon::current_num_threads().max(1))
+}
+
 pub use par_map::ParMap;
 pub use partition::PartitionBy;
 pub use stage::{Parallel, Start, StartAsync};

@@ -67,10 +67,12 @@ impl<D: FusedSource> Pipeline<D, Fusable> {
     /// back. A panic in `f` becomes an [`Internal`](crate::ErrorKind::Internal) error item in
     /// the value's place, as in `par_map`.
     ///
-    /// Fused only when the source decodes on no more threads than the limit (it decodes on
+    /// Fused only when the source decodes on as many threads at once as the stage would run
+    /// (the limit, up to rayon's threads; the source decodes on
     /// [`decode_threads`](crate::sources::CsvSource::decode_threads), the cores up to 4, by
-    /// default); with a lower limit it is a plain `par_map` stage after the source. Memory:
-    /// nothing beyond the source's runs.
+    /// default, and on its reading thread alone with one): otherwise it is a plain `par_map`
+    /// stage after the source, so that neither the limit nor the parallelism changes. Memory
+    /// when fused: nothing beyond the source's runs.
     pub fn par_map<U, F>(
         self,
         parallelism: impl Into<Parallelism>,

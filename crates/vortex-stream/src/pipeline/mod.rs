@@ -65,9 +65,9 @@ pin_project! {
     /// pipeline is polled. A source that decodes on threads of its own (such as
     /// [`CsvSource::deserialize`](crate::sources::CsvSource::deserialize)) returns a
     /// [`Fusable`](crate::fusion::Fusable) pipeline: the [`filter`](Pipeline::filter),
-    /// [`map`](Pipeline::map) and [`filter_map`](Pipeline::filter_map) right after it run on
-    /// the decoding threads, so the records they drop never cross threads. See
-    /// [`fusion`](crate::fusion).
+    /// [`map`](Pipeline::map), [`filter_map`](Pipeline::filter_map) and
+    /// [`par_map`](Pipeline::par_map) right after it run on the decoding threads, so the
+    /// records they drop never cross threads. See [`fusion`](crate::fusion).
     #[must_use = "streams do nothing unless polled"]
     pub struct Pipeline<S, Kind = crate::fusion::Plain> {
         #[pin]

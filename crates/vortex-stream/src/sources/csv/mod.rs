@@ -35,7 +35,7 @@ use crate::core::Size;
 use crate::error::panic_message;
 use crate::fusion::{Fusable, FusedSource};
 use crate::io::Input;
-use crate::parallel::{panic_error, InOrder, Parallelism};
+use crate::parallel::{panic_error, workers, InOrder, Parallelism};
 use crate::{Error, Located, Pipeline, Result};
 
 /// The UTF-8 byte-order mark, which the parser drops at the start of its input.
@@ -428,6 +428,12 @@ impl CsvSource {
     }
 }
 
+/// The runs decoded or queued at once on `threads` workers: one queued for each worker, so
+/// that one finishing never waits for the next to be pulled.
+fn in_flight(threads: NonZeroUsize) -> NonZeroUsize {
+    threads.saturating_mul(NonZeroUsize::MIN.saturating_add(1))
+}
+
 /// A decode not started yet: what it reads, and how records become values.
 struct Plan<U> {
     input: Input,
@@ -533,6 +539,15 @@ impl<U: Send + 'static> Plan<U> {
         }
     }
 
+    /// The threads that decode at once: the reading thread alone, or the workers.
+    fn decoders(&self) -> usize {
+        match self.decode {
+            Decode::Records(_) => 1,
+            Decode::Runs(_) if self.options.threads.get() == 1 => 1,
+            Decode::Runs(_) => workers(in_flight(self.options.threads)),
+        }
+    }
+
     /// Starts reading and decoding.
     fn start(self) -> Inner<U> {
         let Plan {
@@ -571,9 +586,7 @@ impl<U: Send + 'static> Plan<U> {
             .boxed()
             .into_inner()
         } else {
-            let in_flight = options
-                .threads
-                .saturating_mul(NonZeroUsize::MIN.saturating_add(1));
+            let in_flight = in_flight(options.threads);
             from_input(input, OPEN, NonZeroUsize::MIN, move |opened| {
                 chunks::Splitter::new(opened, options, chunk)
             })
@@ -619,10 +632,11 @@ impl<T: Send + 'static> FusedSource for CsvDecode<T> {
         F: Fn(T) -> U + Send + Sync + 'static,
     {
         let inner = match self.inner {
-            Inner::Planned(Some(plan)) if plan.options.threads <= limit => {
+            Inner::Planned(Some(plan)) if plan.decoders() == workers(limit) => {
                 Inner::Planned(Some(plan.then_parallel(f)))
             }
-            // More decoding threads than the limit allows, or polled already: a plain stage.
+            // Decoding on more threads than the stage would run (or on fewer: one reading
+            // thread, say), or polled already: a plain stage.
             unfused => {
                 let source = Pipeline::new(CsvDecode { inner: unfused });
                 Inner::Started(if ordered {

@@ -17,7 +17,7 @@ use crate::error::panic_message;
 use crate::fusion::{Fusable, FusedSource};
 use crate::io::lines::{LineAt, LineReader, RAW_PREFIX};
 use crate::io::Input;
-use crate::parallel::{panic_error, InOrder};
+use crate::parallel::{panic_error, workers, InOrder};
 use crate::{Error, ErrorKind, Located, Pipeline, Position, Result};
 
 mod plain;
@@ -481,10 +481,12 @@ impl<T: Send + 'static> FusedSource for JsonlDecode<T> {
         F: Fn(T) -> U + Send + Sync + 'static,
     {
         let inner = match self.inner {
-            Inner::Planned(Some(plan)) if plan.source.threads <= limit => {
+            // As many threads decode as the stage would run: `par_map` over the batches.
+            Inner::Planned(Some(plan)) if workers(plan.source.threads) == workers(limit) => {
                 Inner::Planned(Some(plan.then_parallel(f)))
             }
-            // More decoding threads than the limit allows, or polled already: a plain stage.
+            // Decoding on more threads than the stage would run, or on fewer, or polled
+            // already: a plain stage.
             unfused => {
                 let source = Pipeline::new(JsonlDecode { inner: unfused });
                 Inner::Started(if ordered {
