@@ -16,6 +16,8 @@ mod iter;
 #[cfg(feature = "jsonl")]
 mod jsonl;
 mod lines;
+#[cfg(any(feature = "csv", feature = "jsonl"))]
+mod planned;
 mod read;
 
 pub use blocking::Blocking;

@@ -31,6 +31,7 @@ use super::{Blocking, FlattenBatches};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use super::planned::{self, Planned};
 use crate::core::Size;
 use crate::error::panic_message;
 use crate::fusion::{Fusable, FusedSource};
@@ -418,12 +419,12 @@ impl CsvSource {
             Decode::Runs(Arc::new(move |run| chunks::decode(run, &f)))
         };
         CsvDecode {
-            inner: Inner::Planned(Some(Plan {
+            inner: Planned::new(Plan {
                 input: self.input,
                 options: self.options,
                 decode,
                 shift,
-            })),
+            }),
         }
     }
 }
@@ -538,6 +539,11 @@ impl<U: Send + 'static> Plan<U> {
             shift: |_, _, _, _| {},
         }
     }
+}
+
+impl<U: Send + 'static> planned::Plan for Plan<U> {
+    type Value = U;
+    type Running = Running<U>;
 
     /// The threads that decode at once: the reading thread alone, or the workers.
     fn decoders(&self) -> usize {
@@ -548,8 +554,7 @@ impl<U: Send + 'static> Plan<U> {
         }
     }
 
-    /// Starts reading and decoding.
-    fn start(self) -> Inner<U> {
+    fn start(self) -> Running<U> {
         let Plan {
             input,
             options,
@@ -562,7 +567,7 @@ impl<U: Send + 'static> Plan<U> {
                     let mut decoder = Decoder::new(opened, options);
                     std::iter::from_fn(move || next(&mut decoder))
                 });
-                return Inner::Records(records.into_inner());
+                return Running::Records(records.into_inner());
             }
             Decode::Runs(decode) => decode,
         };
@@ -599,11 +604,11 @@ impl<U: Send + 'static> Plan<U> {
             .boxed()
             .into_inner()
         };
-        Inner::Runs(FlattenBatches::new(chunks::Rebase::new(runs, shift)))
+        Running::Runs(FlattenBatches::new(chunks::Rebase::new(runs, shift)))
     }
 }
 
-impl<T> crate::fusion::private::Sealed for CsvDecode<T> {}
+impl<T: Send + 'static> crate::fusion::private::Sealed for CsvDecode<T> {}
 
 impl<T: Send + 'static> FusedSource for CsvDecode<T> {
     type Value = T;
@@ -614,16 +619,9 @@ impl<T: Send + 'static> FusedSource for CsvDecode<T> {
         U: Send + 'static,
         F: FnMut(T) -> Option<U> + Send + 'static,
     {
-        let inner = match self.inner {
-            Inner::Planned(Some(plan)) => Inner::Planned(Some(plan.then(f))),
-            // Polled already: too late to join the decoding, so a plain stage after it.
-            started => Inner::Started(Box::pin(
-                Pipeline::new(CsvDecode { inner: started })
-                    .filter_map(f)
-                    .into_inner(),
-            )),
-        };
-        CsvDecode { inner }
+        CsvDecode {
+            inner: self.inner.then(f, Plan::then),
+        }
     }
 
     fn then_parallel<U, F>(self, limit: NonZeroUsize, ordered: bool, f: F) -> CsvDecode<U>
@@ -631,107 +629,82 @@ impl<T: Send + 'static> FusedSource for CsvDecode<T> {
         U: Send + 'static,
         F: Fn(T) -> U + Send + Sync + 'static,
     {
-        let inner = match self.inner {
-            Inner::Planned(Some(plan)) if plan.decoders() == workers(limit) => {
-                Inner::Planned(Some(plan.then_parallel(f)))
-            }
-            // Decoding on more threads than the stage would run (or on fewer: one reading
-            // thread, say), or polled already: a plain stage.
-            unfused => {
-                let source = Pipeline::new(CsvDecode { inner: unfused });
-                Inner::Started(if ordered {
-                    Box::pin(source.par_map(limit, f).into_inner())
-                } else {
-                    Box::pin(source.par_map_unordered(limit, f).into_inner())
-                })
-            }
-        };
-        CsvDecode { inner }
+        CsvDecode {
+            inner: self
+                .inner
+                .then_parallel(limit, ordered, f, Plan::then_parallel),
+        }
     }
 }
 
 /// Stream for [`CsvSource::deserialize`] and [`CsvSource::deserialize_filter_map`].
 #[must_use = "streams do nothing unless polled"]
-pub struct CsvDecode<T> {
-    inner: Inner<T>,
+pub struct CsvDecode<T: Send + 'static> {
+    inner: Planned<Plan<T>>,
 }
 
 /// Runs of records, decoded in order (on the workers, or on the reading thread); boxed so that
 /// `CsvDecode` names only the type that comes out, not the record type or the function.
 type DecodedRuns<T> = futures_util::stream::BoxStream<'static, Result<chunks::Parsed<T>>>;
 
-enum Inner<T> {
-    // Not polled yet (`None` only while it is being started).
-    Planned(Option<Plan<T>>),
-    // Polled before a fused stage was added: the stage runs after it.
-    Started(futures_util::stream::BoxStream<'static, Result<T>>),
+/// A started decode.
+enum Running<T> {
     // Runs cut ahead of the parser.
     Runs(FlattenBatches<chunks::Rebase<DecodedRuns<T>, T>, T>),
     // Records parsed one after another on the reading thread.
     Records(Blocking<T>),
 }
 
-impl<T> std::fmt::Debug for CsvDecode<T> {
+impl<T: Send + 'static> std::fmt::Debug for CsvDecode<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let how = match self.inner {
-            Inner::Planned(_) => "not started",
-            Inner::Started(_) => "runs or records, then a stage",
-            Inner::Runs(_) => "runs",
-            Inner::Records(_) => "records",
-        };
         f.debug_struct("CsvDecode")
-            .field("parsed_in", &how)
+            .field("state", &self.inner.state())
             .finish()
     }
 }
-
-impl<T> Unpin for CsvDecode<T> {}
 
 impl<T: Send + 'static> Stream for CsvDecode<T> {
     type Item = Result<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
-        if let Inner::Planned(plan) = &mut self.inner {
-            self.inner = match plan.take() {
-                Some(plan) => plan.start(),
-                None => return Poll::Ready(None),
-            };
-        }
-        let next = match &mut self.inner {
-            // Every part is `Unpin`: the adapters are, and so are `Blocking` and the box.
-            Inner::Planned(_) => return Poll::Ready(None),
-            Inner::Started(stream) => stream.as_mut().poll_next(cx),
-            Inner::Runs(stream) => Pin::new(stream).poll_next(cx),
-            Inner::Records(stream) => Pin::new(stream).poll_next(cx),
-        };
-        if let Poll::Ready(Some(Err(e))) = &next {
-            if e.is_fatal() {
-                // The input is broken from here on: nothing after it is read, and the
-                // decoding stops now.
-                self.inner = Inner::Planned(None);
-            }
-        }
-        next
+        Pin::new(&mut self.inner).poll_next(cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match &self.inner {
-            Inner::Planned(_) => (0, None),
-            Inner::Started(stream) => stream.size_hint(),
-            Inner::Runs(stream) => stream.size_hint(),
-            Inner::Records(stream) => stream.size_hint(),
-        }
+        self.inner.size_hint()
     }
 }
 
 impl<T: Send + 'static> FusedStream for CsvDecode<T> {
     fn is_terminated(&self) -> bool {
-        match &self.inner {
-            Inner::Planned(plan) => plan.is_none(),
-            // A boxed stream cannot say; the stage after it ends with it.
-            Inner::Started(_) => false,
-            Inner::Runs(stream) => stream.is_terminated(),
-            Inner::Records(stream) => stream.is_terminated(),
+        self.inner.is_terminated()
+    }
+}
+
+impl<T: Send + 'static> Stream for Running<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        // Both parts are `Unpin`: the adapters are, and so is `Blocking`.
+        match &mut *self {
+            Running::Runs(stream) => Pin::new(stream).poll_next(cx),
+            Running::Records(stream) => Pin::new(stream).poll_next(cx),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Running::Runs(stream) => stream.size_hint(),
+            Running::Records(stream) => stream.size_hint(),
+        }
+    }
+}
+
+impl<T: Send + 'static> FusedStream for Running<T> {
+    fn is_terminated(&self) -> bool {
+        match self {
+            Running::Runs(stream) => stream.is_terminated(),
+            Running::Records(stream) => stream.is_terminated(),
         }
     }
 }

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::blocking::{default_decode_threads, from_input_parallel, ParallelDecode};
 use super::lines::DEFAULT_MAX_LINE_LEN;
+use super::planned::{self, Planned};
 use crate::core::Size;
 use crate::error::panic_message;
 use crate::fusion::{Fusable, FusedSource};
@@ -228,7 +229,7 @@ impl JsonlSource {
             decode: Box::new(move |lines| decode_batch(lines, &pool, &f)),
         };
         Pipeline::fusable(JsonlDecode {
-            inner: Inner::Planned(Some(plan)),
+            inner: Planned::new(plan),
         })
     }
 
@@ -245,19 +246,8 @@ impl JsonlSource {
 
 /// Stream for [`JsonlSource::deserialize`]: lines split on one thread, decoded on others.
 #[must_use = "streams do nothing unless polled"]
-pub struct JsonlDecode<T> {
-    inner: Inner<T>,
-}
-
-// One per pipeline, moved only while the pipeline is built: boxing the running stream would
-// cost a pointer chase per value for no memory saved.
-#[allow(clippy::large_enum_variant)]
-enum Inner<T> {
-    // Not polled yet (`None` once ended).
-    Planned(Option<Plan<T>>),
-    // Polled before a fused stage was added: the stage runs after it.
-    Started(futures_util::stream::BoxStream<'static, Result<T>>),
-    Running(ParallelDecode<LineBatch, T, DecodeBatch<T>>),
+pub struct JsonlDecode<T: Send + 'static> {
+    inner: Planned<Plan<T>>,
 }
 
 /// A decode not started yet: the source, and how a batch of lines becomes values.
@@ -334,9 +324,18 @@ impl<U: Send + 'static> Plan<U> {
             }),
         }
     }
+}
 
-    /// Starts reading and decoding.
-    fn start(self) -> Inner<U> {
+impl<U: Send + 'static> planned::Plan for Plan<U> {
+    type Value = U;
+    type Running = ParallelDecode<LineBatch, U, DecodeBatch<U>>;
+
+    /// The batches are decoded by a `par_map` of `decode_threads`.
+    fn decoders(&self) -> usize {
+        workers(self.source.threads)
+    }
+
+    fn start(self) -> Self::Running {
         let Plan {
             source,
             pool,
@@ -386,73 +385,37 @@ impl<U: Send + 'static> Plan<U> {
             },
             decode,
         );
-        Inner::Running(running.into_inner())
+        running.into_inner()
     }
 }
 
-impl<T> std::fmt::Debug for JsonlDecode<T> {
+impl<T: Send + 'static> std::fmt::Debug for JsonlDecode<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match self.inner {
-            Inner::Planned(Some(_)) => "not started",
-            Inner::Planned(None) => "ended",
-            Inner::Started(_) => "running, then a stage",
-            Inner::Running(_) => "running",
-        };
         f.debug_struct("JsonlDecode")
-            .field("state", &state)
+            .field("state", &self.inner.state())
             .finish()
     }
 }
-
-impl<T> Unpin for JsonlDecode<T> {}
 
 impl<T: Send + 'static> Stream for JsonlDecode<T> {
     type Item = Result<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
-        if let Inner::Planned(plan) = &mut self.inner {
-            self.inner = match plan.take() {
-                Some(plan) => plan.start(),
-                None => return Poll::Ready(None),
-            };
-        }
-        let next = match &mut self.inner {
-            Inner::Planned(_) => return Poll::Ready(None),
-            Inner::Started(stream) => stream.as_mut().poll_next(cx),
-            // `Unpin`: the adapters and `Blocking` are.
-            Inner::Running(stream) => Pin::new(stream).poll_next(cx),
-        };
-        if let Poll::Ready(Some(Err(e))) = &next {
-            if e.is_fatal() {
-                // The input is broken from here on: nothing after it is read, and the
-                // decoding stops now.
-                self.inner = Inner::Planned(None);
-            }
-        }
-        next
+        Pin::new(&mut self.inner).poll_next(cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match &self.inner {
-            Inner::Planned(_) => (0, None),
-            Inner::Started(stream) => stream.size_hint(),
-            Inner::Running(stream) => stream.size_hint(),
-        }
+        self.inner.size_hint()
     }
 }
 
 impl<T: Send + 'static> FusedStream for JsonlDecode<T> {
     fn is_terminated(&self) -> bool {
-        match &self.inner {
-            Inner::Planned(plan) => plan.is_none(),
-            // A boxed stream cannot say; the stage after it ends with it.
-            Inner::Started(_) => false,
-            Inner::Running(stream) => stream.is_terminated(),
-        }
+        self.inner.is_terminated()
     }
 }
 
-impl<T> crate::fusion::private::Sealed for JsonlDecode<T> {}
+impl<T: Send + 'static> crate::fusion::private::Sealed for JsonlDecode<T> {}
 
 impl<T: Send + 'static> FusedSource for JsonlDecode<T> {
     type Value = T;
@@ -463,16 +426,9 @@ impl<T: Send + 'static> FusedSource for JsonlDecode<T> {
         U: Send + 'static,
         F: FnMut(T) -> Option<U> + Send + 'static,
     {
-        let inner = match self.inner {
-            Inner::Planned(Some(plan)) => Inner::Planned(Some(plan.then(f))),
-            // Polled already: too late to join the decoding, so a plain stage after it.
-            started => Inner::Started(Box::pin(
-                Pipeline::new(JsonlDecode { inner: started })
-                    .filter_map(f)
-                    .into_inner(),
-            )),
-        };
-        JsonlDecode { inner }
+        JsonlDecode {
+            inner: self.inner.then(f, Plan::then),
+        }
     }
 
     fn then_parallel<U, F>(self, limit: NonZeroUsize, ordered: bool, f: F) -> JsonlDecode<U>
@@ -480,23 +436,11 @@ impl<T: Send + 'static> FusedSource for JsonlDecode<T> {
         U: Send + 'static,
         F: Fn(T) -> U + Send + Sync + 'static,
     {
-        let inner = match self.inner {
-            // As many threads decode as the stage would run: `par_map` over the batches.
-            Inner::Planned(Some(plan)) if workers(plan.source.threads) == workers(limit) => {
-                Inner::Planned(Some(plan.then_parallel(f)))
-            }
-            // Decoding on more threads than the stage would run, or on fewer, or polled
-            // already: a plain stage.
-            unfused => {
-                let source = Pipeline::new(JsonlDecode { inner: unfused });
-                Inner::Started(if ordered {
-                    Box::pin(source.par_map(limit, f).into_inner())
-                } else {
-                    Box::pin(source.par_map_unordered(limit, f).into_inner())
-                })
-            }
-        };
-        JsonlDecode { inner }
+        JsonlDecode {
+            inner: self
+                .inner
+                .then_parallel(limit, ordered, f, Plan::then_parallel),
+        }
     }
 }
 
