@@ -28,6 +28,25 @@ impl<F> InOrder<F> {
         }
     }
 
+    /// Runs `before` at once (in parallel with other runs: decoding, say), then `work` on its
+    /// result and the function in run `seq`'s turn. The turn is taken and passed on however
+    /// either ends: a run whose `before` panics still passes it (and the panic goes on to the
+    /// caller), or every later run would wait for it for ever.
+    pub(crate) fn run_after<X, R>(
+        &self,
+        seq: u64,
+        before: impl FnOnce() -> X,
+        work: impl FnOnce(&mut F, X) -> R,
+    ) -> R {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(before)) {
+            Ok(done) => self.run(seq, |f| work(f, done)),
+            Err(panic) => {
+                self.run(seq, |_| ());
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+
     /// Runs `work` on the function in run `seq`'s turn, then passes the turn on, also when
     /// `work` panics (the panic goes on to the caller).
     pub(crate) fn run<R>(&self, seq: u64, work: impl FnOnce(&mut F) -> R) -> R {
@@ -103,5 +122,20 @@ mod tests {
         }));
         assert!(panicked.is_err());
         assert_eq!(waiting.join().unwrap(), 42);
+    }
+
+    #[test]
+    fn a_run_panicking_before_its_turn_still_passes_it() {
+        let order = Arc::new(InOrder::new(0u32));
+        let waiting = {
+            let order = Arc::clone(&order);
+            std::thread::spawn(move || order.run_after(1, || 2, |n, two| *n + two))
+        };
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            order.run_after(0, || panic!("decoding fails"), |n, ()| *n = 40)
+        }));
+        assert!(panicked.is_err());
+        // Run 0's `work` never ran; run 1 got its turn.
+        assert_eq!(waiting.join().unwrap(), 2);
     }
 }

@@ -28,7 +28,18 @@ mod stage;
 #[cfg(any(feature = "csv", feature = "jsonl"))]
 pub(crate) use in_order::InOrder;
 #[cfg(any(feature = "csv", feature = "jsonl"))]
-pub(crate) use stage::panic_error;
+use stage::panic_error;
+
+/// `f`, with a panic in it turned into the `Internal` error a `par_map` stage makes of one:
+/// for a `par_map` fused into a decoding source, whose values must fail as they would in the
+/// stage.
+#[cfg(any(feature = "csv", feature = "jsonl"))]
+pub(crate) fn as_par_map<T, U>(f: impl Fn(T) -> U) -> impl Fn(T) -> crate::Result<U> {
+    move |value| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(value)))
+            .map_err(|panic| panic_error("par_map", &*panic))
+    }
+}
 
 /// The values a `par_map` stage of `limit` runs at once: no more than rayon's threads.
 #[cfg(any(feature = "csv", feature = "jsonl"))]

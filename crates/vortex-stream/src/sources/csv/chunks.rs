@@ -118,18 +118,7 @@ pub(super) struct Parsed<T> {
 impl<T> Parsed<T> {
     /// The run with `f` run on each value in order, in its place; errors stay where they are.
     pub(super) fn and_then<U>(self, f: impl Fn(T) -> Result<U>) -> Parsed<U> {
-        let Parsed {
-            items,
-            records,
-            lines,
-            byte,
-        } = self;
-        Parsed {
-            items: items.into_iter().map(|item| item.and_then(&f)).collect(),
-            records,
-            lines,
-            byte,
-        }
+        self.with_items(|items| items.map(|item| item.and_then(&f)).collect())
     }
 
     /// A run that failed as a whole with `error`, placed at the run's first record (its
@@ -151,24 +140,26 @@ impl<T> Parsed<T> {
     /// The run with `f` run on each value in order, keeping those it returns; errors stay
     /// where they are.
     pub(super) fn filter_map<U>(self, mut f: impl FnMut(T) -> Option<U>) -> Parsed<U> {
-        let Parsed {
-            items,
-            records,
-            lines,
-            byte,
-        } = self;
-        let items = items
-            .into_iter()
-            .filter_map(|item| match item {
-                Ok(value) => f(value).map(Ok),
-                Err(e) => Some(Err(e)),
-            })
-            .collect();
+        self.with_items(|items| {
+            items
+                .filter_map(|item| match item {
+                    Ok(value) => f(value).map(Ok),
+                    Err(e) => Some(Err(e)),
+                })
+                .collect()
+        })
+    }
+
+    /// The run with its items made into others by `f`; its counts stay.
+    fn with_items<U>(
+        self,
+        f: impl FnOnce(std::vec::IntoIter<Result<T>>) -> Vec<Result<U>>,
+    ) -> Parsed<U> {
         Parsed {
-            items,
-            records,
-            lines,
-            byte,
+            items: f(self.items.into_iter()),
+            records: self.records,
+            lines: self.lines,
+            byte: self.byte,
         }
     }
 }

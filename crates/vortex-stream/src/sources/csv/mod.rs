@@ -36,7 +36,7 @@ use crate::core::Size;
 use crate::error::panic_message;
 use crate::fusion::{Fusable, FusedSource};
 use crate::io::Input;
-use crate::parallel::{panic_error, workers, InOrder, Parallelism};
+use crate::parallel::{as_par_map, workers, InOrder, Parallelism};
 use crate::{Error, Located, Pipeline, Result};
 
 /// The UTF-8 byte-order mark, which the parser drops at the start of its input.
@@ -488,15 +488,7 @@ impl<U: Send + 'static> Plan<U> {
                 let f = Arc::new(InOrder::new(f));
                 Decode::Runs(Arc::new(move |run: chunks::Chunk| {
                     let seq = run.seq();
-                    // The turn passes on also when decoding panics, or the next run would
-                    // wait for it for ever; the panic goes on to the stage.
-                    match std::panic::catch_unwind(AssertUnwindSafe(|| decode(run))) {
-                        Ok(parsed) => f.run(seq, |f| parsed.filter_map(f)),
-                        Err(panic) => {
-                            f.run(seq, |_| ());
-                            std::panic::resume_unwind(panic)
-                        }
-                    }
+                    f.run_after(seq, || decode(run), |f, parsed| parsed.filter_map(f))
                 }))
             }
         };
@@ -522,10 +514,7 @@ impl<U: Send + 'static> Plan<U> {
             decode,
             shift: _,
         } = self;
-        let each = move |value| {
-            std::panic::catch_unwind(AssertUnwindSafe(|| f(value)))
-                .map_err(|panic| panic_error("par_map", &*panic))
-        };
+        let each = as_par_map(f);
         let decode = match decode {
             Decode::Records(mut next) => Decode::Records(Box::new(move |decoder: &mut Decoder| {
                 next(decoder).map(|item| item.and_then(&each))

@@ -18,7 +18,7 @@ use crate::error::panic_message;
 use crate::fusion::{Fusable, FusedSource};
 use crate::io::lines::{LineAt, LineReader, RAW_PREFIX};
 use crate::io::Input;
-use crate::parallel::{panic_error, workers, InOrder};
+use crate::parallel::{as_par_map, workers, InOrder};
 use crate::{Error, ErrorKind, Located, Pipeline, Position, Result};
 
 mod plain;
@@ -276,10 +276,10 @@ impl<U: Send + 'static> Plan<U> {
             pool,
             decode: Box::new(move |batch: LineBatch| {
                 let seq = batch.seq;
-                // The turn passes on also when decoding panics, or the next batch would wait
-                // for it for ever; the panic goes on to the stage.
-                match std::panic::catch_unwind(AssertUnwindSafe(|| decode(batch))) {
-                    Ok(values) => f.run(seq, |f| {
+                f.run_after(
+                    seq,
+                    || decode(batch),
+                    |f, values| {
                         values
                             .into_iter()
                             .filter_map(|item| match item {
@@ -287,12 +287,8 @@ impl<U: Send + 'static> Plan<U> {
                                 Err(e) => Some(Err(e)),
                             })
                             .collect()
-                    }),
-                    Err(panic) => {
-                        f.run(seq, |_| ());
-                        std::panic::resume_unwind(panic)
-                    }
-                }
+                    },
+                )
             }),
         }
     }
@@ -309,10 +305,7 @@ impl<U: Send + 'static> Plan<U> {
             pool,
             decode,
         } = self;
-        let each = move |value| {
-            std::panic::catch_unwind(AssertUnwindSafe(|| f(value)))
-                .map_err(|panic| panic_error("par_map", &*panic))
-        };
+        let each = as_par_map(f);
         Plan {
             source,
             pool,
