@@ -98,7 +98,7 @@ fn w1_natural(args: &CaseArgs) -> Result<String> {
     let written = runtime()?.block_on(
         CsvSource::new(Input::path(&args.input))
             .deserialize::<Order>()
-            .filter(|order| order.status == "active")
+            .filter(Order::is_active)
             .map(export)
             .write(vortex_stream::sinks::CsvSink::new(), Output::path(out)),
     )?;
@@ -123,7 +123,7 @@ fn hand_loop<R: serde::Serialize>(args: &CaseArgs, row: fn(Order) -> R) -> Resul
     let mut rows = 0u64;
     while reader.read_byte_record(&mut record)? {
         let order: Order = record.deserialize(Some(&headers))?;
-        if order.status == "active" {
+        if order.is_active() {
             writer.serialize(row(order))?;
             rows += 1;
         }
@@ -174,7 +174,7 @@ fn w4_par(args: &CaseArgs) -> Result<String> {
     let written = runtime()?.block_on(
         CsvSource::new(Input::path(&args.input))
             .deserialize::<Order>()
-            .filter(|order| order.status == "active")
+            .filter(Order::is_active)
             .par_map(2, digested)
             .write(vortex_stream::sinks::CsvSink::new(), Output::path(out)),
     )?;

@@ -67,7 +67,7 @@ fn w1_eager(args: &WorkerArgs) -> Result<String> {
         .collect::<Result<_, _>>()?;
     let exported: Vec<Exported> = orders
         .into_iter()
-        .filter(|o| o.status == "active")
+        .filter(Order::is_active)
         .map(export)
         .collect();
     let mut writer = csv::Writer::from_path(out)?;
@@ -212,9 +212,7 @@ fn w1_stream(args: &WorkerArgs) -> Result<String> {
     let written = runtime()?.block_on(
         CsvSource::new(Input::path(&args.input))
             // Kept and turned into output rows on the decoding threads.
-            .deserialize_filter_map(|order: Order| {
-                (order.status == "active").then(|| export(order))
-            })
+            .deserialize_filter_map(|order: Order| order.is_active().then(|| export(order)))
             .inspect(|_| first_row())
             .write(CsvSink::new(), Output::path(out)),
     )?;
