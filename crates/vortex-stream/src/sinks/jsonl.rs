@@ -7,8 +7,14 @@ use crate::io::SinkWriter;
 use crate::{Error, ErrorKind, Result};
 
 const OPERATION: &str = "jsonl sink: write";
+const ENCODE: &str = "jsonl sink: encode";
 
 /// Writes each value as one line of JSON, with serde.
+///
+/// A float that is NaN or infinite in a value is refused, with an error naming it: JSON has no
+/// number for it, and `serde_json` would write `null` in its place without a word, changing
+/// the data on its way out. (A database `Value` writes such a float as a string, which it
+/// reads back.)
 ///
 /// # Examples
 ///
@@ -33,13 +39,21 @@ pub struct JsonlSink;
 #[derive(Debug)]
 pub struct JsonlWriter {
     out: SinkWriter,
+    // The line being written, checked before it goes out.
+    line: Vec<u8>,
+    // Finds `null` in it (built once: building one costs more than a line's search).
+    null: memchr::memmem::Finder<'static>,
 }
 
 impl<T: Serialize> Format<T> for JsonlSink {
     type Writer = JsonlWriter;
 
     fn writer(self, out: SinkWriter) -> Result<JsonlWriter> {
-        Ok(JsonlWriter { out })
+        Ok(JsonlWriter {
+            out,
+            line: Vec::new(),
+            null: memchr::memmem::Finder::new(b"null"),
+        })
     }
 }
 
@@ -49,19 +63,253 @@ impl<T: Serialize> FormatWriter<T> for JsonlWriter {
     }
 
     fn write(&mut self, value: T) -> Result<()> {
-        serde_json::to_writer(&mut self.out, &value).map_err(|e| {
-            if e.is_io() {
-                Error::io(OPERATION, std::io::Error::from(e))
-            } else {
-                Error::from_boxed(ErrorKind::User, "jsonl sink: encode", e.into())
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &value)
+            .map_err(|e| Error::from_boxed(ErrorKind::User, ENCODE, e.into()))?;
+        // serde_json writes a NaN or an infinite float as `null`: only a line holding `null`
+        // can hold one, so only such a line has its value walked again, looking for it.
+        if self.null.find(&self.line).is_some() {
+            if let Err(Unwritable::Float(float)) = value.serialize(FindNonFinite) {
+                return Err(Error::new(ErrorKind::User, ENCODE).with_message(format!(
+                    "a float is {float}, which JSON has no number for (it would be written as null)"
+                )));
             }
-        })?;
+        }
+        self.line.push(b'\n');
         self.out
-            .write_all(b"\n")
+            .write_all(&self.line)
             .map_err(|e| Error::io(OPERATION, e))
     }
 
     fn finish(self) -> Result<SinkWriter> {
         Ok(self.out)
+    }
+}
+
+/// What [`FindNonFinite`] stops at: a float JSON cannot hold, or an error of the value's own
+/// `Serialize` (which `serde_json` met first, so it is never seen here in practice).
+#[derive(Debug)]
+enum Unwritable {
+    Float(f64),
+    Other,
+}
+
+impl std::fmt::Display for Unwritable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unwritable::Float(float) => write!(f, "a float is {float}"),
+            Unwritable::Other => f.write_str("the value failed to serialize"),
+        }
+    }
+}
+
+impl std::error::Error for Unwritable {}
+
+impl serde::ser::Error for Unwritable {
+    fn custom<M: std::fmt::Display>(_msg: M) -> Self {
+        Unwritable::Other
+    }
+}
+
+/// A serializer that writes nothing and fails at the first float that is NaN or infinite.
+/// Written by hand because `serde_json` offers no hook for it: its formatter is told to write
+/// `null`, as for a `None`.
+struct FindNonFinite;
+
+type Found = std::result::Result<(), Unwritable>;
+
+fn finite(float: f64) -> Found {
+    if float.is_finite() {
+        Ok(())
+    } else {
+        Err(Unwritable::Float(float))
+    }
+}
+
+/// The serializer's methods that hold no float: nothing to find.
+macro_rules! nothing_in {
+    ($($method:ident($($arg:ty),*);)*) => {
+        $(fn $method(self, $(_: $arg),*) -> Found {
+            Ok(())
+        })*
+    };
+}
+
+impl serde::Serializer for FindNonFinite {
+    type Ok = ();
+    type Error = Unwritable;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    nothing_in! {
+        serialize_bool(bool);
+        serialize_i8(i8);
+        serialize_i16(i16);
+        serialize_i32(i32);
+        serialize_i64(i64);
+        serialize_i128(i128);
+        serialize_u8(u8);
+        serialize_u16(u16);
+        serialize_u32(u32);
+        serialize_u64(u64);
+        serialize_u128(u128);
+        serialize_char(char);
+        serialize_str(&str);
+        serialize_bytes(&[u8]);
+        serialize_none();
+        serialize_unit();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
+    }
+
+    fn serialize_f32(self, v: f32) -> Found {
+        finite(f64::from(v))
+    }
+
+    fn serialize_f64(self, v: f64) -> Found {
+        finite(v)
+    }
+
+    fn serialize_some<V: ?Sized + Serialize>(self, value: &V) -> Found {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_struct<V: ?Sized + Serialize>(
+        self,
+        _name: &'static str,
+        value: &V,
+    ) -> Found {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<V: ?Sized + Serialize>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        value: &V,
+    ) -> Found {
+        value.serialize(self)
+    }
+
+    fn serialize_seq(self, _len: Option<usize>) -> std::result::Result<Self, Unwritable> {
+        Ok(self)
+    }
+
+    fn serialize_tuple(self, _len: usize) -> std::result::Result<Self, Unwritable> {
+        Ok(self)
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> std::result::Result<Self, Unwritable> {
+        Ok(self)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> std::result::Result<Self, Unwritable> {
+        Ok(self)
+    }
+
+    fn serialize_map(self, _len: Option<usize>) -> std::result::Result<Self, Unwritable> {
+        Ok(self)
+    }
+
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> std::result::Result<Self, Unwritable> {
+        Ok(self)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> std::result::Result<Self, Unwritable> {
+        Ok(self)
+    }
+}
+
+/// The compound parts: each element, key and field is looked through in turn.
+macro_rules! compound {
+    ($($trait:ident :: $method:ident;)*) => {
+        $(impl serde::ser::$trait for FindNonFinite {
+            type Ok = ();
+            type Error = Unwritable;
+
+            fn $method<V: ?Sized + Serialize>(&mut self, value: &V) -> Found {
+                value.serialize(FindNonFinite)
+            }
+
+            fn end(self) -> Found {
+                Ok(())
+            }
+        })*
+    };
+}
+
+compound! {
+    SerializeSeq::serialize_element;
+    SerializeTuple::serialize_element;
+    SerializeTupleStruct::serialize_field;
+    SerializeTupleVariant::serialize_field;
+}
+
+impl serde::ser::SerializeMap for FindNonFinite {
+    type Ok = ();
+    type Error = Unwritable;
+
+    fn serialize_key<K: ?Sized + Serialize>(&mut self, key: &K) -> Found {
+        key.serialize(FindNonFinite)
+    }
+
+    fn serialize_value<V: ?Sized + Serialize>(&mut self, value: &V) -> Found {
+        value.serialize(FindNonFinite)
+    }
+
+    fn end(self) -> Found {
+        Ok(())
+    }
+}
+
+impl serde::ser::SerializeStruct for FindNonFinite {
+    type Ok = ();
+    type Error = Unwritable;
+
+    fn serialize_field<V: ?Sized + Serialize>(&mut self, _key: &'static str, value: &V) -> Found {
+        value.serialize(FindNonFinite)
+    }
+
+    fn end(self) -> Found {
+        Ok(())
+    }
+}
+
+impl serde::ser::SerializeStructVariant for FindNonFinite {
+    type Ok = ();
+    type Error = Unwritable;
+
+    fn serialize_field<V: ?Sized + Serialize>(&mut self, _key: &'static str, value: &V) -> Found {
+        value.serialize(FindNonFinite)
+    }
+
+    fn end(self) -> Found {
+        Ok(())
     }
 }

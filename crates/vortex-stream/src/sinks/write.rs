@@ -154,6 +154,18 @@ where
         true
     }
 
+    /// The writer failed: its error, once the writer is dropped on the pool (which removes a
+    /// temporary file, or rolls back a transaction) and that is done, so that nothing it
+    /// leaves outlives the error.
+    async fn discard(&mut self) -> Error {
+        let failed = self.failed.take().unwrap_or_else(writer_lost);
+        if let Some(writer) = self.writer.take() {
+            // A panic while dropping it is no more news than the error already in hand.
+            let _ = self.runtime.spawn_blocking(move || drop(writer)).await;
+        }
+        failed
+    }
+
     /// Waits for the running job, and any it starts for values it left. False once the
     /// writer failed.
     async fn settle(&mut self) -> bool {
@@ -277,7 +289,7 @@ where
         }
     };
     if !hand.settle().await {
-        let failed = hand.failed.take().unwrap_or_else(writer_lost);
+        let failed = hand.discard().await;
         return (outcome, Err(failed));
     }
     if let Err(err) = outcome {
@@ -286,7 +298,7 @@ where
         if !queue.is_empty() {
             hand.start(queue, false);
             if !hand.settle().await {
-                let failed = hand.failed.take().unwrap_or_else(writer_lost);
+                let failed = hand.discard().await;
                 return (Err(err), Err(failed));
             }
         }
@@ -299,7 +311,7 @@ where
     if !queue.is_empty() {
         hand.start(queue, false);
         if !hand.settle().await {
-            let failed = hand.failed.take().unwrap_or_else(writer_lost);
+            let failed = hand.discard().await;
             return (Ok(()), Err(failed));
         }
     }

@@ -96,6 +96,120 @@ async fn a_failed_pipeline_leaves_the_existing_file_untouched_and_no_temporary()
     assert!(leftovers(dir.path(), "report.jsonl").is_empty());
 }
 
+#[derive(Serialize)]
+enum Reading {
+    Point { at: (u8, f32) },
+    Series(Vec<Option<f64>>),
+}
+
+#[derive(Serialize)]
+struct Measured {
+    name: String,
+    note: Option<String>,
+    reading: Reading,
+}
+
+fn measured(name: &str, reading: Reading) -> Measured {
+    Measured {
+        name: name.to_owned(),
+        note: None,
+        reading,
+    }
+}
+
+#[tokio::test]
+async fn a_float_json_cannot_hold_is_refused_never_written_as_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("readings.jsonl");
+    std::fs::write(&path, "the previous readings\n").unwrap();
+    // Anywhere in a value: a field of a struct variant's tuple, an element of a list, as f32
+    // or f64, NaN or either infinity. Before each, lines holding `null` for other reasons.
+    let cases = [
+        (
+            "NaN",
+            Reading::Series(vec![Some(1.5), None, Some(f64::NAN)]),
+        ),
+        (
+            "inf",
+            Reading::Point {
+                at: (1, f32::INFINITY),
+            },
+        ),
+        ("-inf", Reading::Series(vec![None, Some(f64::NEG_INFINITY)])),
+    ];
+    for (shown, bad) in cases {
+        let values = vec![
+            measured("null", Reading::Series(vec![None, Some(0.0)])),
+            measured("ok", Reading::Point { at: (2, -0.5) }),
+            measured("bad", bad),
+        ];
+        let err = Pipeline::from_iter(values)
+            .write(JsonlSink, Output::path(&path))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::User, "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "jsonl sink: encode: a float is {shown}, which JSON has no number for (it would be written as null)"
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "the previous readings\n"
+        );
+        assert!(leftovers(dir.path(), "readings.jsonl").is_empty());
+    }
+
+    // Nulls that stand for nothing, and finite floats, are written as before.
+    let values = vec![
+        measured("null", Reading::Series(vec![None, Some(1e300)])),
+        measured("ok", Reading::Point { at: (2, f32::MAX) }),
+    ];
+    Pipeline::from_iter(values)
+        .write(JsonlSink, Output::path(&path))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "{\"name\":\"null\",\"note\":null,\"reading\":{\"Series\":[null,1e+300]}}\n\
+         {\"name\":\"ok\",\"note\":null,\"reading\":{\"Point\":{\"at\":[2,3.4028235e+38]}}}\n"
+    );
+}
+
+#[tokio::test]
+async fn a_value_the_csv_writer_refuses_leaves_the_old_file_and_no_temporary() {
+    #[derive(Serialize)]
+    struct Tagged {
+        id: u32,
+        tags: Option<std::collections::BTreeMap<String, u32>>,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tagged.csv");
+    std::fs::write(&path, "the previous export\n").unwrap();
+    // A few times over: a temporary file removed only some time after the error would be
+    // seen on one of them.
+    for bad in [2500, 10, 2047, 1024, 2999] {
+        let values = (0..3000).map(move |id| Tagged {
+            id,
+            // Written as an empty field; a map is more than a CSV field can hold.
+            tags: (id == bad).then(|| [("a".to_owned(), 1)].into()),
+        });
+        let err = Pipeline::from_iter(values)
+            .write(CsvSink::new(), Output::path(&path))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::User, "{err}");
+        assert!(err.to_string().starts_with("csv sink: encode: "), "{err}");
+        // At once: the failed writer is dropped before the error is returned.
+        assert!(leftovers(dir.path(), "tagged.csv").is_empty());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "the previous export\n"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_cancelled_write_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
