@@ -746,7 +746,37 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::Spare;
+    use super::{Filled, Spare};
+
+    #[test]
+    fn only_the_bytes_filled_are_ever_seen() {
+        // A buffer handed back holding an old run: none of it shows.
+        let mut buf = Filled::new(b"old run, old bytes".to_vec());
+        assert!(buf.is_empty());
+        buf.unfilled(4).copy_from_slice(b"a,b\n");
+        buf.advance(4);
+        assert_eq!(&*buf, b"a,b\n");
+        // A read that fills less than it was offered counts only what it filled.
+        buf.unfilled(8)[..3].copy_from_slice(b"c,d");
+        buf.advance(3);
+        assert_eq!(&*buf, b"a,b\nc,d");
+        // A reader claiming more than it was offered is held to the buffer.
+        let mut short = Filled::new(Vec::new());
+        short.unfilled(2).copy_from_slice(b"xy");
+        short.advance(5);
+        assert_eq!(&*short, b"xy");
+
+        // Cut: the run is exactly its bytes; the rest starts the spare, over its old bytes.
+        let run = buf.split_front(4, b"stale stale stale".to_vec());
+        assert_eq!(run, b"a,b\n");
+        assert_eq!(&*buf, b"c,d");
+        buf.drain_front(2);
+        assert_eq!(&*buf, b"d");
+        // Cut past the bytes filled: the whole of them, nothing more.
+        let run = buf.split_front(10, Vec::new());
+        assert_eq!(run, b"d");
+        assert!(buf.is_empty());
+    }
 
     #[test]
     fn spare_buffers_are_bounded_in_count_and_size() {
