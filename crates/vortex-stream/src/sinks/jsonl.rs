@@ -288,28 +288,26 @@ impl serde::ser::SerializeMap for FindNonFinite {
     }
 }
 
-impl serde::ser::SerializeStruct for FindNonFinite {
-    type Ok = ();
-    type Error = Unwritable;
+/// The parts with named fields: each field's value is looked through in turn.
+macro_rules! named {
+    ($($trait:ident),*) => {
+        $(impl serde::ser::$trait for FindNonFinite {
+            type Ok = ();
+            type Error = Unwritable;
 
-    fn serialize_field<V: ?Sized + Serialize>(&mut self, _key: &'static str, value: &V) -> Found {
-        value.serialize(FindNonFinite)
-    }
+            fn serialize_field<V: ?Sized + Serialize>(
+                &mut self,
+                _key: &'static str,
+                value: &V,
+            ) -> Found {
+                value.serialize(FindNonFinite)
+            }
 
-    fn end(self) -> Found {
-        Ok(())
-    }
+            fn end(self) -> Found {
+                Ok(())
+            }
+        })*
+    };
 }
 
-impl serde::ser::SerializeStructVariant for FindNonFinite {
-    type Ok = ();
-    type Error = Unwritable;
-
-    fn serialize_field<V: ?Sized + Serialize>(&mut self, _key: &'static str, value: &V) -> Found {
-        value.serialize(FindNonFinite)
-    }
-
-    fn end(self) -> Found {
-        Ok(())
-    }
-}
+named!(SerializeStruct, SerializeStructVariant);
