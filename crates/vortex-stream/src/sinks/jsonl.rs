@@ -9,6 +9,10 @@ use crate::{Error, ErrorKind, Result};
 const OPERATION: &str = "jsonl sink: write";
 const ENCODE: &str = "jsonl sink: encode";
 
+/// The most a writer's line buffer keeps between values: a larger one, grown by one large
+/// value, is let go after it.
+const LINE_KEPT: usize = 64 * 1024;
+
 /// Writes each value as one line of JSON, with serde.
 ///
 /// A float that is NaN or infinite in a value is refused, with an error naming it: JSON has no
@@ -76,9 +80,15 @@ impl<T: Serialize> FormatWriter<T> for JsonlWriter {
             }
         }
         self.line.push(b'\n');
-        self.out
+        let written = self
+            .out
             .write_all(&self.line)
-            .map_err(|e| Error::io(OPERATION, e))
+            .map_err(|e| Error::io(OPERATION, e));
+        if self.line.capacity() > LINE_KEPT {
+            // One large value does not leave its size held for the rest of the write.
+            self.line = Vec::new();
+        }
+        written
     }
 
     fn finish(self) -> Result<SinkWriter> {
@@ -124,6 +134,16 @@ fn finite(float: f64) -> Found {
     } else {
         Err(Unwritable::Float(float))
     }
+}
+
+/// The serializer's methods that start a compound value: its parts are looked through as they
+/// come (see the `Serialize*` impls below).
+macro_rules! starts {
+    ($($method:ident($($arg:ty),*) -> $part:ident;)*) => {
+        $(fn $method(self, $(_: $arg),*) -> std::result::Result<Self::$part, Unwritable> {
+            Ok(self)
+        })*
+    };
 }
 
 /// The serializer's methods that hold no float: nothing to find.
@@ -197,52 +217,14 @@ impl serde::Serializer for FindNonFinite {
         value.serialize(self)
     }
 
-    fn serialize_seq(self, _len: Option<usize>) -> std::result::Result<Self, Unwritable> {
-        Ok(self)
-    }
-
-    fn serialize_tuple(self, _len: usize) -> std::result::Result<Self, Unwritable> {
-        Ok(self)
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> std::result::Result<Self, Unwritable> {
-        Ok(self)
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> std::result::Result<Self, Unwritable> {
-        Ok(self)
-    }
-
-    fn serialize_map(self, _len: Option<usize>) -> std::result::Result<Self, Unwritable> {
-        Ok(self)
-    }
-
-    fn serialize_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> std::result::Result<Self, Unwritable> {
-        Ok(self)
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> std::result::Result<Self, Unwritable> {
-        Ok(self)
+    starts! {
+        serialize_seq(Option<usize>) -> SerializeSeq;
+        serialize_tuple(usize) -> SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> SerializeTupleVariant;
+        serialize_map(Option<usize>) -> SerializeMap;
+        serialize_struct(&'static str, usize) -> SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> SerializeStructVariant;
     }
 }
 
@@ -311,3 +293,26 @@ macro_rules! named {
 }
 
 named!(SerializeStruct, SerializeStructVariant);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{JsonlSink, LINE_KEPT};
+    use crate::io::Output;
+    use crate::sinks::{Format, FormatWriter};
+
+    #[test]
+    fn one_large_value_does_not_keep_its_size_held() {
+        let opened = Output::writer(std::io::sink()).open("test").unwrap();
+        let mut writer = <JsonlSink as Format<String>>::writer(JsonlSink, opened.writer).unwrap();
+        writer.write("x".repeat(LINE_KEPT * 4)).unwrap();
+        assert!(writer.line.capacity() <= LINE_KEPT);
+        // Small values keep their buffer from one to the next.
+        writer.write("small".to_owned()).unwrap();
+        let kept = writer.line.capacity();
+        assert!(kept > 0);
+        writer.write("smalt".to_owned()).unwrap();
+        assert_eq!(writer.line.capacity(), kept);
+    }
+}
