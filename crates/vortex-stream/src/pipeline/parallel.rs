@@ -268,16 +268,7 @@ where
         T: Send + 'static,
         U: Send + 'static,
     {
-        let p = parallelism.into();
-        Pipeline::new(ParMap::new(
-            self.inner,
-            f,
-            "par_map",
-            p.limit(),
-            p.window_len(),
-            p.window_grows(),
-            true,
-        ))
+        self.par_map_stage(parallelism.into(), f, "par_map", true)
     }
     /// Like [`par_map`](Pipeline::par_map), yielding each result as soon as it is ready.
     ///
@@ -309,15 +300,30 @@ where
         T: Send + 'static,
         U: Send + 'static,
     {
-        let p = parallelism.into();
+        self.par_map_stage(parallelism.into(), f, "par_map_unordered", false)
+    }
+
+    /// The plain `par_map` stage, results in input order or as they finish.
+    fn par_map_stage<U, F>(
+        self,
+        p: Parallelism,
+        f: F,
+        name: &'static str,
+        ordered: bool,
+    ) -> Pipeline<ParMap<S, F, T, U>>
+    where
+        F: Fn(T) -> U + Send + Sync + 'static,
+        T: Send + 'static,
+        U: Send + 'static,
+    {
         Pipeline::new(ParMap::new(
             self.inner,
             f,
-            "par_map_unordered",
+            name,
             p.limit(),
             p.window_len(),
             p.window_grows(),
-            false,
+            ordered,
         ))
     }
 }

@@ -464,13 +464,7 @@ impl<U: Send + 'static> Plan<U> {
         V: Send + 'static,
         F: FnMut(U) -> Option<V> + Send + 'static,
     {
-        let Plan {
-            input,
-            options,
-            decode,
-            shift: _,
-        } = self;
-        let decode = match decode {
+        self.with_decode(|decode| match decode {
             Decode::Records(mut next) => {
                 let mut f = f;
                 Decode::Records(Box::new(move |decoder: &mut Decoder| loop {
@@ -491,14 +485,7 @@ impl<U: Send + 'static> Plan<U> {
                     f.run_after(seq, || decode(run), |f, parsed| parsed.filter_map(f))
                 }))
             }
-        };
-        // Only plans without positions to move are fused (`deserialize_located` is not).
-        Plan {
-            input,
-            options,
-            decode,
-            shift: |_, _, _, _| {},
-        }
+        })
     }
 
     /// The plan with `f` run on each value after what it did, on every decoding thread at
@@ -508,23 +495,23 @@ impl<U: Send + 'static> Plan<U> {
         V: Send + 'static,
         F: Fn(U) -> V + Send + Sync + 'static,
     {
-        let Plan {
-            input,
-            options,
-            decode,
-            shift: _,
-        } = self;
         let each = as_par_map(f);
-        let decode = match decode {
+        self.with_decode(|decode| match decode {
             Decode::Records(mut next) => Decode::Records(Box::new(move |decoder: &mut Decoder| {
                 next(decoder).map(|item| item.and_then(&each))
             })),
             Decode::Runs(decode) => Decode::Runs(Arc::new(move |run| decode(run).and_then(&each))),
-        };
+        })
+    }
+
+    /// The plan with its decoding made over by `make`, reading the same input. Only plans
+    /// without positions to move are fused (`deserialize_located` is not), so the new one
+    /// moves none.
+    fn with_decode<V>(self, make: impl FnOnce(Decode<U>) -> Decode<V>) -> Plan<V> {
         Plan {
-            input,
-            options,
-            decode,
+            input: self.input,
+            options: self.options,
+            decode: make(self.decode),
             shift: |_, _, _, _| {},
         }
     }
