@@ -664,9 +664,16 @@ where
     let mut items = Vec::with_capacity(most.min(bytes.len() / 2 + 1));
     let mut decoder = Decoder::in_memory(bytes, Arc::clone(&shared.source), options);
     decoder.expected = shared.expected;
-    while let Some(item) = decoder.next_kept(shared.headers.as_ref(), f) {
+    // A run of plain lines is checked as UTF-8 once, as a whole (see `Held`).
+    let held = decoder.shared_held();
+    let whole = held
+        .as_deref()
+        .and_then(|bytes| simdutf8::basic::from_utf8(bytes).ok());
+    while let Some(item) = decoder.next_kept(shared.headers.as_ref(), whole, f) {
         items.push(item);
     }
+    // The decoder's handle is then the only one, and gives the bytes back.
+    drop(held);
     if let Some(bytes) = decoder.take_held() {
         shared.spare.give(bytes);
     }

@@ -92,7 +92,16 @@ impl Decoder {
     /// it read through the parser).
     pub(super) fn take_held(&mut self) -> Option<Vec<u8>> {
         match &mut self.reading {
-            Reading::Split { held, .. } => Some(held.take()),
+            Reading::Split { held, .. } => held.take(),
+            Reading::Parsed(_) => None,
+        }
+    }
+
+    /// Another handle on the run of plain lines this decoder splits, to check as UTF-8 as a
+    /// whole and hand back as text (see [`Held`]); `None` for input read through the parser.
+    pub(super) fn shared_held(&self) -> Option<Arc<Vec<u8>>> {
+        match &self.reading {
+            Reading::Split { held, .. } => Some(held.shared()),
             Reading::Parsed(_) => None,
         }
     }
@@ -182,13 +191,17 @@ impl Decoder {
 
     /// The next record decoded as `T` with serde, matched by name to `headers`, or else to the
     /// header row this decoder read (with [`Headers::Use`]); `None` at the end.
+    ///
+    /// `whole` is the text of the run of plain lines this decoder splits, if it is known to be
+    /// valid UTF-8 as a whole (see [`Held`]): its lines are then not checked one by one.
     pub(super) fn next_as<T: DeserializeOwned>(
         &mut self,
         headers: Option<&HeaderRow>,
+        whole: Option<&str>,
     ) -> Option<Result<T>> {
         // A decoder splitting lines itself reads no header row of its own.
         if matches!(self.reading, Reading::Split { .. }) && !self.done {
-            return self.next_plain_as(headers);
+            return self.next_plain_as(headers, whole);
         }
         let (read, at) = self.next_raw()?;
         self.last = at;
@@ -207,13 +220,14 @@ impl Decoder {
     pub(super) fn next_kept<T, U>(
         &mut self,
         headers: Option<&HeaderRow>,
+        whole: Option<&str>,
         f: &impl Fn(T, &Decoder) -> Option<U>,
     ) -> Option<Result<U>>
     where
         T: DeserializeOwned,
     {
         loop {
-            match self.next_as::<T>(headers)? {
+            match self.next_as::<T>(headers, whole)? {
                 Ok(record) => match f(record, self) {
                     Some(kept) => return Some(Ok(kept)),
                     None => continue,
@@ -674,6 +688,7 @@ impl Decoder {
     pub(super) fn next_plain_as<T: DeserializeOwned>(
         &mut self,
         headers: Option<&HeaderRow>,
+        whole: Option<&str>,
     ) -> Option<Result<T>> {
         let PlainLine {
             at,
@@ -695,8 +710,10 @@ impl Decoder {
         };
         let delimiter = self.options.delimiter;
         // Headers that are not text leave the fields to be read as bytes, by csv.
-        if let (Some(headers), Some(line)) = (HeaderRow::as_text(headers), held.text(text.clone()))
-        {
+        if let (Some(headers), Some(line)) = (
+            HeaderRow::as_text(headers),
+            held.text_in(whole, text.clone()),
+        ) {
             self.ends.clear();
             split_fields(line.as_bytes(), delimiter, |end| self.ends.push(end));
             // The checks `check` makes (a plain line has no quote or NUL for `check_raw` to

@@ -413,7 +413,7 @@ impl CsvSource {
     {
         let decode = if self.options.comment.is_some() {
             Decode::Records(Box::new(move |decoder: &mut Decoder| {
-                decoder.next_kept(None, &f)
+                decoder.next_kept(None, None, &f)
             }))
         } else {
             Decode::Runs(Arc::new(move |run| chunks::decode(run, &f)))
