@@ -2,7 +2,7 @@
 //! lengths) and decoded, with every error positioned; plain lines split without the parser.
 
 use super::capped::{is_too_long, Capped};
-use super::quotes::{check_quotes, QuoteFault};
+use super::quotes::{check_quotes, read_sound, QuoteFault};
 use super::reading::{rearm, HeaderRow, Held, Plain, Reading};
 use super::{fields, skip};
 use super::{Headers, Options, BOM, OPERATION};
@@ -56,6 +56,8 @@ pub(super) struct Decoder {
     // The parser of the quoted records among plain lines, made at the first (see
     // `parse_quoted`).
     pub(super) quoted: Option<Box<Quoted>>,
+    // Where a quoted field holding doubled quotes is unquoted (see `read_sound`).
+    pub(super) unquoted: Vec<u8>,
     pub(super) headers: Option<HeaderRow>,
     pub(super) options: Options,
     pub(super) source: Arc<str>,
@@ -118,9 +120,10 @@ impl Decoder {
     /// header row or byte-order mark at the start, needs no trimming and is no longer than a
     /// record may be, it is split into records here, one per line, at the delimiter, instead
     /// of by the parser, which would read the same records; a record holding a quote
-    /// character (a quoted field, perhaps over several lines) is parsed on its own by the
-    /// parser's own state machine (`csv_core`), so that one `"Smith, Jr."` does not send the
-    /// whole input to the parser.
+    /// character (a quoted field, perhaps over several lines) is read on its own, so that one
+    /// `"Smith, Jr."` does not send the whole input to the parser: by a quick reader when its
+    /// quoting is sound (RFC 4180: see `quotes::read_sound`), else by the parser's own state
+    /// machine (`csv_core`), whose reading (and errors) the quick one matches.
     pub(super) fn in_memory(bytes: Vec<u8>, name: Arc<str>, options: Options) -> Self {
         // One pass finds none of the three in nearly every run; a run holding one is searched
         // again for each, from the first.
@@ -170,6 +173,7 @@ impl Decoder {
             spare: None,
             ends: Vec::new(),
             quoted: None,
+            unquoted: Vec::new(),
             headers: None,
             options,
             source,
@@ -661,11 +665,22 @@ impl Decoder {
                 (start..start + len, start + len + 1, false)
             }
             Some(_) => {
-                // A quote before the line's end: the parser reads the record, into `record`,
-                // and says where it ends (a quoted field may hold line ends).
-                let options = &self.options;
-                let quoted = self.quoted.get_or_insert_with(|| Quoted::new(options));
-                let end = start + quoted.read(&held[start..], &mut self.record);
+                // A quote before the line's end: the record (a quoted field may hold line
+                // ends) is read into `record`, and its end found, by the quick reader if its
+                // quoting is sound (this input holds no carriage return), else by the parser.
+                let (delimiter, quote) = (self.options.delimiter, quote);
+                let rest = &held[start..];
+                let sound =
+                    read_sound(rest, delimiter, quote, &mut self.record, &mut self.unquoted);
+                let taken = match sound {
+                    Some(taken) => taken,
+                    None => {
+                        let options = &self.options;
+                        let quoted = self.quoted.get_or_insert_with(|| Quoted::new(options));
+                        quoted.read(rest, &mut self.record)
+                    }
+                };
+                let end = start + taken;
                 let raw = &held[start..end];
                 line += memchr::memchr_iter(b'\n', raw).count() as u64;
                 let text_end = if raw.ends_with(b"\n") { end - 1 } else { end };
@@ -698,44 +713,59 @@ impl Decoder {
         } = self.plain_line()?;
         self.last = at;
         if quoted {
-            // Read into `record` already.
-            let checked = self.check(at, end as u64);
-            return Some(checked.and_then(|()| {
-                decode_record(&mut self.record, &mut self.spare, headers)
-                    .map_err(|e| self.deserialize_error(at, e))
-            }));
+            // Read into `record` already, and checked here; a plain line is checked below.
+            if let Err(err) = self.check(at, end as u64) {
+                return Some(Err(err));
+            }
         }
         let Reading::Split { held, .. } = &self.reading else {
             return None;
         };
         let delimiter = self.options.delimiter;
-        // Headers that are not text leave the fields to be read as bytes, by csv.
-        if let (Some(headers), Some(line)) = (
-            HeaderRow::as_text(headers),
-            held.text_in(whole, text.clone()),
-        ) {
-            self.ends.clear();
-            split_fields(line.as_bytes(), delimiter, |end| self.ends.push(end));
-            // The checks `check` makes (a plain line has no quote or NUL for `check_raw` to
-            // find): any failure is reported by it, below.
-            let fits = self.expected.is_none_or(|e| e == self.ends.len())
-                && (end as u64).saturating_sub(at.byte) <= self.options.max_record_len as u64;
-            if fits {
-                if let Ok(value) =
-                    T::deserialize(&mut fields::LineFields::new(line, &self.ends, headers))
-                {
-                    self.index += 1;
-                    return Some(Ok(value));
+        // The fields to decode where they lie: the line's, split here, or the record's as the
+        // parser unquoted them; one call decodes either. Headers that are not text leave the
+        // fields to be read as bytes, by csv, as does text that is not UTF-8.
+        let mut in_place = None;
+        if let Some(headers) = HeaderRow::as_text(headers) {
+            if quoted {
+                if let Ok(fields) = simdutf8::basic::from_utf8(self.record.as_slice()) {
+                    self.ends.clear();
+                    let ends = (0..self.record.len()).filter_map(|i| self.record.range(i));
+                    self.ends.extend(ends.map(|field| field.end));
+                    in_place = Some(fields::LineFields::unquoted(fields, &self.ends, headers));
+                }
+            } else if let Some(line) = held.text_in(whole, text.clone()) {
+                self.ends.clear();
+                split_fields(line.as_bytes(), delimiter, |end| self.ends.push(end));
+                // The checks `check` makes (a plain line has no quote or NUL for `check_raw`
+                // to find): any failure is reported by it, below.
+                let fits = self.expected.is_none_or(|e| e == self.ends.len())
+                    && (end as u64).saturating_sub(at.byte) <= self.options.max_record_len as u64;
+                if fits {
+                    in_place = Some(fields::LineFields::new(line, &self.ends, headers));
                 }
             }
         }
-        self.record.clear();
-        push_fields(&mut self.record, &held.as_bytes()[text], delimiter);
-        let checked = self.check_plain(at, end as u64);
-        Some(checked.and_then(|()| {
+        if let Some(mut fields) = in_place {
+            if let Ok(value) = T::deserialize(&mut fields) {
+                if !quoted {
+                    self.index += 1;
+                }
+                return Some(Ok(value));
+            }
+        }
+        // Read as a record, through csv, so that the error is csv's.
+        if !quoted {
+            self.record.clear();
+            push_fields(&mut self.record, &held.as_bytes()[text], delimiter);
+            if let Err(err) = self.check_plain(at, end as u64) {
+                return Some(Err(err));
+            }
+        }
+        Some(
             decode_record(&mut self.record, &mut self.spare, headers)
-                .map_err(|e| self.deserialize_error(at, e))
-        }))
+                .map_err(|e| self.deserialize_error(at, e)),
+        )
     }
 
     /// Where the next record starts.
@@ -865,8 +895,9 @@ pub(super) fn split_fields(line: &[u8], delimiter: u8, mut each: impl FnMut(usiz
     each(line.len());
 }
 
-/// The parser's own state machine, for one quoted record at a time among plain lines, with
-/// the buffers it fills (reused, as long as the longest quoted record).
+/// The parser's own state machine, for one quoted record at a time among plain lines whose
+/// quoting is not sound (see `quotes::read_sound`), with the buffers it fills (reused, as
+/// long as the longest quoted record).
 pub(super) struct Quoted {
     core: csv_core::Reader,
     out: Vec<u8>,
@@ -974,5 +1005,50 @@ impl Quoted {
             start = end;
         }
         taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use csv::ByteRecord;
+    use proptest::prelude::*;
+
+    use super::super::quotes::{check_quotes, read_sound};
+    use super::super::CsvSource;
+    use super::Quoted;
+    use crate::io::Input;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The quick reader of a record holding quotes reads what the parser reads, and takes
+        /// as many bytes; it reads every record whose quoting is sound, and no other.
+        #[test]
+        fn a_sound_record_is_read_as_the_parser_reads_it(
+            text in proptest::collection::vec(
+                prop_oneof![
+                    Just(&b"\""[..]), Just(&b","[..]), Just(&b"\n"[..]), Just(&b"a"[..]),
+                    Just(&b"\xc3\xa9"[..]), Just(&b"\"\""[..]), Just(&b"12"[..]),
+                ],
+                0..24,
+            ),
+        ) {
+            let rest: Vec<u8> = text.concat();
+            // A record starts where no line end is (the decoder passes blank lines over).
+            prop_assume!(rest.first().is_some_and(|&b| b != b'\n'));
+            let options = CsvSource::new(Input::bytes("")).options;
+            let mut parsed = ByteRecord::new();
+            let taken = Quoted::new(&options).read(&rest, &mut parsed);
+            let (mut quick, mut unquoted) = (ByteRecord::new(), Vec::new());
+            let read = read_sound(&rest, b',', b'"', &mut quick, &mut unquoted);
+            let sound = check_quotes(&rest[..taken], b',', b'"').is_none();
+            if let Some(read) = read {
+                prop_assert_eq!(read, taken);
+                prop_assert_eq!(&quick, &parsed);
+            }
+            prop_assert_eq!(read.is_some(), sound, "{:?}", String::from_utf8_lossy(&rest));
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! A serde deserializer over the fields of one plain line (no quotes: each field is the text
-//! between two delimiters), read in place.
+//! between two delimiters), read in place; or over the fields of one record as the parser
+//! unquoted them, one after another.
 //!
 //! csv's own deserializer reads a record: the line's fields would first be copied into one,
 //! and checked as UTF-8 there, before each is handed to serde. Reading them where they lie
@@ -27,6 +28,9 @@ pub(super) struct LineFields<'r> {
     // The next field to read, and where it starts.
     next: usize,
     start: usize,
+    // The bytes between one field's end and the next one's start: the delimiter in a line,
+    // nothing in a record's fields.
+    gap: usize,
     headers: Option<csv::StringRecordIter<'r>>,
 }
 
@@ -37,7 +41,21 @@ impl<'r> LineFields<'r> {
             ends,
             next: 0,
             start: 0,
+            gap: 1,
             headers: headers.map(StringRecord::iter),
+        }
+    }
+
+    /// The fields of a record as the parser unquoted them: `fields` all of them one after
+    /// another, `ends[i]` where field `i` ends in it (as a `ByteRecord` holds them).
+    pub(super) fn unquoted(
+        fields: &'r str,
+        ends: &'r [usize],
+        headers: Option<&'r StringRecord>,
+    ) -> Self {
+        LineFields {
+            gap: 0,
+            ..LineFields::new(fields, ends, headers)
         }
     }
 
@@ -48,7 +66,7 @@ impl<'r> LineFields<'r> {
 
     fn next_field(&mut self) -> Result<&'r str, Failed> {
         let field = self.peek_field().ok_or(Failed)?;
-        self.start += field.len() + 1;
+        self.start += field.len() + self.gap;
         self.next += 1;
         Ok(field)
     }
@@ -346,6 +364,8 @@ mod tests {
             Just("é".to_owned()),
             Just("NaN".to_owned()),
             "[a-z0-9 .+-]{0,4}",
+            // What only a quoted field holds: read by the parser, never as a plain line.
+            "[a-z0-9,\"\n]{1,4}",
             "-?[0-9]{1,17}(\\.[0-9]{0,17})?",
             any::<f64>().prop_map(|f| f.to_string()),
         ]
@@ -356,19 +376,36 @@ mod tests {
     }
 
     /// What csv makes of the record, and what the fields read in place give: the same value,
-    /// or both fail.
+    /// or both fail. Read in place as the parser leaves a record's fields (one after another)
+    /// and, when no field holds a delimiter, as a plain line.
     fn same<T: DeserializeOwned + std::fmt::Debug>(
         fields: &[String],
         headers: Option<&StringRecord>,
     ) -> Result<(), TestCaseError> {
+        let expected = StringRecord::from(fields.to_vec()).deserialize::<T>(headers);
+        let expected = expected.map(|v| format!("{v:?}")).ok();
+        let record = csv::ByteRecord::from(fields.to_vec());
+        let unquoted = std::str::from_utf8(record.as_slice()).unwrap();
+        let ends: Vec<usize> = (0..record.len())
+            .map(|i| record.range(i).unwrap().end)
+            .collect();
+        let got = T::deserialize(&mut LineFields::unquoted(unquoted, &ends, headers));
+        prop_assert_eq!(
+            got.map(|v| format!("{v:?}")).ok(),
+            expected.clone(),
+            "{} unquoted",
+            std::any::type_name::<T>()
+        );
+        if fields.iter().any(|field| field.contains(',')) {
+            return Ok(());
+        }
         let line = fields.join(",");
         let mut ends = Vec::new();
         super::super::decoder::split_fields(line.as_bytes(), b',', |end| ends.push(end));
         let got = T::deserialize(&mut LineFields::new(&line, &ends, headers));
-        let expected = StringRecord::from(fields.to_vec()).deserialize::<T>(headers);
         prop_assert_eq!(
             got.map(|v| format!("{v:?}")).ok(),
-            expected.map(|v| format!("{v:?}")).ok(),
+            expected,
             "{}",
             std::any::type_name::<T>()
         );
