@@ -381,3 +381,138 @@ async fn a_slow_sources_first_values_leave_at_once() {
         assert_eq!(written.rows, 2);
     }
 }
+
+/// A row of every plain kind of field, and of kinds left to csv's own writer.
+#[derive(Serialize, Clone, Debug)]
+struct Wide {
+    id: i64,
+    name: String,
+    score: f64,
+    ratio: f32,
+    ok: bool,
+    note: Option<String>,
+    kind: Kind,
+    tag: char,
+    small: u8,
+    big: u128,
+    unit: (),
+}
+
+#[derive(Serialize, Clone, Debug)]
+enum Kind {
+    Plain,
+    Wrapped(i32),
+    // Left to csv: the quick writer does not write struct variants.
+    Shaped { x: u8 },
+}
+
+fn text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(String::new()),
+        "[a-z ]{0,12}",
+        "[a-z,;\"\r\né ]{0,12}",
+        "[a-zA-Z0-9@.]{20,40}",
+    ]
+}
+
+fn wide() -> impl proptest::strategy::Strategy<Value = Wide> {
+    use proptest::prelude::*;
+    let kind = prop_oneof![
+        8 => Just(Kind::Plain),
+        8 => any::<i32>().prop_map(Kind::Wrapped),
+        1 => any::<u8>().prop_map(|x| Kind::Shaped { x }),
+    ];
+    (
+        (
+            any::<i64>(),
+            text(),
+            any::<f64>(),
+            any::<f32>(),
+            any::<bool>(),
+        ),
+        (
+            prop::option::of(text()),
+            kind,
+            any::<char>(),
+            any::<u8>(),
+            any::<u128>(),
+        ),
+    )
+        .prop_map(
+            |((id, name, score, ratio, ok), (note, kind, tag, small, big))| Wide {
+                id,
+                name,
+                score,
+                ratio,
+                ok,
+                note,
+                kind,
+                tag,
+                small,
+                big,
+                unit: (),
+            },
+        )
+}
+
+/// What csv's own writer makes of `rows`: the bytes, or the message of its first error.
+fn csv_writes<T: Serialize>(rows: &[T], delimiter: u8) -> Result<Vec<u8>, String> {
+    let mut wtr = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(Vec::new());
+    for row in rows {
+        wtr.serialize(row).map_err(|e| match e.into_kind() {
+            csv::ErrorKind::Serialize(message) => message,
+            other => format!("{other:?}"),
+        })?;
+    }
+    wtr.into_inner().map_err(|e| e.to_string())
+}
+
+/// What the CSV sink writes of `rows`: the bytes, or its error's message.
+fn sink_writes<T: Serialize + Clone + Send + 'static>(
+    rows: &[T],
+    delimiter: u8,
+) -> Result<Vec<u8>, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let written = runtime.block_on(
+        Pipeline::from_iter(rows.to_vec())
+            .write(CsvSink::new().delimiter(delimiter), Output::path(&path)),
+    );
+    match written {
+        Ok(_) => Ok(std::fs::read(&path).unwrap()),
+        Err(e) => Err(e.message().to_owned()),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// The CSV sink writes what csv's own writer writes, byte for byte, or fails where it
+    /// fails with its message: rows of every plain kind of field (written by the sink's quick
+    /// writer), rows csv writes itself among them (a struct variant), rows of another length,
+    /// rows of nothing, and delimiters that are letters or digits.
+    #[test]
+    fn the_csv_sink_writes_what_csv_writes(
+        rows in proptest::collection::vec(wide(), 0..40),
+        lists in proptest::collection::vec(proptest::collection::vec(text(), 0..4), 0..12),
+        delimiter in proptest::prop_oneof![
+            proptest::strategy::Just(b','), proptest::strategy::Just(b';'),
+            proptest::strategy::Just(b'\t'), proptest::strategy::Just(b'e'),
+            proptest::strategy::Just(b'1'), proptest::strategy::Just(b'"'),
+        ],
+    ) {
+        proptest::prop_assert_eq!(sink_writes(&rows, delimiter), csv_writes(&rows, delimiter));
+        proptest::prop_assert_eq!(sink_writes(&lists, delimiter), csv_writes(&lists, delimiter));
+        let empty: Vec<(String,)> = lists.iter().map(|l| (l.concat(),)).collect();
+        proptest::prop_assert_eq!(sink_writes(&empty, delimiter), csv_writes(&empty, delimiter));
+        let units = vec![(); lists.len()];
+        proptest::prop_assert_eq!(sink_writes(&units, delimiter), csv_writes(&units, delimiter));
+    }
+}

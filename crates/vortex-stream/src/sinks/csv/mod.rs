@@ -1,5 +1,10 @@
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use csv::{ByteRecord, StringRecord};
 use serde::Serialize;
+
+mod quick;
 
 use super::{Format, FormatWriter};
 use crate::io::SinkWriter;
@@ -71,7 +76,7 @@ impl CsvSink {
         self
     }
 
-    fn open(self, out: SinkWriter) -> csv::Writer<SinkWriter> {
+    fn open<W: std::io::Write>(self, out: W) -> csv::Writer<W> {
         csv::WriterBuilder::new()
             .delimiter(self.delimiter)
             .has_headers(self.headers)
@@ -114,10 +119,62 @@ impl CsvRecords {
     }
 }
 
-/// The writer of a [`CsvSink`] or [`CsvRecords`].
+/// The writer of a [`CsvSink`].
+///
+/// The header row and the first row are written by csv's serializer, and so is any row the
+/// quick writer leaves to it; the others are written by hand (see `quick`), byte for byte as
+/// csv writes them, and checked for the field count csv requires of every row as it does. The
+/// two take turns on one output, in the order of the rows.
 #[derive(Debug)]
 pub struct CsvWriter {
-    out: csv::Writer<SinkWriter>,
+    csv: csv::Writer<Shared>,
+    out: Shared,
+    delimiter: u8,
+    // Whether the first row was written yet.
+    started: bool,
+    // The field count csv took from the first row, while rows are written quickly: `None`
+    // before the first row, and for good once a row's shape is one the quick writer leaves
+    // to csv.
+    fields: Option<usize>,
+    // Rows written quickly, not yet handed on to the output.
+    rows: Vec<u8>,
+    // Whether csv's buffer may hold rows not yet handed on.
+    csv_holds: bool,
+}
+
+/// Rows written quickly that wait before they are handed on to the output at once.
+const QUICK_BUFFER: usize = 64 * 1024;
+
+/// The output, shared by csv's writer and the quick one. Its `flush` hands csv's buffer on,
+/// and no further: the output itself is flushed by the sink.
+#[derive(Clone)]
+struct Shared(Arc<Mutex<SinkWriter>>);
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SinkWriter> {
+        // A panic while writing leaves the output as any failed write does.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.lock().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.lock().write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn csv_error(e: csv::Error) -> Error {
@@ -130,42 +187,99 @@ fn csv_error(e: csv::Error) -> Error {
     }
 }
 
-impl CsvWriter {
-    fn into_output(self) -> Result<SinkWriter> {
-        self.out
-            .into_inner()
-            .map_err(|e| Error::io(OPERATION, e.into_error()))
-    }
-}
-
 impl<T: Serialize> Format<T> for CsvSink {
     type Writer = CsvWriter;
 
     fn writer(self, out: SinkWriter) -> Result<CsvWriter> {
+        let out = Shared(Arc::new(Mutex::new(out)));
         Ok(CsvWriter {
-            out: self.open(out),
+            csv: self.open(out.clone()),
+            out,
+            delimiter: self.delimiter,
+            started: false,
+            fields: None,
+            rows: Vec::new(),
+            csv_holds: false,
         })
     }
 }
 
 impl CsvWriter {
-    /// Hands the rows written so far on to the output.
-    fn flush_rows(&mut self) -> Result<()> {
-        self.out.flush().map_err(|e| Error::io(OPERATION, e))
+    /// Hands on to the output what csv's buffer holds, then the quick rows: csv takes a row
+    /// only once the quick rows before it are handed on, so this is their order.
+    fn hand_on(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.csv_holds) {
+            self.csv.flush().map_err(|e| Error::io(OPERATION, e))?;
+        }
+        if !self.rows.is_empty() {
+            self.out
+                .write_all(&self.rows)
+                .map_err(|e| Error::io(OPERATION, e))?;
+            self.rows.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes `value` quickly, if it can be: true if it was.
+    fn quickly<T: Serialize>(&mut self, value: &T) -> Result<bool> {
+        let Some(fields) = self.fields else {
+            return Ok(false);
+        };
+        // Behind any rows csv holds: `hand_on` hands those on first.
+        let start = self.rows.len();
+        match quick::row(value, &mut self.rows, self.delimiter) {
+            Ok(written) if written == fields => {
+                if self.rows.len() >= QUICK_BUFFER {
+                    self.hand_on()?;
+                }
+                Ok(true)
+            }
+            // A row of another length: csv's error says so.
+            Ok(_) => {
+                self.rows.truncate(start);
+                Ok(false)
+            }
+            Err(quick::Unsupported) => {
+                self.fields = None;
+                Ok(false)
+            }
+        }
     }
 }
 
 impl<T: Serialize> FormatWriter<T> for CsvWriter {
     fn flush(&mut self) -> Result<()> {
-        self.flush_rows()
+        self.hand_on()?;
+        self.out.lock().flush().map_err(|e| Error::io(OPERATION, e))
     }
 
     fn write(&mut self, value: T) -> Result<()> {
-        self.out.serialize(value).map_err(csv_error)
+        if self.quickly(&value)? {
+            return Ok(());
+        }
+        self.hand_on()?;
+        self.csv.serialize(&value).map_err(csv_error)?;
+        self.csv_holds = true;
+        if !std::mem::replace(&mut self.started, true) && quick::handles(self.delimiter) {
+            // The first row, with the header before it, is csv's, and sets the field count
+            // of every row; the rows after it of the same shape are written quickly.
+            let start = self.rows.len();
+            self.fields = quick::row(&value, &mut self.rows, self.delimiter).ok();
+            self.rows.truncate(start);
+        }
+        Ok(())
     }
 
-    fn finish(self) -> Result<SinkWriter> {
-        self.into_output()
+    fn finish(mut self) -> Result<SinkWriter> {
+        self.hand_on()?;
+        let CsvWriter { csv, out, .. } = self;
+        drop(
+            csv.into_inner()
+                .map_err(|e| Error::io(OPERATION, e.into_error()))?,
+        );
+        let out = Arc::try_unwrap(out.0)
+            .map_err(|_| Error::internal(OPERATION, "the output is still shared"))?;
+        Ok(out.into_inner().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -240,10 +354,10 @@ impl<F: AsRef<[u8]>> RawRecord for Vec<F> {
     }
 }
 
-/// The writer of [`CsvRecords`]: a [`CsvWriter`] that writes raw records.
+/// The writer of [`CsvRecords`], which writes raw records.
 #[derive(Debug)]
 pub struct CsvRecordsWriter {
-    writer: CsvWriter,
+    out: csv::Writer<SinkWriter>,
     header: bool,
 }
 
@@ -254,28 +368,26 @@ impl<T: RawRecord> Format<T> for CsvRecords {
         let sink = self.sink.unwrap_or_default();
         Ok(CsvRecordsWriter {
             header: sink.headers,
-            writer: CsvWriter {
-                out: sink.headers(false).open(out),
-            },
+            out: sink.headers(false).open(out),
         })
     }
 }
 
 impl<T: RawRecord> FormatWriter<T> for CsvRecordsWriter {
     fn flush(&mut self) -> Result<()> {
-        self.writer.flush_rows()
+        self.out.flush().map_err(|e| Error::io(OPERATION, e))
     }
 
     fn write(&mut self, value: T) -> Result<()> {
         if std::mem::take(&mut self.header) {
-            value
-                .write_header(&mut self.writer.out)
-                .map_err(csv_error)?;
+            value.write_header(&mut self.out).map_err(csv_error)?;
         }
-        value.write_to(&mut self.writer.out).map_err(csv_error)
+        value.write_to(&mut self.out).map_err(csv_error)
     }
 
     fn finish(self) -> Result<SinkWriter> {
-        self.writer.into_output()
+        self.out
+            .into_inner()
+            .map_err(|e| Error::io(OPERATION, e.into_error()))
     }
 }
