@@ -5,8 +5,8 @@
 //!
 //! csv's writer hands each field to its state machine, which looks at every byte on its own to
 //! decide on quotes and copies the field through its buffer in pieces: about 120 instructions
-//! for a 26-byte field, 6% of a CSV export. Here a field is checked eight bytes at a time and
-//! copied once. csv offers no way to write a field without its state machine, so this is
+//! a field of an id, an email or an amount, 6% of a CSV export. Here a field is checked eight
+//! bytes at a time and copied once. csv offers no way to write a field without its state machine, so this is
 //! written by hand; anything of another shape (a container inside the row, a map, a struct or
 //! tuple variant) is left to csv, as is any value whose serialization fails.
 
