@@ -279,44 +279,29 @@ impl<'a, 'r> Serializer for &'a mut Row<'r> {
     }
 }
 
-impl ser::SerializeSeq for &mut Row<'_> {
-    type Ok = ();
-    type Error = Unsupported;
+/// The row's own sequence, tuple or tuple struct: each element is a field.
+macro_rules! elements {
+    ($($kind:ident::$method:ident),*) => {$(
+        impl ser::$kind for &mut Row<'_> {
+            type Ok = ();
+            type Error = Unsupported;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        value.serialize(&mut **self)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+                value.serialize(&mut **self)
+            }
 
-    fn end(self) -> Result<(), Unsupported> {
-        Ok(())
-    }
+            fn end(self) -> Result<(), Unsupported> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for &mut Row<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), Unsupported> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for &mut Row<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), Unsupported> {
-        Ok(())
-    }
-}
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field
+);
 
 impl ser::SerializeStruct for &mut Row<'_> {
     type Ok = ();
