@@ -53,8 +53,8 @@ pub(super) enum Reading {
     /// csv's parser reads it.
     Parsed(csv::Reader<Capped>),
     /// The input, held whole, holds nothing but plain lines and is split into records here
-    /// (see [`Decoder::in_memory`]), from `next` on. No parser is built: building one costs
-    /// as much as splitting a few hundred lines.
+    /// (see [`Decoder::in_memory`](super::decoder::Decoder::in_memory)), from `next` on. No
+    /// parser is built: building one costs as much as splitting a few hundred lines.
     Split { held: Held, next: Plain },
 }
 
@@ -82,7 +82,7 @@ impl Held {
     }
 
     /// Another handle on the bytes, to check them as a whole and borrow them as text while
-    /// the decoder reads them (see [`Held::whole`]).
+    /// the decoder reads them (see [`Held::text_in`]).
     pub(super) fn shared(&self) -> Arc<Vec<u8>> {
         Arc::clone(&self.0)
     }
