@@ -142,7 +142,9 @@ pub struct CsvWriter {
     csv_holds: bool,
 }
 
-/// Rows written quickly that wait before they are handed on to the output at once.
+/// Rows written quickly that wait before they are handed on to the output at once. The buffer
+/// keeps up to twice this from one batch of rows to the next: one that a long row grew past it
+/// is let go of once that row is handed on.
 const QUICK_BUFFER: usize = 64 * 1024;
 
 /// The output, shared by csv's writer and the quick one. Its `flush` hands csv's buffer on,
@@ -216,6 +218,9 @@ impl CsvWriter {
                 .write_all(&self.rows)
                 .map_err(|e| Error::io(OPERATION, e))?;
             self.rows.clear();
+            if self.rows.capacity() > 2 * QUICK_BUFFER {
+                self.rows = Vec::new();
+            }
         }
         Ok(())
     }
@@ -389,5 +394,32 @@ impl<T: RawRecord> FormatWriter<T> for CsvRecordsWriter {
         self.out
             .into_inner()
             .map_err(|e| Error::io(OPERATION, e.into_error()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{CsvSink, QUICK_BUFFER};
+    use crate::io::Output;
+    use crate::sinks::{Format, FormatWriter};
+
+    #[test]
+    fn one_long_row_does_not_keep_its_size_held() {
+        let opened = Output::writer(std::io::sink()).open("test").unwrap();
+        let mut writer =
+            <CsvSink as Format<(u32, String)>>::writer(CsvSink::new(), opened.writer).unwrap();
+        // The first row is csv's; the next ones are written quickly.
+        writer.write((1, "first".to_owned())).unwrap();
+        writer.write((2, "x".repeat(QUICK_BUFFER * 4))).unwrap();
+        assert!(writer.rows.capacity() <= 2 * QUICK_BUFFER);
+        // Short rows keep their buffer from one batch to the next: more than a batch of them
+        // is handed on, and the buffer is still there, no larger than a batch needs.
+        for id in 3..20_000 {
+            writer.write((id, "short".to_owned())).unwrap();
+        }
+        let kept = writer.rows.capacity();
+        assert!((QUICK_BUFFER..=2 * QUICK_BUFFER).contains(&kept), "{kept}");
     }
 }
