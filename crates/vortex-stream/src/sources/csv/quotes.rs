@@ -44,19 +44,9 @@ fn sound(raw: &[u8], delimiter: u8, quote: u8) -> bool {
         if !starts {
             return false;
         }
-        // Inside the quoted field: each quote is doubled, or closes it.
-        let mut inside = open + 1;
-        let close = loop {
-            let Some(found) = memchr::memchr(quote, &raw[inside..]) else {
-                // Open to the end.
-                return false;
-            };
-            let at = inside + found;
-            if raw.get(at + 1) == Some(&quote) {
-                inside = at + 2;
-            } else {
-                break at;
-            }
+        // Open to the end: not sound.
+        let Some(close) = closing_quote(raw, open, quote, |_| {}) else {
+            return false;
         };
         // A closing quote is followed by a delimiter, a line end, or nothing.
         match raw.get(close + 1) {
@@ -96,19 +86,14 @@ pub(super) fn read_sound(
     let mut pos = 0;
     loop {
         if rest.get(pos) == Some(&quote) {
-            // A quoted field: up to the quote that is not doubled.
-            let mut from = pos + 1;
+            // A quoted field: up to the quote that is not doubled, each doubled one unquoted
+            // (the text up to and with the first of the two kept, the second dropped).
             unquoted.clear();
-            let close = loop {
-                let at = from + memchr::memchr(quote, &rest[from..])?;
-                if rest.get(at + 1) == Some(&quote) {
-                    // Up to and with the first of the two.
-                    unquoted.extend_from_slice(&rest[from..=at]);
-                    from = at + 2;
-                } else {
-                    break at;
-                }
-            };
+            let mut from = pos + 1;
+            let close = closing_quote(rest, pos, quote, |first| {
+                unquoted.extend_from_slice(&rest[from..=first]);
+                from = first + 2;
+            })?;
             if unquoted.is_empty() {
                 record.push_field(&rest[pos + 1..close]);
             } else {
@@ -142,6 +127,26 @@ pub(super) fn read_sound(
                 }
             }
         }
+    }
+}
+
+/// Where the quoted field opened by the quote at `open` closes: the first quote after it that
+/// is not doubled. `doubled` is called with where each doubled quote's first half is, in
+/// order. `None` if the field is open to the end of `raw`.
+fn closing_quote(
+    raw: &[u8],
+    open: usize,
+    quote: u8,
+    mut doubled: impl FnMut(usize),
+) -> Option<usize> {
+    let mut inside = open + 1;
+    loop {
+        let at = inside + memchr::memchr(quote, &raw[inside..])?;
+        if raw.get(at + 1) != Some(&quote) {
+            return Some(at);
+        }
+        doubled(at);
+        inside = at + 2;
     }
 }
 
