@@ -23,6 +23,9 @@ pub(super) struct PlainLine {
     pub(super) end: usize,
     // The record holds a quote character: it is parsed, not split (see `plain_line`).
     pub(super) quoted: bool,
+    // Its quoting is known to be sound: the quick reader read it (see `read_sound`), so the
+    // quote check would find nothing.
+    pub(super) sound: bool,
 }
 
 /// Where a record starts.
@@ -618,7 +621,7 @@ impl Decoder {
         let line = self.plain_line()?;
         if line.quoted {
             // Read into `record` already.
-            return Some((self.check(line.at, line.end as u64), line.at));
+            return Some((self.check_quoted(line.at, line.end, line.sound), line.at));
         }
         let Reading::Split { held, .. } = &self.reading else {
             return None;
@@ -659,6 +662,7 @@ impl Decoder {
         } else {
             memchr::memchr(b'\n', text)
         };
+        let mut sound = false;
         let (text, end, quoted) = match first {
             Some(len) if text[len] == b'\n' => {
                 line += 1;
@@ -670,9 +674,9 @@ impl Decoder {
                 // quoting is sound (this input holds no carriage return), else by the parser.
                 let (delimiter, quote) = (self.options.delimiter, quote);
                 let rest = &held[start..];
-                let sound =
-                    read_sound(rest, delimiter, quote, &mut self.record, &mut self.unquoted);
-                let taken = match sound {
+                let read = read_sound(rest, delimiter, quote, &mut self.record, &mut self.unquoted);
+                sound = read.is_some();
+                let taken = match read {
                     Some(taken) => taken,
                     None => {
                         let options = &self.options;
@@ -694,7 +698,15 @@ impl Decoder {
             text,
             end,
             quoted,
+            sound,
         })
+    }
+
+    /// [`check`](Decoder::check) of a record holding a quote, read already: its raw bytes are
+    /// checked again only if the quick reader did not find its quoting sound (the input has no
+    /// NUL for the other check to find).
+    fn check_quoted(&mut self, at: RecordAt, end: usize, sound: bool) -> Result<()> {
+        self.check_with(at, end as u64, !sound)
     }
 
     /// [`next_as`](Decoder::next_as) for a decoder that splits lines itself: the line's fields
@@ -710,11 +722,12 @@ impl Decoder {
             text,
             end,
             quoted,
+            sound,
         } = self.plain_line()?;
         self.last = at;
         if quoted {
             // Read into `record` already, and checked here; a plain line is checked below.
-            if let Err(err) = self.check(at, end as u64) {
+            if let Err(err) = self.check_quoted(at, end, sound) {
                 return Some(Err(err));
             }
         }
