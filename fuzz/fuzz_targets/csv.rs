@@ -69,14 +69,25 @@ fuzz_target!(|data: &[u8]| {
         );
         assert_eq!(outcome(runs), whole, "runs of {chunk} bytes");
     }
-    // Typed records (plain lines decoded where they lie) are the ones the parser reading
-    // record by record gives (as it does with a comment byte set that the input never holds).
+    // Typed records (plain lines decoded where they lie, a struct named by the headers read
+    // as a sequence) are the ones the parser reading record by record gives (as it does with a
+    // comment byte set that the input never holds). The input arrives a few bytes at a time,
+    // so that it is cut into runs after the header row, not decoded whole with it.
     if !data.contains(&b'#') {
         let typed = |source: CsvSource| {
             let items = common::collect(source.deserialize::<Order>());
             outcome(items.into_iter().map(|r| r.map(|order| vec![format!("{order:?}")])))
         };
-        let runs = typed(source().chunk_size(NonZeroUsize::new(7).unwrap_or(NonZeroUsize::MIN)));
+        let trickle = common::Trickle { bytes: data.to_vec(), at: 0, step: 1 + usize::from(flags >> 5) };
+        let runs = typed(
+            CsvSource::new(Input::reader(trickle).compression(Compression::None))
+                .flexible(flags & 1 == 1)
+                .strict_quotes(flags & 2 == 0)
+                .trim(flags & 4 == 4)
+                .max_record_len(256)
+                .chunk_size(NonZeroUsize::new(7).unwrap_or(NonZeroUsize::MIN))
+                .decode_threads(NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN)),
+        );
         assert_eq!(runs, typed(source().comment(Some(b'#'))), "typed records");
     }
 });

@@ -739,7 +739,7 @@ impl Decoder {
         // parser unquoted them; one call decodes either. Headers that are not text leave the
         // fields to be read as bytes, by csv, as does text that is not UTF-8.
         let mut in_place = None;
-        if let Some(headers) = HeaderRow::as_text(headers) {
+        if let Some(headers) = HeaderRow::names(headers) {
             if quoted {
                 if let Ok(fields) = simdutf8::basic::from_utf8(self.record.as_slice()) {
                     self.ends.clear();

@@ -11,6 +11,14 @@
 //! same rules for options, sequences, maps and enums), so a record decoded here holds what csv
 //! would have made of it. It does not say why a record fails: on any error the decoder reads
 //! the line again as a record, through csv, whose error then describes it.
+//!
+//! A struct whose field names are header columns in the same order is handed its fields as a
+//! sequence rather than as a map keyed by the headers (see
+//! [`LineFields::deserialize_struct`]): the same values in the same order, without a key to
+//! match for each column.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
 
 use csv::StringRecord;
 use serde::de::value::BorrowedBytesDeserializer;
@@ -20,6 +28,78 @@ use serde::de::{
 };
 
 use crate::sources::fast_path::{parse_f64, Failed};
+
+/// A header row's names as text, and which struct's field names they are known to be.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Names<'r> {
+    pub(super) names: &'r StringRecord,
+    pub(super) order: &'r FieldOrder,
+}
+
+/// How the struct first decoded with a header row reads its fields: the header column of
+/// each of its field names. Only a cache, kept with the header row for every record decoded
+/// with it (and every thread decoding them).
+#[derive(Debug, Default)]
+pub(super) struct FieldOrder {
+    plan: OnceLock<Plan>,
+}
+
+impl Clone for FieldOrder {
+    fn clone(&self) -> Self {
+        FieldOrder::default()
+    }
+}
+
+impl FieldOrder {
+    /// The plan for reading `fields` as a sequence from records with the header row `names`:
+    /// only for the first list of field names asked about (other structs read a map), and
+    /// only when each name is one column's, in the same order.
+    fn plan(&self, names: &StringRecord, fields: &'static [&'static str]) -> Option<&Plan> {
+        let plan = self.plan.get_or_init(|| Plan::new(names, fields));
+        let same = core::ptr::eq(plan.fields, fields);
+        (same && !plan.columns.is_empty() && plan.state.load(Ordering::Relaxed) != REFUSED)
+            .then_some(plan)
+    }
+}
+
+/// Not yet proven: read the struct as a map.
+const UNPROVEN: u8 = 0;
+/// A record was decoded as a map with these headers: the columns not named by a field are
+/// ignored, not refused (as `#[serde(deny_unknown_fields)]` would).
+const PROVEN: u8 = 1;
+/// The struct did not read one element for each name (a field with aliases).
+const REFUSED: u8 = 2;
+
+#[derive(Debug)]
+struct Plan {
+    fields: &'static [&'static str],
+    // The column of each field name, increasing; empty if there is no such order.
+    columns: Box<[usize]>,
+    state: AtomicU8,
+}
+
+impl Plan {
+    fn new(names: &StringRecord, fields: &'static [&'static str]) -> Self {
+        let mut columns = Vec::with_capacity(fields.len());
+        for field in fields {
+            let mut named = names.iter().enumerate().filter(|(_, name)| name == field);
+            match (named.next(), named.next()) {
+                (Some((column, _)), None) if columns.last().is_none_or(|last| *last < column) => {
+                    columns.push(column);
+                }
+                _ => {
+                    columns.clear();
+                    break;
+                }
+            }
+        }
+        Plan {
+            fields,
+            columns: columns.into_boxed_slice(),
+            state: AtomicU8::new(UNPROVEN),
+        }
+    }
+}
 
 /// The fields of one line: `ends[i]` is where field `i` ends (a delimiter, or the line's end).
 pub(super) struct LineFields<'r> {
@@ -31,31 +111,35 @@ pub(super) struct LineFields<'r> {
     // The bytes between one field's end and the next one's start: the delimiter in a line,
     // nothing in a record's fields.
     gap: usize,
+    names: Option<Names<'r>>,
     headers: Option<csv::StringRecordIter<'r>>,
+    // Whether a header has been handed out as a key.
+    keyed: bool,
+    // Whether a struct's element is being read (see `Positional`).
+    in_element: bool,
 }
 
 impl<'r> LineFields<'r> {
-    pub(super) fn new(line: &'r str, ends: &'r [usize], headers: Option<&'r StringRecord>) -> Self {
+    pub(super) fn new(line: &'r str, ends: &'r [usize], names: Option<Names<'r>>) -> Self {
         LineFields {
             line,
             ends,
             next: 0,
             start: 0,
             gap: 1,
-            headers: headers.map(StringRecord::iter),
+            names,
+            headers: names.map(|names| names.names.iter()),
+            keyed: false,
+            in_element: false,
         }
     }
 
     /// The fields of a record as the parser unquoted them: `fields` all of them one after
     /// another, `ends[i]` where field `i` ends in it (as a `ByteRecord` holds them).
-    pub(super) fn unquoted(
-        fields: &'r str,
-        ends: &'r [usize],
-        headers: Option<&'r StringRecord>,
-    ) -> Self {
+    pub(super) fn unquoted(fields: &'r str, ends: &'r [usize], names: Option<Names<'r>>) -> Self {
         LineFields {
             gap: 0,
-            ..LineFields::new(fields, ends, headers)
+            ..LineFields::new(fields, ends, names)
         }
     }
 
@@ -209,6 +293,10 @@ impl<'r> Deserializer<'r> for &mut LineFields<'r> {
     }
 
     fn deserialize_map<V: Visitor<'r>>(self, visitor: V) -> Result<V::Value, Failed> {
+        if self.in_element {
+            // Read as a map, it would take its keys from the headers after its column's.
+            return Err(Failed);
+        }
         if self.headers.is_some() {
             visitor.visit_map(self)
         } else {
@@ -216,13 +304,61 @@ impl<'r> Deserializer<'r> for &mut LineFields<'r> {
         }
     }
 
+    /// A struct is a map keyed by the headers, as csv makes it; or, when its field names are
+    /// header columns in the same order and no field has been read yet, a sequence of those
+    /// columns' fields, the others passed over.
+    ///
+    /// The two give the same value: the map would be handed each named column's field for
+    /// that field, in column order, and pass over the others (a column no field names is
+    /// ignored: the sequence is taken only after a record of these headers decoded as a map,
+    /// so `#[serde(deny_unknown_fields)]` keeps its errors); the sequence hands the same
+    /// fields as elements in the same order, as serde's derive reads a struct from a sequence
+    /// (and as csv without headers, and formats without names, need a struct to). Where the
+    /// two could differ, the sequence is refused and the record read by csv, as on any
+    /// failure here: an element that takes other than the one field of its column (a tuple
+    /// takes several, a unit none), or is a struct or a map (which would take its keys from
+    /// the headers after its column's), a field past the record's last (the map might find an
+    /// `Option`'s `None` there), or other than one element for each name listed (a field
+    /// with aliases lists several names, among which the map would find a duplicate).
     fn deserialize_struct<V: Visitor<'r>>(
         self,
         _name: &'static str,
-        _fields: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Failed> {
-        self.deserialize_map(visitor)
+        if self.in_element {
+            // A struct's element: its keys would be the headers after its column's.
+            return Err(Failed);
+        }
+        let plan = match self.names {
+            Some(names)
+                if self.next == 0 && !self.keyed && self.ends.len() == names.names.len() =>
+            {
+                names.order.plan(names.names, fields)
+            }
+            _ => None,
+        };
+        let Some(plan) = plan else {
+            return self.deserialize_map(visitor);
+        };
+        if plan.state.load(Ordering::Relaxed) == UNPROVEN {
+            let value = self.deserialize_map(visitor)?;
+            let _ =
+                plan.state
+                    .compare_exchange(UNPROVEN, PROVEN, Ordering::Relaxed, Ordering::Relaxed);
+            return Ok(value);
+        }
+        let mut elements = Positional {
+            fields: self,
+            columns: &plan.columns,
+            asked: 0,
+        };
+        let value = visitor.visit_seq(&mut elements)?;
+        if elements.asked != fields.len() {
+            plan.state.store(REFUSED, Ordering::Relaxed);
+            return Err(Failed);
+        }
+        Ok(value)
     }
 
     fn deserialize_identifier<V: Visitor<'r>>(self, _visitor: V) -> Result<V::Value, Failed> {
@@ -294,6 +430,40 @@ impl<'r> SeqAccess<'r> for &mut LineFields<'r> {
     }
 }
 
+/// A struct's fields handed out as a sequence: element `i` is the field of column
+/// `columns[i]` (see [`LineFields::deserialize_struct`]).
+struct Positional<'a, 'r> {
+    fields: &'a mut LineFields<'r>,
+    columns: &'a [usize],
+    asked: usize,
+}
+
+impl<'r> SeqAccess<'r> for Positional<'_, 'r> {
+    type Error = Failed;
+
+    fn next_element_seed<U: DeserializeSeed<'r>>(
+        &mut self,
+        seed: U,
+    ) -> Result<Option<U::Value>, Failed> {
+        let column = *self.columns.get(self.asked).ok_or(Failed)?;
+        self.asked += 1;
+        // The columns before it, which the map would hand to no field.
+        while self.fields.next < column {
+            self.fields.next_field()?;
+        }
+        // The record holds a field for every column: the fields of this one and of any
+        // element before it took one field each.
+        self.fields.in_element = true;
+        let value = seed.deserialize(&mut *self.fields);
+        self.fields.in_element = false;
+        let value = value?;
+        if self.fields.next != column + 1 {
+            return Err(Failed);
+        }
+        Ok(Some(value))
+    }
+}
+
 impl<'r> MapAccess<'r> for &mut LineFields<'r> {
     type Error = Failed;
 
@@ -301,6 +471,7 @@ impl<'r> MapAccess<'r> for &mut LineFields<'r> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Failed> {
+        self.keyed = true;
         let Some(header) = self.headers.as_mut().and_then(Iterator::next) else {
             return Ok(None);
         };
@@ -325,7 +496,8 @@ mod tests {
     use serde::Deserialize;
 
     use super::super::decode_tests::{Kind, Row};
-    use super::LineFields;
+    use super::{FieldOrder, LineFields, Names};
+    use std::sync::atomic::Ordering;
 
     #[derive(Debug, Deserialize)]
     #[allow(dead_code)]
@@ -382,6 +554,32 @@ mod tests {
         fields: &[String],
         headers: Option<&StringRecord>,
     ) -> Result<(), TestCaseError> {
+        same_as::<T>(fields, headers, &FieldOrder::default())
+    }
+
+    /// [`same`], with `order` (what the header row is known to be) kept from earlier calls;
+    /// each way of reading is decoded twice, as `order` knows it before and after.
+    fn same_as<T: DeserializeOwned + std::fmt::Debug>(
+        fields: &[String],
+        headers: Option<&StringRecord>,
+        order: &FieldOrder,
+    ) -> Result<(), TestCaseError> {
+        same_or_left::<T>(fields, headers, order, false)
+    }
+
+    /// [`same_as`]; with `may_leave`, the fields read in place may also fail where csv
+    /// decodes the record (the decoder then reads it through csv).
+    fn same_or_left<T: DeserializeOwned + std::fmt::Debug>(
+        fields: &[String],
+        headers: Option<&StringRecord>,
+        order: &FieldOrder,
+        may_leave: bool,
+    ) -> Result<(), TestCaseError> {
+        let agrees = |got: Result<T, _>, expected: &Option<String>| {
+            let got = got.map(|v| format!("{v:?}")).ok();
+            got == *expected || (may_leave && got.is_none())
+        };
+        let names = headers.map(|names| Names { names, order });
         let expected = StringRecord::from(fields.to_vec()).deserialize::<T>(headers);
         let expected = expected.map(|v| format!("{v:?}")).ok();
         let record = csv::ByteRecord::from(fields.to_vec());
@@ -389,27 +587,148 @@ mod tests {
         let ends: Vec<usize> = (0..record.len())
             .map(|i| record.range(i).unwrap().end)
             .collect();
-        let got = T::deserialize(&mut LineFields::unquoted(unquoted, &ends, headers));
-        prop_assert_eq!(
-            got.map(|v| format!("{v:?}")).ok(),
-            expected.clone(),
-            "{} unquoted",
-            std::any::type_name::<T>()
-        );
+        for _ in 0..2 {
+            let got = T::deserialize(&mut LineFields::unquoted(unquoted, &ends, names));
+            prop_assert!(
+                agrees(got, &expected),
+                "{} unquoted, csv: {:?}",
+                std::any::type_name::<T>(),
+                expected
+            );
+        }
         if fields.iter().any(|field| field.contains(',')) {
             return Ok(());
         }
         let line = fields.join(",");
         let mut ends = Vec::new();
         super::super::decoder::split_fields(line.as_bytes(), b',', |end| ends.push(end));
-        let got = T::deserialize(&mut LineFields::new(&line, &ends, headers));
-        prop_assert_eq!(
-            got.map(|v| format!("{v:?}")).ok(),
-            expected,
-            "{}",
-            std::any::type_name::<T>()
-        );
+        for _ in 0..2 {
+            let got = T::deserialize(&mut LineFields::new(&line, &ends, names));
+            prop_assert!(
+                agrees(got, &expected),
+                "{}, csv: {:?}",
+                std::any::type_name::<T>(),
+                expected
+            );
+        }
         Ok(())
+    }
+
+    // Structs whose field names a header row may list in order (read as a sequence then).
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Ordered {
+        a: Option<i64>,
+        b: String,
+        c: f64,
+    }
+
+    /// Lists `a, b, c`, as `Ordered` does, for two fields.
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Aliased {
+        #[serde(alias = "b")]
+        a: String,
+        c: Option<u8>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Skipping {
+        a: u8,
+        #[serde(skip)]
+        s: u8,
+        b: Option<String>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    #[allow(dead_code)]
+    struct Defaulted {
+        a: u8,
+        b: String,
+        c: Option<u8>,
+    }
+
+    /// Its first field takes two of the record's.
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Paired {
+        a: (u8, u8),
+        b: Option<u8>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    #[allow(dead_code)]
+    struct PairedDefault {
+        a: (u8, u8),
+        b: u8,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Renamed {
+        #[serde(rename = "x")]
+        a: u8,
+        b: Option<u8>,
+    }
+
+    /// A map as a struct's field: its keys are the headers after its column's.
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct WithMap {
+        a: BTreeMap<String, String>,
+    }
+
+    /// A struct as a map's first value: its own fields are the headers after the first.
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct OuterOne {
+        a: One,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct One {
+        a: Option<u8>,
+    }
+
+    /// A struct as a map's first value: its own fields are the headers after the first.
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        a: Ordered,
+    }
+
+    /// Refuses the columns it does not name.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Denying {
+        a: u8,
+        c: Option<String>,
+    }
+
+    /// Header rows that name these structs' fields in order, or nearly, with other columns
+    /// between them or not.
+    fn header_row() -> impl Strategy<Value = Vec<String>> {
+        let names = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect();
+        prop_oneof![
+            Just(names(&["a", "b", "c"])),
+            Just(names(&["a"])),
+            Just(names(&["a", "b"])),
+            Just(names(&["x", "b"])),
+            Just(names(&["b", "a", "c"])),
+            Just(names(&["a", "y", "b", "c", "y"])),
+            Just(names(&["y", "a", "c"])),
+            Just(names(&["a", "y", "b"])),
+            Just(names(&["x", "y", "b", "a"])),
+            prop::collection::vec(
+                prop::sample::select(&["a", "b", "c", "x", "y"][..]).prop_map(str::to_owned),
+                0..6
+            ),
+        ]
     }
 
     proptest! {
@@ -437,5 +756,118 @@ mod tests {
             same::<(Option<f64>, f64)>(&fields, None)?;
             same::<Row>(&fields, None)?;
         }
+
+        /// A struct whose field names are header columns in order, read as a sequence,
+        /// decodes to what csv's map of the same record decodes to, or fails where it fails:
+        /// with other columns, aliases, skipped fields, defaults, a field of two columns, a
+        /// rename, unknown columns refused, nested in a tuple and in a map, in records short
+        /// and long. Each struct keeps what its header row learns over the records (as the
+        /// decoder does), and then all share one, which the first struct asked about holds.
+        #[test]
+        fn structs_named_by_the_headers_decode_as_csv_records_do(
+            // A line holds a field at least (an empty record is no line).
+            records in prop::collection::vec(
+                prop::collection::vec(prop_oneof![field(), "[0-9]{1,2}"], 1..7),
+                1..5,
+            ),
+            names in header_row(),
+            shared in any::<bool>(),
+        ) {
+            let headers = StringRecord::from(names);
+            let orders: Vec<FieldOrder> = (0..14).map(|_| FieldOrder::default()).collect();
+            let order = |i: usize| if shared { &orders[0] } else { &orders[i] };
+            let headers = Some(&headers);
+            for fields in &records {
+                same_as::<Ordered>(fields, headers, order(0))?;
+                same_as::<Aliased>(fields, headers, order(1))?;
+                same_as::<Skipping>(fields, headers, order(2))?;
+                same_as::<Defaulted>(fields, headers, order(3))?;
+                // A field of two columns can leave the sequence short of fields where the
+                // map finds an `Option` missing: such a record is left to csv.
+                same_or_left::<Paired>(fields, headers, order(4), true)?;
+                same_or_left::<PairedDefault>(fields, headers, order(5), true)?;
+                same_as::<Renamed>(fields, headers, order(6))?;
+                same_as::<Denying>(fields, headers, order(7))?;
+                same_as::<(Ordered,)>(fields, headers, order(8))?;
+                // A struct in a struct read as a sequence is left to csv.
+                same_or_left::<Outer>(fields, headers, order(9), true)?;
+                same_or_left::<OuterOne>(fields, headers, order(11), true)?;
+                same_as::<BTreeMap<String, Ordered>>(fields, headers, order(12))?;
+                same_or_left::<WithMap>(fields, headers, order(13), true)?;
+                same_as::<Row>(fields, headers, order(10))?;
+            }
+        }
+    }
+
+    /// The sequence is taken once a record decoded as a map, where the headers name the
+    /// struct's fields in order; never for aliases, or for a struct refusing other columns.
+    #[test]
+    fn headers_naming_the_fields_in_order_are_read_as_a_sequence() {
+        let state = |order: &FieldOrder| {
+            order
+                .plan
+                .get()
+                .map(|plan| plan.state.load(Ordering::Relaxed))
+        };
+        let decode = |headers: &[&str], line: &str, order: &FieldOrder| {
+            let headers = StringRecord::from(headers.to_vec());
+            let mut ends = Vec::new();
+            super::super::decoder::split_fields(line.as_bytes(), b',', |end| ends.push(end));
+            let names = Some(Names {
+                names: &headers,
+                order,
+            });
+            let ordered = Ordered::deserialize(&mut LineFields::new(line, &ends, names));
+            let aliased = Aliased::deserialize(&mut LineFields::new(line, &ends, names));
+            let denying = Denying::deserialize(&mut LineFields::new(line, &ends, names));
+            (
+                ordered.map(|o| (o.a, o.b, o.c)).ok(),
+                aliased.is_ok(),
+                denying.is_ok(),
+            )
+        };
+        let order = FieldOrder::default();
+        let headers = ["y", "a", "b", "y", "c"];
+        let first = decode(&headers, "_,7,x,_,1.5", &order);
+        assert_eq!(first.0, Some((Some(7), "x".to_owned(), 1.5)));
+        assert_eq!(state(&order), Some(super::PROVEN));
+        let second = decode(&headers, "_,8,z,_,2.5", &order);
+        assert_eq!(second.0, Some((Some(8), "z".to_owned(), 2.5)));
+
+        // Aliases list more names than the struct reads elements: refused, and remembered.
+        let order = FieldOrder::default();
+        let _ = Aliased::deserialize(&mut LineFields::new(
+            "7,8,9",
+            &[1, 3, 5],
+            Some(Names {
+                names: &StringRecord::from(vec!["a", "b", "c"]),
+                order: &order,
+            }),
+        ));
+        assert_eq!(
+            state(&order),
+            Some(super::UNPROVEN),
+            "a duplicate, as a map"
+        );
+
+        // A struct refusing other columns is never read as a sequence.
+        let order = FieldOrder::default();
+        let headers = ["a", "x", "c"];
+        let names = Some(Names {
+            names: &StringRecord::from(headers.to_vec()),
+            order: &order,
+        });
+        for _ in 0..2 {
+            assert!(
+                Denying::deserialize(&mut LineFields::new("1,2,3", &[1, 3, 5], names)).is_err()
+            );
+        }
+        assert_eq!(state(&order), Some(super::UNPROVEN));
+
+        // Headers in another order are a map's keys, never a sequence.
+        let order = FieldOrder::default();
+        let swapped = decode(&["b", "a", "c"], "x,7,1.5", &order);
+        assert_eq!(swapped.0, Some((Some(7), "x".to_owned(), 1.5)));
+        assert!(order.plan.get().is_some_and(|plan| plan.columns.is_empty()));
     }
 }

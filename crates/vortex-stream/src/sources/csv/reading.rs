@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::capped::{limit_after, Capped};
+use super::fields::{FieldOrder, Names};
 use super::{Headers, Options, PARSE_BUFFER};
 
 /// A header row, and its text when it is valid UTF-8.
@@ -14,12 +15,30 @@ use super::{Headers, Options, PARSE_BUFFER};
 pub(super) struct HeaderRow {
     pub(super) bytes: ByteRecord,
     pub(super) text: Option<StringRecord>,
+    order: FieldOrder,
 }
 
 impl HeaderRow {
     pub(super) fn new(bytes: ByteRecord) -> Self {
         let text = StringRecord::from_byte_record(bytes.clone()).ok();
-        HeaderRow { bytes, text }
+        HeaderRow {
+            bytes,
+            text,
+            order: FieldOrder::default(),
+        }
+    }
+
+    /// [`as_text`](HeaderRow::as_text), for decoding fields where they lie.
+    pub(super) fn names(headers: Option<&HeaderRow>) -> Option<Option<Names<'_>>> {
+        match headers {
+            None => Some(None),
+            Some(row) => row.text.as_ref().map(|names| {
+                Some(Names {
+                    names,
+                    order: &row.order,
+                })
+            }),
+        }
     }
 
     /// The headers to decode text records with: `Some(None)` without any, `None` if they are
