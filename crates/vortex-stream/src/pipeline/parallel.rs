@@ -228,12 +228,15 @@ where
     ///
     /// Values wait in a queue that up to `limit` rayon jobs take from, in batches sized from
     /// the time values take (about 50 µs a batch), so that work of a fraction of a microsecond
-    /// a value still gains from the threads. The workers wake the pipeline's task only when it
-    /// waits, and only for what it waits for: the oldest value done (a finished head result
-    /// leaves at once) or the queue running low. A wake-up is a thread switch, and on two cores
-    /// one per value cost a third of the speed-up. While it waits for cheap values (several to
-    /// a batch), the stage's own task runs a batch too, as a caller of rayon's parallel
-    /// iterators does: for no longer than a batch takes, never for values of 25 µs or more.
+    /// a value still gains from the threads. A value of 2 µs or more is handed over as soon as
+    /// it is done, so that one finished before a slow value of its batch does not wait for it;
+    /// cheaper ones with the rest of their batch. The workers wake the pipeline's task only
+    /// when it waits, and only for what it waits for: the oldest value done (a finished head
+    /// result leaves at once) or the queue running low. A wake-up is a thread switch, and on
+    /// two cores one per value cost a third of the speed-up. While it waits for cheap values
+    /// (several to a batch), the stage's own task runs a batch too, as a caller of rayon's
+    /// parallel iterators does: for no longer than a batch takes, never for values of 25 µs or
+    /// more.
     ///
     /// Memory: the window of values (waiting, running, or finished and waiting their turn).
     ///

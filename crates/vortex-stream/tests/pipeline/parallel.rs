@@ -491,3 +491,66 @@ async fn cheap_values_in_batches_keep_their_order_and_their_panics_in_place() {
     }
     assert!(items[150_000].is_err());
 }
+
+/// Spins for about `micros` (a sleep of a few microseconds lasts far longer).
+fn spin(micros: u64) {
+    let until = std::time::Instant::now() + Duration::from_micros(micros);
+    while std::time::Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_of_uneven_cost_keep_their_order_and_panics_and_the_stage_ends() {
+    // Costs on both sides of the point where values are handed over one by one, not in
+    // batches (a few microseconds), and now and then a slow one: every value arrives, in
+    // order (or all of them, unordered), a panic in its place, and the stage never waits for
+    // a value already handed over (it would hang, caught by the timeout).
+    let cost = |v: u64| match v.wrapping_mul(2_654_435_761) % 100 {
+        0 => 2_000,
+        1..=30 => 0,
+        31..=60 => 1,
+        61..=80 => 3,
+        _ => 30,
+    };
+    let n = 6_000u64;
+    let ordered = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures_util::StreamExt::collect::<Vec<_>>(Pipeline::from_iter(0..n).par_map(
+            nz(2),
+            move |v| {
+                spin(cost(v));
+                assert!(v != 4_321, "boom");
+                v
+            },
+        )),
+    )
+    .await
+    .expect("the ordered stage hung");
+    assert_eq!(ordered.len(), n as usize);
+    for (i, item) in ordered.iter().enumerate() {
+        match item {
+            Ok(v) => assert_eq!(*v, i as u64),
+            Err(err) => {
+                assert_eq!(i, 4_321);
+                assert_eq!(err.kind(), ErrorKind::Internal);
+            }
+        }
+    }
+    assert!(ordered[4_321].is_err());
+
+    let mut unordered = tokio::time::timeout(
+        Duration::from_secs(60),
+        Pipeline::from_iter(0..n)
+            .par_map_unordered(nz(2), move |v| {
+                spin(cost(v));
+                v
+            })
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .expect("the unordered stage hung")
+    .unwrap();
+    unordered.sort_unstable();
+    assert_eq!(unordered, (0..n).collect::<Vec<_>>());
+}
