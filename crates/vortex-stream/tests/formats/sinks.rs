@@ -506,6 +506,7 @@ proptest::proptest! {
             proptest::strategy::Just(b','), proptest::strategy::Just(b';'),
             proptest::strategy::Just(b'\t'), proptest::strategy::Just(b'e'),
             proptest::strategy::Just(b'1'), proptest::strategy::Just(b'"'),
+            proptest::strategy::Just(b'a'),
         ],
     ) {
         proptest::prop_assert_eq!(sink_writes(&rows, delimiter), csv_writes(&rows, delimiter));

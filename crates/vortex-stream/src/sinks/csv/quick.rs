@@ -77,21 +77,36 @@ fn needs_quotes(field: &[u8], delimiter: u8) -> bool {
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let special = |b: u8| b == delimiter || matches!(b, b'"' | b'\n' | b'\r');
     let splat = ONES * u64::from(delimiter);
+    // Some byte below 0x23 (the line ends and the quote among them), or equal to the
+    // delimiter: each test is exact about whether there is one, so a word without either is
+    // passed over, and one with either is looked at byte by byte.
+    let maybe = |word: [u8; 8]| {
+        let x = u64::from_le_bytes(word);
+        let low = x.wrapping_sub(ONES * 0x23) & !x & HIGH;
+        let equal = (x ^ splat).wrapping_sub(ONES) & !(x ^ splat) & HIGH;
+        (low | equal) != 0
+    };
     let mut words = field.chunks_exact(8);
     for word in words.by_ref() {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
-        let x = u64::from_le_bytes(bytes);
-        // Some byte below 0x23 (the line ends and the quote among them), or equal to the
-        // delimiter: each test is exact about whether there is one, so a word without either
-        // is passed over, and one with either is looked at byte by byte.
-        let low = x.wrapping_sub(ONES * 0x23) & !x & HIGH;
-        let equal = (x ^ splat).wrapping_sub(ONES) & !(x ^ splat) & HIGH;
-        if (low | equal) != 0 && word.iter().any(|&b| special(b)) {
+        if maybe(bytes) && word.iter().any(|&b| special(b)) {
             return true;
         }
     }
-    words.remainder().iter().any(|&b| special(b))
+    let rest = words.remainder();
+    if rest.is_empty() {
+        return false;
+    }
+    // The last bytes as one word too, not one by one (ids and amounts are shorter than a
+    // word): the field's last eight bytes, or the few there are padded with a byte that is
+    // neither special nor the delimiter.
+    let mut last = [if delimiter == b'a' { b'b' } else { b'a' }; 8];
+    match field.len().checked_sub(8) {
+        Some(from) => last.copy_from_slice(&field[from..]),
+        None => last[..rest.len()].copy_from_slice(rest),
+    }
+    maybe(last) && rest.iter().any(|&b| special(b))
 }
 
 /// The row being written: see [`row`].
@@ -317,5 +332,36 @@ impl ser::SerializeStruct for &mut Row<'_> {
 
     fn end(self) -> Result<(), Unsupported> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::needs_quotes;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The word-at-a-time check says what a look at every byte says, for fields of every
+        /// length around a word's and bytes near each test's edges.
+        #[test]
+        fn needs_quotes_is_a_byte_by_byte_look(
+            field in prop::collection::vec(
+                prop_oneof![
+                    Just(b'"'), Just(b'\n'), Just(b'\r'), Just(b','), Just(b'a'), Just(b'b'),
+                    Just(0x22u8), Just(0x23u8), Just(0x00u8), Just(0x80u8), Just(0xffu8),
+                    any::<u8>(),
+                ],
+                0..26,
+            ),
+            delimiter in prop_oneof![Just(b','), Just(b'a'), Just(b'b'), Just(b'\t'), Just(b'#')],
+        ) {
+            let by_byte = field
+                .iter()
+                .any(|&b| b == delimiter || matches!(b, b'"' | b'\n' | b'\r'));
+            prop_assert_eq!(needs_quotes(&field, delimiter), by_byte);
+        }
     }
 }
