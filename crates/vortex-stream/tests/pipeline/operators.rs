@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use vortex_stream::{Error, ErrorKind, Pipeline, Position};
 
-use crate::support::{nz, outcome, shown, source};
+use crate::support::{nz, outcome, shown, source, spin};
 
 #[test]
 fn map_transforms_values_and_passes_errors() {
@@ -411,14 +411,6 @@ fn sizes_take_literals_and_lengths_and_refuse_zero_naming_the_method() {
         "channel",
         Box::new(|| drop(Pipeline::<vortex_stream::sources::Receiver<u8>>::channel(0))),
     );
-}
-
-/// Spins for `d`: busy time, on this thread.
-fn spin(d: Duration) {
-    let start = std::time::Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
 }
 
 #[tokio::test]

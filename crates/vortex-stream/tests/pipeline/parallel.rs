@@ -8,7 +8,9 @@ use futures_util::StreamExt as _;
 use vortex_stream::parallel::Parallelism;
 use vortex_stream::{ErrorKind, Pipeline};
 
-use crate::support::{nz, outcome, shown, source, Dropped, Pulls};
+use crate::support::{
+    assert_in_order_but_a_panic_at, nz, outcome, shown, source, spin, Dropped, Pulls,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn par_map_keeps_order_and_passes_errors_in_place() {
@@ -480,24 +482,7 @@ async fn cheap_values_in_batches_keep_their_order_and_their_panics_in_place() {
         }))
         .await;
     assert_eq!(items.len(), n as usize);
-    for (i, item) in items.iter().enumerate() {
-        match item {
-            Ok(v) => assert_eq!(*v, i as u64),
-            Err(err) => {
-                assert_eq!(i, 150_000);
-                assert_eq!(err.kind(), ErrorKind::Internal);
-            }
-        }
-    }
-    assert!(items[150_000].is_err());
-}
-
-/// Spins for about `micros` (a sleep of a few microseconds lasts far longer).
-fn spin(micros: u64) {
-    let until = std::time::Instant::now() + Duration::from_micros(micros);
-    while std::time::Instant::now() < until {
-        std::hint::spin_loop();
-    }
+    assert_in_order_but_a_panic_at(&items, 150_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -519,7 +504,7 @@ async fn values_of_uneven_cost_keep_their_order_and_panics_and_the_stage_ends() 
         futures_util::StreamExt::collect::<Vec<_>>(Pipeline::from_iter(0..n).par_map(
             nz(2),
             move |v| {
-                spin(cost(v));
+                spin(Duration::from_micros(cost(v)));
                 assert!(v != 4_321, "boom");
                 v
             },
@@ -528,22 +513,13 @@ async fn values_of_uneven_cost_keep_their_order_and_panics_and_the_stage_ends() 
     .await
     .expect("the ordered stage hung");
     assert_eq!(ordered.len(), n as usize);
-    for (i, item) in ordered.iter().enumerate() {
-        match item {
-            Ok(v) => assert_eq!(*v, i as u64),
-            Err(err) => {
-                assert_eq!(i, 4_321);
-                assert_eq!(err.kind(), ErrorKind::Internal);
-            }
-        }
-    }
-    assert!(ordered[4_321].is_err());
+    assert_in_order_but_a_panic_at(&ordered, 4_321);
 
     let mut unordered = tokio::time::timeout(
         Duration::from_secs(60),
         Pipeline::from_iter(0..n)
             .par_map_unordered(nz(2), move |v| {
-                spin(cost(v));
+                spin(Duration::from_micros(cost(v)));
                 v
             })
             .collect::<Vec<_>>(),

@@ -112,6 +112,29 @@ impl<T> Stream for PanicOnPoll<T> {
     }
 }
 
+/// Spins for `d`: busy time, on this thread (a sleep of a few microseconds lasts far longer).
+pub(crate) fn spin(d: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// Asserts that `items` are the values `0..items.len()` in order, but for an `Internal` error
+/// (a panic in a stage's closure) in the place of value `panicked`.
+pub(crate) fn assert_in_order_but_a_panic_at(items: &[Result<u64>], panicked: usize) {
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Ok(v) => assert_eq!(*v, i as u64),
+            Err(err) => {
+                assert_eq!(i, panicked);
+                assert_eq!(err.kind(), ErrorKind::Internal);
+            }
+        }
+    }
+    assert!(items[panicked].is_err());
+}
+
 pub(crate) fn nz(n: usize) -> std::num::NonZeroUsize {
     std::num::NonZeroUsize::new(n).expect("test sizes are positive")
 }
