@@ -317,9 +317,10 @@ impl<'r> Deserializer<'r> for &mut LineFields<'r> {
     /// two could differ, the sequence is refused and the record read by csv, as on any
     /// failure here: an element that takes other than the one field of its column (a tuple
     /// takes several, a unit none), or is a struct or a map (which would take its keys from
-    /// the headers after its column's), a field past the record's last (the map might find an
-    /// `Option`'s `None` there), or other than one element for each name listed (a field
-    /// with aliases lists several names, among which the map would find a duplicate).
+    /// the headers after its column's), or other than one element for each name listed (a
+    /// field with aliases lists several names, among which the map would find a duplicate).
+    /// A record of another length than the header row's is read as a map (the map might find
+    /// an `Option`'s `None` past its last field).
     fn deserialize_struct<V: Visitor<'r>>(
         self,
         _name: &'static str,

@@ -28,7 +28,9 @@ impl HeaderRow {
         }
     }
 
-    /// [`as_text`](HeaderRow::as_text), for decoding fields where they lie.
+    /// The headers to decode text records with, and what is known of the struct read with
+    /// them (see [`FieldOrder`]): `Some(None)` without any, `None` if they are not text (and
+    /// the records must be decoded as bytes).
     pub(super) fn names(headers: Option<&HeaderRow>) -> Option<Option<Names<'_>>> {
         match headers {
             None => Some(None),
@@ -41,13 +43,9 @@ impl HeaderRow {
         }
     }
 
-    /// The headers to decode text records with: `Some(None)` without any, `None` if they are
-    /// not text (and the records must be decoded as bytes).
+    /// [`names`](HeaderRow::names), the names alone, for csv's decoder.
     pub(super) fn as_text(headers: Option<&HeaderRow>) -> Option<Option<&StringRecord>> {
-        match headers {
-            None => Some(None),
-            Some(row) => row.text.as_ref().map(Some),
-        }
+        Self::names(headers).map(|names| names.map(|n| n.names))
     }
 }
 
