@@ -38,12 +38,20 @@ where
 
 fuzz_target!(|data: &[u8]| {
     let flags = data.first().copied().unwrap_or(0);
-    let source = || {
-        CsvSource::new(Input::bytes(data.to_vec()).compression(Compression::None))
+    let options = |source: CsvSource| {
+        source
             .flexible(flags & 1 == 1)
             .strict_quotes(flags & 2 == 0)
             .trim(flags & 4 == 4)
             .max_record_len(256)
+    };
+    let source = || options(CsvSource::new(Input::bytes(data.to_vec()).compression(Compression::None)));
+    // The input a few bytes at a time, cut into runs of `chunk` bytes decoded on two threads.
+    let in_runs = |chunk: NonZeroUsize| {
+        let trickle = common::Trickle { bytes: data.to_vec(), at: 0, step: 1 + usize::from(flags >> 5) };
+        options(CsvSource::new(Input::reader(trickle).compression(Compression::None)))
+            .chunk_size(chunk)
+            .decode_threads(NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN))
     };
     common::drain(source().records());
     common::drain(source().deserialize::<Order>());
@@ -56,17 +64,7 @@ fuzz_target!(|data: &[u8]| {
         let chunk = NonZeroUsize::new(1 + usize::from(flags >> 3)).unwrap_or(NonZeroUsize::MIN);
         let whole = common::collect(source().records());
         let whole = outcome(whole.into_iter().map(|r| r.map(|rec| rec.iter().map(str::to_owned).collect())));
-        let trickle = common::Trickle { bytes: data.to_vec(), at: 0, step: 1 + usize::from(flags >> 5) };
-        let runs = common::collect(
-            CsvSource::new(Input::reader(trickle).compression(Compression::None))
-                .flexible(flags & 1 == 1)
-                .strict_quotes(flags & 2 == 0)
-                .trim(flags & 4 == 4)
-                .max_record_len(256)
-                .chunk_size(chunk)
-                .decode_threads(NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN))
-                .deserialize::<Vec<String>>(),
-        );
+        let runs = common::collect(in_runs(chunk).deserialize::<Vec<String>>());
         assert_eq!(outcome(runs), whole, "runs of {chunk} bytes");
     }
     // Typed records (plain lines decoded where they lie, a struct named by the headers read
@@ -78,16 +76,7 @@ fuzz_target!(|data: &[u8]| {
             let items = common::collect(source.deserialize::<Order>());
             outcome(items.into_iter().map(|r| r.map(|order| vec![format!("{order:?}")])))
         };
-        let trickle = common::Trickle { bytes: data.to_vec(), at: 0, step: 1 + usize::from(flags >> 5) };
-        let runs = typed(
-            CsvSource::new(Input::reader(trickle).compression(Compression::None))
-                .flexible(flags & 1 == 1)
-                .strict_quotes(flags & 2 == 0)
-                .trim(flags & 4 == 4)
-                .max_record_len(256)
-                .chunk_size(NonZeroUsize::new(7).unwrap_or(NonZeroUsize::MIN))
-                .decode_threads(NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN)),
-        );
+        let runs = typed(in_runs(NonZeroUsize::new(7).unwrap_or(NonZeroUsize::MIN)));
         assert_eq!(runs, typed(source().comment(Some(b'#'))), "typed records");
     }
 });
