@@ -9,7 +9,8 @@
 //! Each value's closure returns, with the value, the instant its work ended; the consumer
 //! takes the instant each value arrives. A value can leave at the later of its own end and the
 //! arrival of the value before it; what it waits past that is the stage's doing. Prints, per
-//! case, the median, 99th percentile and largest wait over every value of `RUNS` runs.
+//! case, the median, 99th percentile and largest wait over every value of `RUNS` runs, and how
+//! many values waited more than 1 ms.
 
 // An example that cannot start its runtime has nothing to show: panicking says so.
 #![allow(clippy::panic, clippy::expect_used, clippy::print_stdout)]
@@ -94,6 +95,16 @@ fn slow_heads(n: u64) -> Duration {
     }
 }
 
+/// Every 4,096th value takes 5 ms, the others nothing to speak of: a slow value after a long
+/// run of cheap ones, which the stage hands over in batches.
+fn rare_slow(n: u64) -> Duration {
+    if n % 4_096 == 4_095 {
+        Duration::from_millis(5)
+    } else {
+        Duration::ZERO
+    }
+}
+
 fn main() {
     let runs: usize = std::env::args()
         .nth(1)
@@ -139,9 +150,16 @@ fn main() {
             sleeps: false,
             values: 6_400,
         },
+        Case {
+            name: "limit 2, a 5 ms value after 4,095 of none",
+            parallelism: Parallelism::new(nz(2)),
+            cost: rare_slow,
+            sleeps: false,
+            values: 40_960,
+        },
     ];
-    println!("| case | values | median wait | 99th percentile | largest |");
-    println!("|---|---|---|---|---|");
+    println!("| case | values | median wait | 99th percentile | largest | over 1 ms |");
+    println!("|---|---|---|---|---|---|");
     for case in &cases {
         let mut all = Vec::new();
         for _ in 0..runs {
@@ -149,12 +167,13 @@ fn main() {
         }
         all.sort_by(f64::total_cmp);
         println!(
-            "| {} | {} × {runs} | {:.1} µs | {:.1} µs | {:.1} µs |",
+            "| {} | {} × {runs} | {:.1} µs | {:.1} µs | {:.1} µs | {} |",
             case.name,
             case.values,
             percentile(&all, 0.5),
             percentile(&all, 0.99),
             all[all.len() - 1],
+            all.iter().filter(|&&wait| wait > 1_000.0).count(),
         );
     }
 }

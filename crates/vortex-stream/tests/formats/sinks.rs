@@ -96,6 +96,50 @@ async fn a_failed_pipeline_leaves_the_existing_file_untouched_and_no_temporary()
     assert!(leftovers(dir.path(), "report.jsonl").is_empty());
 }
 
+/// Lines of 1 to 300 bytes, 24 MiB and more in all: a file output starts its write-back every
+/// few MiB while it is written, which must change none of the bytes, nor what a failure leaves.
+fn long_lines() -> impl Iterator<Item = String> {
+    let mut total = 0;
+    (0u64..)
+        .map(|i| {
+            let width = usize::try_from(i * 7919 % 300).unwrap();
+            format!("{i}:{}", "x".repeat(width))
+        })
+        .take_while(move |line| {
+            total += line.len() + 1;
+            total < 25 * 1024 * 1024
+        })
+}
+
+#[tokio::test]
+async fn a_file_written_past_several_write_backs_holds_every_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.txt");
+    std::fs::write(&path, "an older and shorter file\n").unwrap();
+    let expected: String = long_lines().map(|line| line + "\n").collect();
+    let written = Pipeline::from_iter(long_lines())
+        .write(LinesSink, Output::path(&path))
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(written.bytes, expected.len() as u64);
+    assert!(text == expected, "the file differs from what was written");
+    assert!(leftovers(dir.path(), "long.txt").is_empty());
+
+    // Failing past the write-backs leaves the file as it was, and no temporary.
+    let failing = long_lines().map(Ok).chain(std::iter::once(Err(Error::new(
+        ErrorKind::Decode,
+        "upstream",
+    ))));
+    let err = Pipeline::from_results(failing)
+        .write(LinesSink, Output::path(&path))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert!(std::fs::read_to_string(&path).unwrap() == expected);
+    assert!(leftovers(dir.path(), "long.txt").is_empty());
+}
+
 #[derive(Serialize)]
 enum Reading {
     Point { at: (u8, f32) },
