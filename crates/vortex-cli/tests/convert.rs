@@ -48,6 +48,104 @@ fn csv_to_jsonl_with_select_where_and_limit() {
 }
 
 #[test]
+fn a_csv_column_that_select_or_where_misnames_is_an_error_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = path(dir.path(), "in.csv");
+    std::fs::write(&input, ORDERS).unwrap();
+    // The flags, and the option and name the error must give.
+    let cases: [(&[&str], &str); 4] = [
+        (&["--select", "id,emial"], "--select names \"emial\""),
+        (&["--where", "stat=active"], "--where names \"stat\""),
+        (
+            &[
+                "--where",
+                "amount>6",
+                "--where",
+                "amuont<100",
+                "--on-error",
+                "skip",
+            ],
+            "--where names \"amuont\"",
+        ),
+        (
+            &["--select", "id", "--where", "Status~act"],
+            "--where names \"Status\"",
+        ),
+    ];
+    for (flags, names) in cases {
+        for out_name in ["out.csv", "out.jsonl"] {
+            let output = path(dir.path(), out_name);
+            std::fs::write(&output, "an earlier output\n").unwrap();
+            let mut args = vec!["convert", input.as_str(), output.as_str()];
+            args.extend_from_slice(flags);
+            let out = vortex(&args);
+            let stderr = text(&out.stderr);
+            assert!(!out.status.success(), "{flags:?} to {out_name}: {stderr}");
+            assert!(
+                stderr.contains(names)
+                    && stderr
+                        .contains("which is not a column of the input (id, email, status, amount)")
+                    && stderr.contains("record 0"),
+                "{flags:?} to {out_name}: {stderr}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&output).unwrap(),
+                "an earlier output\n",
+                "{flags:?}: the output was replaced"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_field_no_json_record_has_is_said_and_one_some_records_have_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = path(dir.path(), "in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\":1,\"tag\":\"x\"}\n{\"id\":2}\n{\"id\":3,\"tag\":null}\n",
+    )
+    .unwrap();
+    let output = path(dir.path(), "out.jsonl");
+    let out = vortex(&[
+        "convert", &input, &output, "--select", "id,tga", "--where", "id!=2",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: --select names \"tga\", which no record had"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("\"id\", which"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "{\"id\":1}\n{\"id\":3}\n"
+    );
+    // A field in some records only is data: no warning.
+    let out = vortex(&["convert", &input, &output, "--select", "id,tag"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // A ragged CSV read with --flexible: its rows need not have every column, so a name is
+    // checked against all of them, at the end.
+    let csv = path(dir.path(), "ragged.csv");
+    std::fs::write(&csv, "a,b\n1\n2,3\n").unwrap();
+    let out = vortex(&["convert", &csv, &output, "--flexible", "--where", "c=1"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: --where names \"c\", which no record had"),
+        "{stderr}"
+    );
+    let out = vortex(&["convert", &csv, &output, "--flexible", "--select", "b"]);
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn stdin_to_stdout_with_a_regex_and_gzip_out() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vortex"))

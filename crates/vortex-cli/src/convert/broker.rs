@@ -27,7 +27,7 @@ use vortex_stream::{AckPipeline, BoxError, Error, ErrorKind};
 
 use vortex_stream::db::{LoadMethod, Table, Value};
 
-use super::{project, records, resolve, ConvertArgs, Field, Filter, Format, Record, Shape};
+use super::{project, records, resolve, ConvertArgs, Field, Filter, Format, Record, Shape, Tally};
 
 /// One end of a conversion that is a broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,11 +300,21 @@ pub(super) fn run(
 /// number (the message id: a file converted again is stored once by JetStream).
 fn file_records(args: &ConvertArgs, counts: &Arc<Counts>) -> Result<AckPipeline<Record>> {
     let from = resolve(&args.input, args.from, "--from")?;
+    let select: Vec<Arc<str>> = args.select.iter().map(|s| Arc::from(s.as_str())).collect();
+    let filters = args
+        .filters
+        .iter()
+        .map(|f| Filter::parse(f))
+        .collect::<Result<Vec<_>>>()?;
+    let named = Arc::new(Tally::default());
+    named.name_fields(&select, &filters);
     let shape = Shape {
         to: Format::Jsonl,
-        select: args.select.iter().map(|s| Arc::from(s.as_str())).collect(),
-        filters: !args.filters.is_empty(),
+        select,
+        filters: !filters.is_empty(),
         columns: Arc::default(),
+        named,
+        fixed_fields: from == Format::Csv && !args.flexible,
     };
     let counter = Arc::clone(counts);
     let items = records(&args.input, from, args.flexible, &super::Offset::default())

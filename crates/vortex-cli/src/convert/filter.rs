@@ -44,6 +44,17 @@ impl Filter {
         )
     }
 
+    /// The field the predicate reads.
+    pub(crate) fn field(&self) -> &str {
+        match self {
+            Filter::Eq(f, _)
+            | Filter::Ne(f, _)
+            | Filter::Lt(f, _)
+            | Filter::Gt(f, _)
+            | Filter::Matches(f, _) => f,
+        }
+    }
+
     /// Whether `record` passes. A field's text is what a CSV field would hold (see
     /// [`Field::text`](crate::record::Field::text)); a missing field matches only `!=`.
     pub(crate) fn keeps(&self, record: &Record) -> bool {

@@ -6,7 +6,7 @@
 //! policy). Values keep their exact text from input to output.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -42,11 +42,12 @@ pub(crate) struct ConvertArgs {
     /// The output format, when the extension does not say.
     #[arg(long, value_enum)]
     to: Option<Format>,
-    /// Keep only these fields, in this order (comma-separated).
+    /// Keep only these fields, in this order (comma-separated); each must be a column of a CSV
+    /// input.
     #[arg(long, value_delimiter = ',')]
     select: Vec<String>,
     /// Keep records matching `field=value`, `field!=value`, `field<n`, `field>n` or
-    /// `field~regex` (repeat: all must match).
+    /// `field~regex` (repeat: all must match); the field must be a column of a CSV input.
     #[arg(long = "where")]
     filters: Vec<String>,
     /// Stop after this many records out.
@@ -312,10 +313,24 @@ struct Shape {
     filters: bool,
     // The CSV output's columns: `--select`, or the first record's fields.
     columns: Arc<OnceLock<Vec<Arc<str>>>>,
+    // The fields `--select` and `--where` name, and whether a record had each.
+    named: Arc<Tally>,
+    // Every record has the same fields (see `Steps::fixed_fields`).
+    fixed_fields: bool,
+}
+
+/// A field that `--select` or `--where` names: the option, the name, and whether any record
+/// had it so far.
+#[derive(Debug)]
+pub(crate) struct Named {
+    pub(crate) option: &'static str,
+    pub(crate) name: Arc<str>,
+    seen: AtomicBool,
 }
 
 impl Shape {
     fn check(&self, item: Item) -> vortex_stream::Result<Item> {
+        self.look_for_named(&item)?;
         let fields = match item.value() {
             Record::Fields(fields) => fields,
             other => {
@@ -363,6 +378,43 @@ impl Shape {
 }
 
 impl Shape {
+    /// Notes which named fields `item` has. When every record has the same fields (a CSV
+    /// input's header), a field the first record lacks is in none: a misspelt name, which
+    /// would drop or empty a column, or filter out every record, is an error before anything
+    /// is written. Otherwise a field missing from some records is data (see
+    /// [`Tally::never_seen`]).
+    fn look_for_named(&self, item: &Item) -> vortex_stream::Result<()> {
+        let Some(named) = self.named.named.get() else {
+            return Ok(());
+        };
+        let first = !self.named.any_record.swap(true, Ordering::Relaxed);
+        for field in named {
+            if field.seen.load(Ordering::Relaxed) {
+                continue;
+            }
+            if item.value().get(&field.name).is_some() {
+                field.seen.store(true, Ordering::Relaxed);
+            } else if first && self.fixed_fields {
+                let columns = match item.value() {
+                    Record::Fields(fields) => fields
+                        .iter()
+                        .map(|(name, _)| name.as_ref())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Record::Other(_) => String::new(),
+                };
+                return Err(Error::new(ErrorKind::Validation, "convert: check")
+                    .with_position(item.position().clone())
+                    .with_message(format!(
+                        "{} names {:?}, which is not a column of the input ({columns})",
+                        field.option, field.name
+                    ))
+                    .fatal());
+            }
+        }
+        Ok(())
+    }
+
     /// A record as one line of text, its fields (those selected) joined by tabs: a line end in
     /// a field, or a tab where there are several, would make other lines or fields of it when
     /// read back, so the record is rejected instead.
@@ -445,6 +497,9 @@ pub(crate) struct Steps {
     pub(crate) limit: u64,
     /// Where to gather per-stage statistics (`--stats`), if anywhere.
     pub(crate) stats: Option<vortex_stream::Stats>,
+    /// Every record has the same fields, named by a header: a CSV input read without
+    /// `--flexible`, or a query's rows.
+    pub(crate) fixed_fields: bool,
 }
 
 /// Records filtered out and written by [`convert_records`] (those read and rejected are in the
@@ -453,6 +508,52 @@ pub(crate) struct Steps {
 pub(crate) struct Tally {
     pub(crate) filtered: AtomicU64,
     pub(crate) written: AtomicU64,
+    // The fields `--select` and `--where` name (set once the steps are known).
+    named: OnceLock<Vec<Named>>,
+    // A record (not an error) was checked.
+    any_record: AtomicBool,
+}
+
+impl Tally {
+    /// Notes the fields `select` and `filters` name, for [`Shape`] to look for.
+    pub(crate) fn name_fields(&self, select: &[Arc<str>], filters: &[Filter]) {
+        let mut named: Vec<Named> = Vec::new();
+        let wanted = select
+            .iter()
+            .map(|name| ("--select", Arc::clone(name)))
+            .chain(filters.iter().map(|f| ("--where", Arc::from(f.field()))));
+        for (option, name) in wanted {
+            if !named.iter().any(|field| field.name == name) {
+                named.push(Named {
+                    option,
+                    name,
+                    seen: AtomicBool::new(false),
+                });
+            }
+        }
+        if !named.is_empty() {
+            let _ = self.named.set(named);
+        }
+    }
+
+    /// The named fields that no record had, though records were read: in an input whose
+    /// records differ in their fields (JSON Lines), a misspelt `--select` or `--where` name
+    /// is only known at the end. Said on stderr rather than failed, since a field that is
+    /// optional may be in none of a file's records.
+    pub(crate) fn never_seen(&self) -> Vec<&Named> {
+        if !self.any_record.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        self.named
+            .get()
+            .map(|named| {
+                named
+                    .iter()
+                    .filter(|field| !field.seen.load(Ordering::Relaxed))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// Runs `records` through `steps`, under `policy`, into `output` in the format `steps.to`.
@@ -488,16 +589,20 @@ pub(crate) fn transformed(
         filters,
         limit,
         stats,
+        fixed_fields,
     } = steps;
     let columns = Arc::new(OnceLock::new());
     if !select.is_empty() {
         let _ = columns.set(select.clone());
     }
+    tally.name_fields(&select, &filters);
     let shape = Shape {
         to,
         select: select.clone(),
         filters: !filters.is_empty(),
         columns: Arc::clone(&columns),
+        named: Arc::clone(tally),
+        fixed_fields,
     };
     let dropped = Arc::clone(tally);
     let out = Arc::clone(tally);
@@ -605,6 +710,7 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
             filters,
             limit: args.limit.unwrap_or(u64::MAX),
             stats: stats.clone(),
+            fixed_fields: from == Format::Csv && !args.flexible,
         };
         let records = records(&args.input, from, args.flexible, &Offset::default())
             .inspect(move |_| counter.inc(1))
@@ -642,6 +748,18 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     eprintln!("{summary}");
+    // A run that failed says why; what it did not read proves nothing.
+    let unseen = if outcome.is_ok() {
+        tally.never_seen()
+    } else {
+        Vec::new()
+    };
+    for field in unseen {
+        eprintln!(
+            "vortex convert: warning: {} names {:?}, which no record had",
+            field.option, field.name
+        );
+    }
     if let Some(stats) = stats {
         eprintln!("{stats}");
     }

@@ -55,7 +55,7 @@ pub(crate) fn part_name(n: u64, format: Format) -> String {
 /// item changes nothing.
 pub(crate) async fn run_item(spec: &JobSpec, item: &WorkItem) -> Result<ItemStats> {
     let source = spec.source()?;
-    let records = records(&source, spec.source.flexible, &item.piece)?;
+    let (records, fixed_fields) = records(&source, spec.source.flexible, &item.piece)?;
     let sink = spec.sink()?;
     // Skipped records of a part-file job go to the item's rejects file, each with its
     // position: written under a temporary name, put in place with the part.
@@ -74,7 +74,7 @@ pub(crate) async fn run_item(spec: &JobSpec, item: &WorkItem) -> Result<ItemStat
         Some(max) => policy.max_errors(max),
         None => policy,
     };
-    let outcome = run_through(spec, item, sink, records, &policy).await;
+    let outcome = run_through(spec, item, sink, (records, fixed_fields), &policy).await;
     let report = policy.report();
     // The policy holds the rejects file open: it is closed before it is moved.
     drop(policy);
@@ -82,6 +82,14 @@ pub(crate) async fn run_item(spec: &JobSpec, item: &WorkItem) -> Result<ItemStat
         rejects.settle(outcome.is_ok(), report.errors_total() > 0)?;
     }
     let tally = outcome?;
+    for field in tally.never_seen() {
+        tracing::warn!(
+            item = item.n,
+            "the job's {} names {:?}, which no record of this item had",
+            field.option,
+            field.name
+        );
+    }
     Ok(ItemStats {
         read: report.items_in(),
         written: tally.written.load(Ordering::Relaxed),
@@ -137,7 +145,7 @@ async fn run_through(
     spec: &JobSpec,
     item: &WorkItem,
     sink: Sink,
-    records: Records,
+    (records, fixed_fields): (Records, bool),
     policy: &ErrorPolicy,
 ) -> Result<Arc<Tally>> {
     let steps = Steps {
@@ -154,6 +162,7 @@ async fn run_through(
         filters: spec.filters()?,
         limit: u64::MAX,
         stats: None,
+        fixed_fields,
     };
     let tally = Arc::new(Tally::default());
     let to = steps.to;
@@ -186,8 +195,9 @@ const PAGE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(2000) {
 
 type Records = Pipeline<BoxStream<'static, vortex_stream::Result<Located<Record>>>>;
 
-/// The records of an item's piece of the input, positioned from the start of the input.
-fn records(source: &Source, flexible: bool, piece: &Piece) -> Result<Records> {
+/// The records of an item's piece of the input, positioned from the start of the input, and
+/// whether they all have the same fields (see `Steps::fixed_fields`).
+fn records(source: &Source, flexible: bool, piece: &Piece) -> Result<(Records, bool)> {
     match (source, piece) {
         (Source::Table { db, query, key, .. }, Piece::Keys { after, until }) => {
             let database = Database::open(db)?;
@@ -200,7 +210,7 @@ fn records(source: &Source, flexible: bool, piece: &Piece) -> Result<Records> {
             }
             let name: Arc<str> = Arc::from(database.name());
             let mut columns = Columns::default();
-            Ok(database
+            let records = database
                 .scan(keyset)
                 .try_map(move |row| {
                     let position = Position::new()
@@ -209,7 +219,8 @@ fn records(source: &Source, flexible: bool, piece: &Piece) -> Result<Records> {
                     let record = row_record(row, &mut columns)?;
                     Ok::<_, vortex_stream::BoxError>(Located::new(record, position))
                 })
-                .boxed())
+                .boxed();
+            Ok((records, true))
         }
         (
             Source::File { format, .. },
@@ -246,7 +257,8 @@ fn records(source: &Source, flexible: bool, piece: &Piece) -> Result<Records> {
                 bytes: *start,
                 header,
             };
-            Ok(records_of(input, *format, flexible, &offset))
+            let fixed = *format == Format::Csv && !flexible;
+            Ok((records_of(input, *format, flexible, &offset), fixed))
         }
         (source, Piece::File { path }) => {
             let told = match source {
@@ -257,11 +269,10 @@ fn records(source: &Source, flexible: bool, piece: &Piece) -> Result<Records> {
             let format = told
                 .or_else(|| format_of(path))
                 .with_context(|| format!("cannot tell the format of {}", path.display()))?;
-            Ok(records_of(
-                Input::path(path),
-                format,
-                flexible,
-                &Offset::default(),
+            let fixed = format == Format::Csv && !flexible;
+            Ok((
+                records_of(Input::path(path), format, flexible, &Offset::default()),
+                fixed,
             ))
         }
         (_, piece) => anyhow::bail!(
