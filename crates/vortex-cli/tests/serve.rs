@@ -683,9 +683,9 @@ async fn imports_account_for_every_row_and_change_nothing() {
 /// exactly the accepted rows; an upload whose header names a field twice is refused whole.
 #[tokio::test]
 async fn the_messy_corpus_through_an_import_is_accounted_for() {
-    const COLUMNS: [&str; 15] = [
+    const COLUMNS: [&str; 17] = [
         "a", "b", "c", "id", "name", "note", "status", "big", "tiny", "long", "neg", "exp", "s",
-        "n", "nested",
+        "n", "nested", "amount", "tag",
     ];
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("corpus.db");

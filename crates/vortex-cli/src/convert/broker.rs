@@ -225,15 +225,19 @@ pub(super) fn run(
         };
         let (dropped, out) = (Arc::clone(&counts), Arc::clone(&counts));
         let kept = records
+            .try_map(move |record| -> Result<(Record, bool), BoxError> {
+                // A record `--where` cannot judge is rejected, under the policy, not dropped.
+                let keep = super::filter::keeps_all(&filters, &record)?;
+                Ok((record, keep))
+            })
             .on_error(policy.clone())
-            .filter(move |record| {
-                let keep = filters.iter().all(|f| f.keeps(record));
+            .filter(move |(_, keep)| {
                 if !keep {
                     dropped.filtered.fetch_add(1, Ordering::Relaxed);
                 }
-                keep
+                *keep
             })
-            .map(move |record| project(record, &select))
+            .map(move |(record, _)| project(record, &select))
             .inspect(move |_| {
                 out.written.fetch_add(1, Ordering::Relaxed);
             });

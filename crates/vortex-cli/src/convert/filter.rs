@@ -56,16 +56,47 @@ impl Filter {
     }
 
     /// Whether `record` passes. A field's text is what a CSV field would hold (see
-    /// [`Field::text`](crate::record::Field::text)); a missing field matches only `!=`.
-    pub(crate) fn keeps(&self, record: &Record) -> bool {
+    /// [`Field::text`](crate::record::Field::text)); a missing field matches only `!=`, and
+    /// so does an empty one (or JSON `null`) under `<` and `>`, as a value that is not there.
+    ///
+    /// # Errors
+    ///
+    /// A field that `<` or `>` compares holds text that is not a number: the record cannot be
+    /// said to pass or not, so it is rejected (with its position, under the error policy),
+    /// never counted as filtered out.
+    pub(crate) fn keeps(&self, record: &Record) -> Result<bool, String> {
         let text = |field: &str| record.get(field).map(crate::record::Field::text);
-        let number = |field: &str| text(field).and_then(|t| t.trim().parse::<f64>().ok());
-        match self {
+        let compare = |f: &str, n: f64, op: char, holds: fn(f64, f64) -> bool| {
+            let Some(t) = text(f) else {
+                return Ok(false);
+            };
+            let t = t.trim();
+            if t.is_empty() {
+                return Ok(false);
+            }
+            match t.parse::<f64>() {
+                Ok(x) => Ok(holds(x, n)),
+                Err(_) => Err(format!(
+                    "field {f:?} is {t:?}, not a number, for --where {f}{op}{n}"
+                )),
+            }
+        };
+        Ok(match self {
             Filter::Eq(f, v) => text(f).as_deref() == Some(v.as_str()),
             Filter::Ne(f, v) => text(f).as_deref() != Some(v.as_str()),
-            Filter::Lt(f, n) => number(f).is_some_and(|x| x < *n),
-            Filter::Gt(f, n) => number(f).is_some_and(|x| x > *n),
+            Filter::Lt(f, n) => compare(f, *n, '<', |x, n| x < n)?,
+            Filter::Gt(f, n) => compare(f, *n, '>', |x, n| x > n)?,
             Filter::Matches(f, re) => text(f).is_some_and(|t| re.is_match(&t)),
+        })
+    }
+}
+
+/// Whether `record` passes every one of `filters` (see [`Filter::keeps`]).
+pub(crate) fn keeps_all(filters: &[Filter], record: &Record) -> Result<bool, String> {
+    for filter in filters {
+        if !filter.keeps(record)? {
+            return Ok(false);
         }
     }
+    Ok(true)
 }

@@ -607,16 +607,21 @@ pub(crate) fn transformed(
     let dropped = Arc::clone(tally);
     let out = Arc::clone(tally);
     let kept = records
-        .try_map(move |item| shape.check(item))
+        .try_map(move |item| {
+            let item = shape.check(item)?;
+            // A record `--where` cannot judge is rejected, under the policy, not dropped.
+            let keep = filter::keeps_all(&filters, item.value())
+                .map_err(|message| rejected(&item, message))?;
+            Ok::<_, Error>((item, keep))
+        })
         .on_error(policy.clone())
-        .filter(move |item| {
-            let keep = filters.iter().all(|f| f.keeps(item.value()));
+        .filter(move |(_, keep)| {
             if !keep {
                 dropped.filtered.fetch_add(1, Ordering::Relaxed);
             }
-            keep
+            *keep
         })
-        .map(move |item| project(item.into_value(), &select))
+        .map(move |(item, _)| project(item.into_value(), &select))
         .take(usize::try_from(limit).unwrap_or(usize::MAX))
         .inspect(move |_| {
             out.written.fetch_add(1, Ordering::Relaxed);
