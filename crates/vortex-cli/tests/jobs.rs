@@ -120,6 +120,39 @@ fn run_locally(job: &Path) {
 }
 
 #[test]
+fn a_name_the_csv_header_lacks_fails_the_job_before_any_item_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    orders_csv(&dir.path().join("orders.csv"), 100);
+    for (transform, says) in [
+        (
+            "select = [\"id\", \"custmer\"]",
+            "the job's select names \"custmer\"",
+        ),
+        (
+            "where = [\"Status=active\"]",
+            "the job's where names \"Status\"",
+        ),
+    ] {
+        let job = write(
+            &dir.path().join("job.toml"),
+            &format!(
+                "[source]\nfile = \"orders.csv\"\n\n[transform]\n{transform}\n\n[sink]\ndir = \"out\"\n"
+            ),
+        );
+        let out = vortex(&["job", "run", job.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(says)
+                && stderr.contains("which is not a column of")
+                && stderr.contains("(id, customer, status, amount)"),
+            "{stderr}"
+        );
+        assert!(files(&dir.path().join("out")).is_empty(), "an item ran");
+    }
+}
+
+#[test]
 fn a_csv_job_shared_by_two_workers_writes_what_one_process_writes() {
     let Some(queue) = TestQueue::new("csv") else {
         return;

@@ -283,7 +283,7 @@ fn records(source: &Source, flexible: bool, piece: &Piece) -> Result<(Records, b
 }
 
 /// The header row's names of a CSV file, for a piece that does not start with it.
-fn csv_header(path: &PathBuf) -> Result<Arc<[Arc<str>]>> {
+pub(crate) fn csv_header(path: &PathBuf) -> Result<Arc<[Arc<str>]>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

@@ -51,7 +51,12 @@ pub(crate) async fn split(spec: &JobSpec, job: &str) -> Result<Vec<WorkItem>> {
             bytes_per_item,
         } => {
             let target = bytes_per_item.get();
+            let flexible = spec.source.flexible;
+            let named = named_fields(spec)?;
             let work = move || -> Result<Vec<Piece>> {
+                if format == Format::Csv && !flexible && !is_compressed(&path) {
+                    check_header(&path, &named)?;
+                }
                 if is_compressed(&path) {
                     // A compressed file cannot be entered in the middle: one item.
                     return Ok(vec![Piece::File { path }]);
@@ -80,6 +85,35 @@ pub(crate) async fn split(spec: &JobSpec, job: &str) -> Result<Vec<WorkItem>> {
 }
 
 /// A key as JSON, for a work item; only integers and text can cut ranges.
+/// The fields the job's `select` and `where` name, each with the option that names it.
+fn named_fields(spec: &JobSpec) -> Result<Vec<(&'static str, String)>> {
+    let select = spec
+        .transform
+        .select
+        .iter()
+        .map(|name| ("select", name.clone()));
+    let filters = spec.filters()?;
+    let filtered = filters.iter().map(|f| ("where", f.field().to_owned()));
+    Ok(select.chain(filtered).collect())
+}
+
+/// A name that is not a column of the CSV file's header would fail every item on the
+/// workers (see `convert`'s check): it fails the submission instead, before any item exists.
+fn check_header(path: &std::path::PathBuf, named: &[(&'static str, String)]) -> Result<()> {
+    let header = super::item::csv_header(path)?;
+    for (option, name) in named {
+        if !header.iter().any(|column| **column == **name) {
+            let columns: Vec<&str> = header.iter().map(AsRef::as_ref).collect();
+            bail!(
+                "the job's {option} names {name:?}, which is not a column of {} ({})",
+                path.display(),
+                columns.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 fn key_json(value: &Value) -> Result<serde_json::Value> {
     match value {
         Value::Int(i) => Ok(serde_json::Value::from(*i)),
