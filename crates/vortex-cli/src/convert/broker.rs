@@ -221,7 +221,7 @@ pub(super) fn run(
                         Ok(Record::from_json(raw)?)
                     })
             }
-            None => file_records(args, &counts)?,
+            None => file_records(args, &filters, &counts)?,
         };
         let (dropped, out) = (Arc::clone(&counts), Arc::clone(&counts));
         let kept = records
@@ -302,16 +302,16 @@ pub(super) fn run(
 
 /// The records of a file as the broker sink's values, each keyed by its input and record
 /// number (the message id: a file converted again is stored once by JetStream).
-fn file_records(args: &ConvertArgs, counts: &Arc<Counts>) -> Result<AckPipeline<Record>> {
+fn file_records(
+    args: &ConvertArgs,
+    filters: &[Filter],
+    counts: &Arc<Counts>,
+) -> Result<AckPipeline<Record>> {
     let from = resolve(&args.input, args.from, "--from")?;
     let select: Vec<Arc<str>> = args.select.iter().map(|s| Arc::from(s.as_str())).collect();
-    let filters = args
-        .filters
-        .iter()
-        .map(|f| Filter::parse(f))
-        .collect::<Result<Vec<_>>>()?;
+    // Only the fields named are looked for here; the counts are the broker run's own.
     let named = Arc::new(Tally::default());
-    named.name_fields(&select, &filters);
+    named.name_fields(&select, filters);
     let shape = Shape {
         to: Format::Jsonl,
         select,
