@@ -84,7 +84,6 @@ pub(crate) async fn split(spec: &JobSpec, job: &str) -> Result<Vec<WorkItem>> {
         .collect())
 }
 
-/// A key as JSON, for a work item; only integers and text can cut ranges.
 /// The fields the job's `select` and `where` name, each with the option that names it.
 fn named_fields(spec: &JobSpec) -> Result<Vec<(&'static str, String)>> {
     let select = spec
@@ -114,6 +113,7 @@ fn check_header(path: &std::path::PathBuf, named: &[(&'static str, String)]) -> 
     Ok(())
 }
 
+/// A key as JSON, for a work item; only integers and text can cut ranges.
 fn key_json(value: &Value) -> Result<serde_json::Value> {
     match value {
         Value::Int(i) => Ok(serde_json::Value::from(*i)),
