@@ -27,7 +27,9 @@ use vortex_stream::{AckPipeline, BoxError, Error, ErrorKind};
 
 use vortex_stream::db::{LoadMethod, Table, Value};
 
-use super::{project, records, resolve, ConvertArgs, Field, Filter, Format, Record, Shape, Tally};
+use super::{
+    project, records, resolve, ConvertArgs, Field, Filter, Format, NamedFields, Record, Shape,
+};
 
 /// One end of a conversion that is a broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,15 +311,12 @@ fn file_records(
 ) -> Result<AckPipeline<Record>> {
     let from = resolve(&args.input, args.from, "--from")?;
     let select: Vec<Arc<str>> = args.select.iter().map(|s| Arc::from(s.as_str())).collect();
-    // Only the fields named are looked for here; the counts are the broker run's own.
-    let named = Arc::new(Tally::default());
-    named.name_fields(&select, filters);
     let shape = Shape {
         to: Format::Jsonl,
+        named: Arc::new(NamedFields::new(&select, filters)),
         select,
         filters: !filters.is_empty(),
         columns: Arc::default(),
-        named,
         fixed_fields: from == Format::Csv && !args.flexible,
     };
     let counter = Arc::clone(counts);

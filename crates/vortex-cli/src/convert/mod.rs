@@ -314,7 +314,7 @@ struct Shape {
     // The CSV output's columns: `--select`, or the first record's fields.
     columns: Arc<OnceLock<Vec<Arc<str>>>>,
     // The fields `--select` and `--where` name, and whether a record had each.
-    named: Arc<Tally>,
+    named: Arc<NamedFields>,
     // Every record has the same fields (see `Steps::fixed_fields`).
     fixed_fields: bool,
 }
@@ -328,9 +328,98 @@ pub(crate) struct Named {
     seen: AtomicBool,
 }
 
+/// The fields `--select` and `--where` name, each once, and whether any record had each: a
+/// misspelt name must not quietly leave a column empty or filter out every record.
+#[derive(Debug, Default)]
+pub(crate) struct NamedFields {
+    fields: Vec<Named>,
+    // A record (not an error) was looked at.
+    any_record: AtomicBool,
+}
+
+impl NamedFields {
+    pub(crate) fn new(select: &[Arc<str>], filters: &[Filter]) -> Self {
+        let mut fields: Vec<Named> = Vec::new();
+        let wanted = select
+            .iter()
+            .map(|name| ("--select", Arc::clone(name)))
+            .chain(filters.iter().map(|f| ("--where", Arc::from(f.field()))));
+        for (option, name) in wanted {
+            if !fields.iter().any(|field| field.name == name) {
+                fields.push(Named {
+                    option,
+                    name,
+                    seen: AtomicBool::new(false),
+                });
+            }
+        }
+        NamedFields {
+            fields,
+            any_record: AtomicBool::new(false),
+        }
+    }
+
+    /// The first named field that `columns` (a header known before any record) lacks.
+    pub(crate) fn missing_from(&self, columns: &[Arc<str>]) -> Option<&Named> {
+        self.fields
+            .iter()
+            .find(|field| !columns.contains(&field.name))
+    }
+
+    /// Notes which named fields `item` has. When every record has the same fields (a CSV
+    /// input's header: `fixed_fields`), a field the first record lacks is in none: a misspelt
+    /// name, an error before anything is written. Otherwise a field missing from some records
+    /// is data (see [`never_seen`](NamedFields::never_seen)).
+    fn look(&self, item: &Item, fixed_fields: bool) -> vortex_stream::Result<()> {
+        if self.fields.is_empty() {
+            return Ok(());
+        }
+        let first = !self.any_record.swap(true, Ordering::Relaxed);
+        for field in &self.fields {
+            if field.seen.load(Ordering::Relaxed) {
+                continue;
+            }
+            if item.value().get(&field.name).is_some() {
+                field.seen.store(true, Ordering::Relaxed);
+            } else if first && fixed_fields {
+                let columns = match item.value() {
+                    Record::Fields(fields) => fields
+                        .iter()
+                        .map(|(name, _)| name.as_ref())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Record::Other(_) => String::new(),
+                };
+                return Err(Error::new(ErrorKind::Validation, "convert: check")
+                    .with_position(item.position().clone())
+                    .with_message(format!(
+                        "{} names {:?}, which is not a column of the input ({columns})",
+                        field.option, field.name
+                    ))
+                    .fatal());
+            }
+        }
+        Ok(())
+    }
+
+    /// The named fields that no record had, though records were read: in an input whose
+    /// records differ in their fields (JSON Lines), a misspelt `--select` or `--where` name
+    /// is only known at the end. Said on stderr rather than failed, since a field that is
+    /// optional may be in none of a file's records.
+    pub(crate) fn never_seen(&self) -> Vec<&Named> {
+        if !self.any_record.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        self.fields
+            .iter()
+            .filter(|field| !field.seen.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
 impl Shape {
     fn check(&self, item: Item) -> vortex_stream::Result<Item> {
-        self.look_for_named(&item)?;
+        self.named.look(&item, self.fixed_fields)?;
         let fields = match item.value() {
             Record::Fields(fields) => fields,
             other => {
@@ -378,43 +467,6 @@ impl Shape {
 }
 
 impl Shape {
-    /// Notes which named fields `item` has. When every record has the same fields (a CSV
-    /// input's header), a field the first record lacks is in none: a misspelt name, which
-    /// would drop or empty a column, or filter out every record, is an error before anything
-    /// is written. Otherwise a field missing from some records is data (see
-    /// [`Tally::never_seen`]).
-    fn look_for_named(&self, item: &Item) -> vortex_stream::Result<()> {
-        let Some(named) = self.named.named.get() else {
-            return Ok(());
-        };
-        let first = !self.named.any_record.swap(true, Ordering::Relaxed);
-        for field in named {
-            if field.seen.load(Ordering::Relaxed) {
-                continue;
-            }
-            if item.value().get(&field.name).is_some() {
-                field.seen.store(true, Ordering::Relaxed);
-            } else if first && self.fixed_fields {
-                let columns = match item.value() {
-                    Record::Fields(fields) => fields
-                        .iter()
-                        .map(|(name, _)| name.as_ref())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    Record::Other(_) => String::new(),
-                };
-                return Err(Error::new(ErrorKind::Validation, "convert: check")
-                    .with_position(item.position().clone())
-                    .with_message(format!(
-                        "{} names {:?}, which is not a column of the input ({columns})",
-                        field.option, field.name
-                    ))
-                    .fatal());
-            }
-        }
-        Ok(())
-    }
-
     /// A record as one line of text, its fields (those selected) joined by tabs: a line end in
     /// a field, or a tab where there are several, would make other lines or fields of it when
     /// read back, so the record is rejected instead.
@@ -509,49 +561,15 @@ pub(crate) struct Tally {
     pub(crate) filtered: AtomicU64,
     pub(crate) written: AtomicU64,
     // The fields `--select` and `--where` name (set once the steps are known).
-    named: OnceLock<Vec<Named>>,
-    // A record (not an error) was checked.
-    any_record: AtomicBool,
+    named: OnceLock<Arc<NamedFields>>,
 }
 
 impl Tally {
-    /// Notes the fields `select` and `filters` name, for [`Shape`] to look for.
-    pub(crate) fn name_fields(&self, select: &[Arc<str>], filters: &[Filter]) {
-        let mut named: Vec<Named> = Vec::new();
-        let wanted = select
-            .iter()
-            .map(|name| ("--select", Arc::clone(name)))
-            .chain(filters.iter().map(|f| ("--where", Arc::from(f.field()))));
-        for (option, name) in wanted {
-            if !named.iter().any(|field| field.name == name) {
-                named.push(Named {
-                    option,
-                    name,
-                    seen: AtomicBool::new(false),
-                });
-            }
-        }
-        if !named.is_empty() {
-            let _ = self.named.set(named);
-        }
-    }
-
-    /// The named fields that no record had, though records were read: in an input whose
-    /// records differ in their fields (JSON Lines), a misspelt `--select` or `--where` name
-    /// is only known at the end. Said on stderr rather than failed, since a field that is
-    /// optional may be in none of a file's records.
+    /// The named fields that no record had (see [`NamedFields::never_seen`]).
     pub(crate) fn never_seen(&self) -> Vec<&Named> {
-        if !self.any_record.load(Ordering::Relaxed) {
-            return Vec::new();
-        }
         self.named
             .get()
-            .map(|named| {
-                named
-                    .iter()
-                    .filter(|field| !field.seen.load(Ordering::Relaxed))
-                    .collect()
-            })
+            .map(|named| named.never_seen())
             .unwrap_or_default()
     }
 }
@@ -595,13 +613,14 @@ pub(crate) fn transformed(
     if !select.is_empty() {
         let _ = columns.set(select.clone());
     }
-    tally.name_fields(&select, &filters);
+    let named = Arc::new(NamedFields::new(&select, &filters));
+    let _ = tally.named.set(Arc::clone(&named));
     let shape = Shape {
         to,
         select: select.clone(),
         filters: !filters.is_empty(),
         columns: Arc::clone(&columns),
-        named: Arc::clone(tally),
+        named,
         fixed_fields,
     };
     let dropped = Arc::clone(tally);

@@ -5,12 +5,13 @@ use std::fs::File;
 use std::io::{BufReader, Read as _, Seek as _, SeekFrom};
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use vortex_stream::db::{Database, Keyset, Value};
 
 use super::spec::{FileStamp, JobSpec, Piece, Source, WorkItem};
-use crate::convert::Format;
+use crate::convert::{Format, NamedFields};
 
 /// The job's work items, in the order of its input.
 pub(crate) async fn split(spec: &JobSpec, job: &str) -> Result<Vec<WorkItem>> {
@@ -84,31 +85,30 @@ pub(crate) async fn split(spec: &JobSpec, job: &str) -> Result<Vec<WorkItem>> {
         .collect())
 }
 
-/// The fields the job's `select` and `where` name, each with the option that names it.
-fn named_fields(spec: &JobSpec) -> Result<Vec<(&'static str, String)>> {
-    let select = spec
+/// The fields the job's `select` and `where` name.
+fn named_fields(spec: &JobSpec) -> Result<NamedFields> {
+    let select: Vec<Arc<str>> = spec
         .transform
         .select
         .iter()
-        .map(|name| ("select", name.clone()));
-    let filters = spec.filters()?;
-    let filtered = filters.iter().map(|f| ("where", f.field().to_owned()));
-    Ok(select.chain(filtered).collect())
+        .map(|name| Arc::from(name.as_str()))
+        .collect();
+    Ok(NamedFields::new(&select, &spec.filters()?))
 }
 
 /// A name that is not a column of the CSV file's header would fail every item on the
 /// workers (see `convert`'s check): it fails the submission instead, before any item exists.
-fn check_header(path: &std::path::PathBuf, named: &[(&'static str, String)]) -> Result<()> {
+fn check_header(path: &std::path::PathBuf, named: &NamedFields) -> Result<()> {
     let header = super::item::csv_header(path)?;
-    for (option, name) in named {
-        if !header.iter().any(|column| **column == **name) {
-            let columns: Vec<&str> = header.iter().map(AsRef::as_ref).collect();
-            bail!(
-                "the job's {option} names {name:?}, which is not a column of {} ({})",
-                path.display(),
-                columns.join(", ")
-            );
-        }
+    if let Some(field) = named.missing_from(&header) {
+        let columns: Vec<&str> = header.iter().map(AsRef::as_ref).collect();
+        bail!(
+            "the job's {} names {:?}, which is not a column of {} ({})",
+            field.option.trim_start_matches("--"),
+            field.name,
+            path.display(),
+            columns.join(", ")
+        );
     }
     Ok(())
 }
