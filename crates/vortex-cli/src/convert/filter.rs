@@ -57,7 +57,7 @@ impl Filter {
 
     /// Whether `record` passes. A field's text is what a CSV field would hold (see
     /// [`Field::text`](crate::record::Field::text)); a missing field matches only `!=`, and
-    /// so does an empty one (or JSON `null`) under `<` and `>`, as a value that is not there.
+    /// an empty one (or JSON `null`) matches neither `<` nor `>`: it holds no value.
     ///
     /// # Errors
     ///

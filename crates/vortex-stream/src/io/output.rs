@@ -19,8 +19,8 @@ const BUFFER: usize = 64 * 1024;
 /// A regular file is written to a temporary file in the same folder, which is renamed over
 /// the final path only once everything was written and synced (on Linux its pages start
 /// going to disk every few MiB as it is written, so that the sync has little left to wait
-/// for): a failed or cancelled pipeline leaves no half-written file under the final name, and an existing file is only replaced by
-/// a complete one, with its permission bits. A symbolic link to a file stays a link: the file
+/// for): a failed or cancelled pipeline leaves no half-written file under the final name, and
+/// an existing file is only replaced by a complete one, with its permission bits. A symbolic link to a file stays a link: the file
 /// it points to is replaced that way. Anything else that is not a regular file (a device such
 /// as `/dev/null` or `/dev/stdout`, a FIFO, a socket, a link to nothing) is opened and written
 /// as it is, since renaming over it would replace it; a folder is an error. Compression comes
@@ -369,10 +369,10 @@ const WRITE_BEHIND: u64 = 8 * 1024 * 1024;
 /// few hundred MiB is written before that sync: measured on 3.3M rows (270 MB) of CSV, the
 /// sync alone took 112 ms after the last row, both cores idle.
 ///
-/// `posix_fadvise(DONTNEED)` is the portable way to start that write-back on Linux (it writes
-/// the dirty pages of the range without waiting, then drops those already clean);
-/// `sync_file_range` would do the first half only, but no crate this project uses wraps it.
-/// Elsewhere the file is written as it is.
+/// On Linux, `posix_fadvise(DONTNEED)` starts that write-back: it writes the dirty pages of
+/// the range without waiting, then drops those already clean. `sync_file_range` would do the
+/// first half only, but rustix, which this crate reaches the system through without unsafe
+/// code, does not wrap it. Elsewhere the file is written as it is.
 struct WriteBehind {
     file: File,
     written: u64,

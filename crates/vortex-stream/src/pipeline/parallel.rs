@@ -241,8 +241,9 @@ where
     /// Costs are learnt from the last batch, so a slow value right after many cheap ones is
     /// met in a batch of them: the cheap values finished before it in that batch wait for it,
     /// and so do values finished while the stage's own task runs it. After that batch, values
-    /// are handed over one by one until they are cheap again. Handing every cheap value over alone, so that none could wait,
-    /// took a fifth more CPU at a fraction of a microsecond a value.
+    /// are handed over one by one until they are cheap again. Handing every cheap value over
+    /// alone, so that none could wait, took a fifth more CPU at a fraction of a microsecond a
+    /// value.
     ///
     /// Memory: the window of values (waiting, running, or finished and waiting their turn).
     ///
